@@ -1,0 +1,59 @@
+"""The project's single entry point: `nox -s demo`, `nox -s tests`, `nox -s lint`, ..."""
+
+from __future__ import annotations
+
+import os
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["tests", "lint", "typecheck"]
+
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+
+
+def install(session: nox.Session, *groups: str) -> None:
+    """Install the project (editable) and the named dependency groups."""
+    deps: list[str] = []
+    for group in groups:
+        deps.extend(nox.project.dependency_groups(PYPROJECT, group))
+    session.install("-e", ".", *deps)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The whole test suite, the real control-plane tests included when the binaries exist."""
+    install(session, "test")
+    session.run("python", "scripts/build_control_plane.py", "--if-needed", external=False)
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check."""
+    install(session, "lint")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict and pyright (strict)."""
+    install(session, "typecheck")
+    session.run("mypy")
+    session.run("pyright")
+
+
+@nox.session
+def examples(session: nox.Session) -> None:
+    """Run every program in examples/ the way the test suite does."""
+    install(session, "test")
+    session.run("pytest", "tests/test_examples.py", *session.posargs)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Candidates electing a leader; the leader is killed and a follower takes over."""
+    install(session)
+    session.run("python", "-m", "trio_election.demo", *session.posargs, env=dict(os.environ))

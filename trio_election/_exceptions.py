@@ -1,0 +1,63 @@
+"""The exceptions that trio-election raises.
+
+Every exception of the library derives from one base class::
+
+    ElectionError
+    ├── ConfigError            bad arguments or configuration: names the value and the rule
+    ├── LeadershipLost         the term ended because the lease could not be held safely
+    └── LockError              one lock operation failed; the engine retries these itself
+        ├── LockConflict       someone else wrote first (HTTP 409); never overwritten
+        ├── LockNotFound       the lock object does not exist (HTTP 404 on update)
+        └── WatchUnavailable   the lock cannot be watched; the engine falls back to polling
+
+Errors that cannot heal by retrying (a missing RBAC verb, a broken kubeconfig) are raised by
+the Kubernetes access layer as subclasses of `ElectionError` that are *not* `LockError`; the
+engine lets them out of `elect()`, `open_election()` and `LeaderElector.run()` unwrapped.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "ElectionError",
+    "LeadershipLost",
+    "LockConflict",
+    "LockError",
+    "LockNotFound",
+    "WatchUnavailable",
+]
+
+
+class ElectionError(Exception):
+    """Base class of every exception raised by trio-election."""
+
+
+class ConfigError(ElectionError, ValueError):
+    """An argument or a configuration value is invalid.
+
+    The message names the value that is wrong and the rule it breaks.
+    """
+
+
+class LeadershipLost(ElectionError):
+    """The leader's term ended because the lease could no longer be held safely.
+
+    Raised by `elect()` after the body has been cancelled and has unwound, whenever the term
+    ended by loss, even if the body caught the cancellation.
+    """
+
+
+class LockError(ElectionError):
+    """A lock operation failed in a way that retrying may cure (network, 5xx, timeouts)."""
+
+
+class LockConflict(LockError):
+    """A write was refused because the lock changed since it was read (or already exists)."""
+
+
+class LockNotFound(LockError):
+    """The lock object does not exist."""
+
+
+class WatchUnavailable(LockError):
+    """The lock cannot be watched (not supported, or forbidden); poll instead."""
