@@ -1,0 +1,93 @@
+"""Validation of the election's timing and identity, with client-go's rules."""
+
+from __future__ import annotations
+
+import math
+import socket
+import uuid
+from dataclasses import dataclass
+from typing import final
+
+from ._exceptions import ConfigError
+
+__all__ = ["JITTER_FACTOR", "MAX_EXPIRY_DELAY_FRACTION", "Timing", "default_identity"]
+
+JITTER_FACTOR = 1.2
+"""client-go's jitter: a polling candidate waits `retry_period * (1 + JITTER_FACTOR * rand)`."""
+
+MAX_EXPIRY_DELAY_FRACTION = 0.1
+"""At a lease's expiry a watching follower waits a random delay of at most this fraction of
+`retry_period` (0.2 s at the defaults), so that many followers do not write in one instant."""
+
+
+def _seconds(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{name} must be a number of seconds, got {value!r}")
+    result = float(value)
+    if not math.isfinite(result):
+        raise ConfigError(f"{name} must be a finite number of seconds, got {value!r}")
+    return result
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """The three durations of an election, in seconds, already validated."""
+
+    lease_duration: float
+    renew_deadline: float
+    retry_period: float
+
+    @classmethod
+    def validate(
+        cls, lease_duration: object, renew_deadline: object, retry_period: object
+    ) -> Timing:
+        """Check client-go's rules plus `lease_duration >= 1`; raise `ConfigError` if broken.
+
+        The rules: lease_duration > renew_deadline > 1.2 * retry_period > 0, and
+        lease_duration >= 1 (the record stores whole seconds and the apiserver rejects 0).
+        """
+        lease = _seconds("lease_duration", lease_duration)
+        renew = _seconds("renew_deadline", renew_deadline)
+        retry = _seconds("retry_period", retry_period)
+        if lease <= 0:
+            raise ConfigError(f"lease_duration must be greater than zero, got {lease}")
+        if renew <= 0:
+            raise ConfigError(f"renew_deadline must be greater than zero, got {renew}")
+        if retry <= 0:
+            raise ConfigError(f"retry_period must be greater than zero, got {retry}")
+        if lease < 1:
+            raise ConfigError(
+                f"lease_duration must be at least 1 second (the record stores whole "
+                f"seconds), got {lease}"
+            )
+        if not lease > renew:
+            raise ConfigError(
+                f"lease_duration must be greater than renew_deadline "
+                f"(got lease_duration={lease}, renew_deadline={renew})"
+            )
+        if not renew > JITTER_FACTOR * retry:
+            raise ConfigError(
+                f"renew_deadline must be greater than retry_period * {JITTER_FACTOR} "
+                f"(got renew_deadline={renew}, retry_period={retry}, "
+                f"retry_period * {JITTER_FACTOR} = {JITTER_FACTOR * retry:g})"
+            )
+        return cls(lease, renew, retry)
+
+    @property
+    def lease_seconds(self) -> int:
+        """The lease duration written into records: whole seconds, rounded up."""
+        return math.ceil(self.lease_duration)
+
+
+def default_identity() -> str:
+    """`<hostname>_<uuid4>`: unique per process, even for two candidates in one pod."""
+    return f"{socket.gethostname()}_{uuid.uuid4()}"
+
+
+def check_identity(identity: object) -> str:
+    if not isinstance(identity, str):
+        raise ConfigError(f"identity must be a string, got {identity!r}")
+    if not identity:
+        raise ConfigError("identity is empty: give each candidate a unique, non-empty identity")
+    return identity

@@ -1,0 +1,586 @@
+"""The election engine: one candidate's view of one lock, and its terms as leader.
+
+Pure trio. It sees the lock only through the `LockHandle` protocol and time only through
+one `Clock`. Both faces of the library (`open_election`/`elect` and the seed's
+`LeaderElector`) drive this one engine.
+
+How it decides (the safety rules):
+
+- It follows the lock (a watch, or client-go's jittered polling when the lock cannot be
+  watched) and notes `observed_time = clock.now()` whenever the *record* changes.
+- It may take the lock when the holder is empty (at once), when the object is missing and
+  no holder was ever seen (at once), or when `observed_time + duration` has passed with no
+  change seen; `duration` is the record's `leaseDurationSeconds`, or our own lease duration
+  when the record's is missing or invalid, or when the record cannot be read. A record that
+  names our identity but was not written by this process is waited out like any other.
+  A missing object after a holder was seen is waited out for that holder's lease.
+  Expiry-based takeovers wait a random delay of at most
+  `MAX_EXPIRY_DELAY_FRACTION * retry_period` first.
+- Every write carries the version it was based on; a conflict means someone else wrote first.
+- A term's deadline is the send time of the last renew that changed the record, plus
+  `renew_deadline`; the leader's cancel scope fires then, even if a lock call hangs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import random
+from collections.abc import Callable
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import final
+
+import trio
+
+from ._clock import Clock, sleep_until
+from ._config import JITTER_FACTOR, MAX_EXPIRY_DELAY_FRACTION, Timing
+from ._exceptions import ElectionError, LockConflict, LockError, LockNotFound, WatchUnavailable
+from ._lock import LeaderRecord, LockHandle, Observation
+
+__all__ = ["Engine", "Leadership", "Statistics"]
+
+logger = logging.getLogger("trio_election")
+
+WATCH_SESSION_LIMIT = 600.0
+"""A watch stream is re-opened at least this often (seconds), in case it died silently."""
+
+WATCH_FAILURES_BEFORE_POLLING = 3
+"""Consecutive watch failures after which a follower polls for a while."""
+
+POLLS_BEFORE_WATCHING_AGAIN = 30
+"""After falling back to polling because watches kept failing, try watching again."""
+
+
+@final
+class Leadership:
+    """One term as leader.
+
+    - `identity`: our identity; `lock`: the lock's description;
+    - `term`: the record's transitions count at acquisition (a fencing token that grows with
+      every change of holder);
+    - `acquired_at`: trio time at which the acquiring write was sent;
+    - `deadline`: trio time by which the body is cancelled unless the lease is renewed first;
+    - `lost`: True once the term ended by loss (the deadline passed, another holder was seen,
+      or renewing became impossible);
+    - `cancel_scope`: the scope the leader's work runs in.
+    """
+
+    __slots__ = ("_clock_deadline", "_lost", "_reason", "acquired_at", "cancel_scope", "identity", "lock", "term")
+
+    def __init__(
+        self, *, identity: str, lock: str, term: int, acquired_at: float, deadline: float
+    ) -> None:
+        self.identity = identity
+        self.lock = lock
+        self.term = term
+        self.acquired_at = acquired_at
+        self.cancel_scope = trio.CancelScope(deadline=deadline)
+        self._clock_deadline = math.inf
+        self._lost = False
+        self._reason = ""
+
+    def __repr__(self) -> str:
+        state = "lost" if self.lost else "live"
+        return f"<Leadership {self.identity!r} of {self.lock} term={self.term} {state}>"
+
+    @property
+    def deadline(self) -> float:
+        return self.cancel_scope.deadline
+
+    @property
+    def lost(self) -> bool:
+        return self._lost or trio.current_time() >= self.cancel_scope.deadline
+
+    @property
+    def reason(self) -> str:
+        """Why the term was lost ('' while it was not)."""
+        if self._lost:
+            return self._reason
+        if self.lost:
+            return "renew deadline passed without a successful renew"
+        return ""
+
+    def _lose(self, reason: str) -> None:
+        if not self.lost:
+            self._lost = True
+            self._reason = reason
+            logger.warning("%s lost %s: %s", self.identity, self.lock, reason)
+            self.cancel_scope.cancel(reason=f"leadership lost: {reason}")
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Statistics:
+    """A snapshot of one candidate's state (`election.statistics()`)."""
+
+    identity: str
+    lock: str
+    leader: str | None
+    is_leader: bool
+    term: int | None
+    watching: bool
+    observed_at: float | None
+    renewals: int
+    failed_renewals: int
+    slow_path_renewals: int
+    transitions_seen: int
+
+
+class _Outcome:
+    """What one attempt to write the lock came to."""
+
+    TOOK = "took"
+    CONFLICT = "conflict"
+    FAILED = "failed"
+
+
+@final
+class Engine:
+    """One candidate's state machine for one lock."""
+
+    def __init__(
+        self,
+        handle: LockHandle,
+        *,
+        identity: str,
+        timing: Timing,
+        clock: Clock,
+        release_on_exit: bool = True,
+        on_leader_change: Callable[[str | None], None] | None = None,
+    ) -> None:
+        self.handle = handle
+        self.identity = identity
+        self.timing = timing
+        self.clock = clock
+        self.release_on_exit = release_on_exit
+        self._on_leader_change = on_leader_change
+        self._random = random.Random()
+        # what we know of the lock
+        self._obs: Observation | None = None
+        self._observed_time = 0.0
+        self._expiry_delay = 0.0
+        self._last_held: tuple[LeaderRecord | None, float] | None = None
+        self._own_version: str | None = None
+        self._leader: str | None = None
+        self._leader_seq = 0
+        self._changed = trio.Event()
+        self._fatal: BaseException | None = None
+        self._warned_identity = False
+        # our terms
+        self._term: Leadership | None = None
+        self._term_ended = trio.Event()
+        self._watching = False
+        self._renewals = 0
+        self._failed_renewals = 0
+        self._slow_path = 0
+        self._transitions_seen = 0
+
+    # ------------------------------------------------------------------ queries
+    @property
+    def leader(self) -> str | None:
+        return self._leader
+
+    @property
+    def leader_seq(self) -> int:
+        return self._leader_seq
+
+    @property
+    def term(self) -> Leadership | None:
+        return self._term
+
+    @property
+    def is_leader(self) -> bool:
+        term = self._term
+        return term is not None and not term.lost
+
+    def statistics(self) -> Statistics:
+        term = self._term
+        return Statistics(
+            identity=self.identity,
+            lock=self.handle.description,
+            leader=self._leader,
+            is_leader=self.is_leader,
+            term=None if term is None else term.term,
+            watching=self._watching,
+            observed_at=None if self._obs is None else self.clock.to_trio(self._observed_time),
+            renewals=self._renewals,
+            failed_renewals=self._failed_renewals,
+            slow_path_renewals=self._slow_path,
+            transitions_seen=self._transitions_seen,
+        )
+
+    async def wait_changed(self) -> None:
+        """Wait for the next observation that changed anything; raise a stored fatal error."""
+        self.raise_fatal()
+        await self._changed.wait()
+        self.raise_fatal()
+
+    @property
+    def fatal(self) -> BaseException | None:
+        """An error that retrying cannot cure, once one was met."""
+        return self._fatal
+
+    def raise_fatal(self) -> None:
+        if self._fatal is not None:
+            raise self._fatal
+
+    # ------------------------------------------------------------------ observing
+    def _observe(self, obs: Observation) -> None:
+        """Take in one read of the lock, from any source, and wake whoever waits."""
+        now = self.clock.now()
+        previous = self._obs
+        if previous is None or previous.exists != obs.exists or previous.raw != obs.raw:
+            self._observed_time = now
+            self._expiry_delay = self._random.uniform(
+                0.0, MAX_EXPIRY_DELAY_FRACTION * self.timing.retry_period
+            )
+        if obs.exists and obs.holder is not None:
+            self._last_held = (obs.record, self._observed_time)
+        self._obs = obs
+        holder = obs.holder
+        if holder != self._leader:
+            if self._leader is not None and holder is not None:
+                self._transitions_seen += 1
+            self._leader = holder
+            self._leader_seq += 1
+            logger.info("%s: %s sees leader %s", self.handle.description, self.identity, holder)
+            if self._on_leader_change is not None:
+                self._on_leader_change(holder)
+        term = self._term
+        if term is not None and holder is not None and holder != self.identity:
+            term._lose(f"{holder} holds the lock now")
+        self._changed.set()
+        self._changed = trio.Event()
+
+    def _fail(self, exc: BaseException) -> None:
+        """Store an error that retrying cannot cure and wake every waiter to raise it."""
+        if self._fatal is None:
+            self._fatal = exc
+        if self._term is not None:
+            self._term._lose(f"{type(exc).__name__}: {exc}")
+        self._changed.set()
+        self._changed = trio.Event()
+
+    def _poll_delay(self) -> float:
+        return self.timing.retry_period * (1 + JITTER_FACTOR * self._random.random())
+
+    async def read(self) -> Observation:
+        """One GET, bounded by `renew_deadline`; `LockError` on failure or timeout."""
+        with trio.move_on_after(self._trio_span(self.timing.renew_deadline)):
+            obs = await self.handle.get()
+            self._observe(obs)
+            return obs
+        raise LockError(f"reading {self.handle.description} timed out")
+
+    async def first_read(self) -> None:
+        """Read the lock until it works; transient errors are retried, fatal ones raised."""
+        while True:
+            try:
+                await self.read()
+            except LockError as exc:
+                logger.warning("%s: cannot read the lock yet: %s", self.handle.description, exc)
+                await trio.sleep(self._trio_span(self._poll_delay()))
+            else:
+                return
+
+    def _trio_span(self, span: float) -> float:
+        """Convert a span of our clock into trio seconds."""
+        now = self.clock.now()
+        return self.clock.to_trio(now + span) - self.clock.to_trio(now)
+
+    async def run_follower(self) -> None:
+        """Follow the lock forever: watch it, or poll it when it cannot be watched.
+
+        Needs `first_read()` to have succeeded. Fatal errors are stored and raised to the
+        callers of `acquire()`, `wait_changed()` and the faces, not out of this task.
+        """
+        try:
+            await self._follow()
+        except ElectionError as exc:
+            if isinstance(exc, LockError):
+                raise  # pragma: no cover - every LockError is handled in _follow
+            logger.error("%s: %s", self.handle.description, exc)
+            self._fail(exc)
+
+    async def _follow(self) -> None:
+        can_watch = True
+        failures = 0
+        polls_left = 0
+        while True:
+            if can_watch and polls_left == 0:
+                try:
+                    await self._watch_session()
+                    failures = 0
+                    continue
+                except WatchUnavailable as exc:
+                    logger.warning(
+                        "%s: cannot watch (%s); polling every %.3g-%.3g s instead",
+                        self.handle.description,
+                        exc,
+                        self.timing.retry_period,
+                        self.timing.retry_period * (1 + JITTER_FACTOR),
+                    )
+                    can_watch = False
+                except LockError as exc:
+                    failures += 1
+                    logger.info("%s: watch failed: %s", self.handle.description, exc)
+                    if failures >= WATCH_FAILURES_BEFORE_POLLING:
+                        logger.warning(
+                            "%s: watching keeps failing; polling for a while",
+                            self.handle.description,
+                        )
+                        failures = 0
+                        polls_left = POLLS_BEFORE_WATCHING_AGAIN
+                finally:
+                    self._watching = False
+            await trio.sleep(self._trio_span(self._poll_delay()))
+            if polls_left:
+                polls_left -= 1
+            while self._term is not None:
+                await self._term_ended.wait()  # the leader's renewals keep the view fresh
+            try:
+                await self.read()
+            except LockError as exc:
+                logger.info("%s: read failed: %s", self.handle.description, exc)
+
+    async def _watch_session(self) -> None:
+        obs = self._obs
+        assert obs is not None
+        with trio.move_on_after(WATCH_SESSION_LIMIT):
+            async with aclosing(self.handle.watch(obs)) as events:
+                self._watching = True
+                async for event in events:
+                    self._observe(event)
+
+    # ------------------------------------------------------------------ campaigning
+    def _may_take_at(self) -> float:
+        """The time of our clock from which we may try to take the lock (inf: never now)."""
+        obs = self._obs
+        if obs is None:
+            return math.inf
+        now = self.clock.now()
+        if not obs.exists:
+            if self._last_held is None:
+                return now
+            record, seen_at = self._last_held
+            return seen_at + self._duration_of(record) + self._expiry_delay
+        record = obs.record
+        if record is not None and not record.holder_identity:
+            return now
+        if record is not None and record.holder_identity == self.identity:
+            if obs.version == self._own_version:
+                return now
+            if not self._warned_identity:
+                self._warned_identity = True
+                logger.warning(
+                    "%s names our identity %r but this process did not write it: waiting it "
+                    "out (give every candidate process a unique identity)",
+                    self.handle.description,
+                    self.identity,
+                )
+        return self._observed_time + self._duration_of(record) + self._expiry_delay
+
+    def _duration_of(self, record: LeaderRecord | None) -> float:
+        if record is None or record.lease_duration_seconds <= 0:
+            return self.timing.lease_duration
+        return record.lease_duration_seconds
+
+    def _new_record(self) -> LeaderRecord:
+        obs = self._obs
+        assert obs is not None
+        wall = self.clock.wall()
+        if obs.exists and obs.record is not None:
+            old = obs.record
+            ours = old.holder_identity == self.identity
+            transitions = old.leader_transitions if ours else old.leader_transitions + 1
+            acquired = old.acquire_time if ours and old.acquire_time is not None else wall
+        else:
+            known = self._last_held[0] if self._last_held is not None else None
+            transitions = 0 if known is None else known.leader_transitions + 1
+            acquired = wall
+        return LeaderRecord(
+            holder_identity=self.identity,
+            lease_duration_seconds=self.timing.lease_seconds,
+            acquire_time=acquired,
+            renew_time=wall,
+            leader_transitions=transitions,
+        )
+
+    async def acquire(self) -> Leadership:
+        """Campaign until we hold the lock; return the new term.
+
+        Blocks until then; raises a stored fatal error. The follower task must be running.
+        """
+        while True:
+            self.raise_fatal()
+            changed = self._changed
+            at = self._may_take_at()
+            if self.clock.now() >= at:
+                outcome, term = await self._try_take()
+                if term is not None:
+                    return term
+                if outcome == _Outcome.CONFLICT:
+                    continue
+                with trio.move_on_after(self._trio_span(self._poll_delay())):
+                    await changed.wait()
+                continue
+            with trio.move_on_at(self.clock.to_trio(at)):
+                await changed.wait()
+
+    async def _try_take(self) -> tuple[str, Leadership | None]:
+        obs = self._obs
+        assert obs is not None
+        record = self._new_record()
+        sent = self.clock.now()
+        try:
+            with trio.move_on_after(self._trio_span(self.timing.renew_deadline)) as scope:
+                if obs.exists:
+                    result = await self.handle.update(record, obs)
+                else:
+                    result = await self.handle.create(record)
+            if scope.cancelled_caught:
+                logger.info("%s: write timed out", self.handle.description)
+                return _Outcome.FAILED, None
+        except (LockConflict, LockNotFound):
+            try:
+                await self.read()
+            except LockError:
+                return _Outcome.FAILED, None
+            return _Outcome.CONFLICT, None
+        except LockError as exc:
+            logger.info("%s: could not take the lock: %s", self.handle.description, exc)
+            return _Outcome.FAILED, None
+        self._own_version = result.version
+        taken = result.record if result.record is not None else record
+        term = Leadership(
+            identity=self.identity,
+            lock=self.handle.description,
+            term=taken.leader_transitions,
+            acquired_at=self.clock.to_trio(sent),
+            deadline=self.clock.to_trio(sent + self.timing.renew_deadline),
+        )
+        term._clock_deadline = sent + self.timing.renew_deadline
+        self._term = term
+        self._term_ended = trio.Event()
+        self._observe(result)
+        logger.info(
+            "%s: %s became leader (term %d)", self.handle.description, self.identity, term.term
+        )
+        return _Outcome.TOOK, term
+
+    # ------------------------------------------------------------------ leading
+    async def renew_loop(self, term: Leadership) -> None:
+        """Renew every `retry_period` until cancelled or the term is lost."""
+        next_at = self.clock.now() + self.timing.retry_period
+        while not term.lost:
+            await sleep_until(self.clock, next_at)
+            started = self.clock.now()
+            next_at = started + self.timing.retry_period
+            if term.lost:
+                return
+            with trio.move_on_at(self.clock.to_trio(term._clock_deadline)):
+                await self._renew_once(term, started)
+
+    async def _renew_once(self, term: Leadership, sent: float) -> None:
+        cached = self._obs
+        assert cached is not None
+        base = cached.record if cached.record is not None else self._new_record()
+        record = dataclasses.replace(
+            base,
+            holder_identity=self.identity,
+            lease_duration_seconds=self.timing.lease_seconds,
+            renew_time=self.clock.wall(),
+        )
+        result: Observation | None = None
+        if cached.exists and cached.version == self._own_version:
+            try:
+                result = await self.handle.update(record, cached)
+            except LockError as exc:
+                logger.info("%s: renew failed, reading: %s", self.handle.description, exc)
+        if result is None:
+            self._slow_path += 1
+            try:
+                result = await self._renew_slow(term, record)
+            except LockError as exc:
+                self._failed_renewals += 1
+                logger.warning("%s: renew failed: %s", self.handle.description, exc)
+                return
+            except ElectionError as exc:
+                self._failed_renewals += 1
+                logger.error("%s: renew failed for good: %s", self.handle.description, exc)
+                self._fail(exc)
+                return
+            if result is None:
+                return
+        self._renewals += 1
+        changed = result.version != cached.version and result.raw != cached.raw
+        self._own_version = result.version
+        self._observe(result)
+        if changed and not term.lost:
+            term._clock_deadline = sent + self.timing.renew_deadline
+            term.cancel_scope.deadline = self.clock.to_trio(term._clock_deadline)
+
+    async def _renew_slow(self, term: Leadership, record: LeaderRecord) -> Observation | None:
+        """Read, then write if the lock is still ours; None when the term is lost."""
+        fresh = await self.handle.get()
+        self._observe(fresh)
+        if not fresh.exists:
+            try:
+                return await self.handle.create(record)
+            except LockConflict:
+                fresh = await self.handle.get()
+                self._observe(fresh)
+                term._lose(f"the lock was recreated by {fresh.holder}")
+                return None
+        if fresh.holder != self.identity:
+            term._lose(f"the lock names {fresh.holder}")
+            return None
+        return await self.handle.update(record, fresh)
+
+    def end_term(self, term: Leadership) -> None:
+        """Mark the term as over (the leader's body has unwound)."""
+        if self._term is term:
+            self._term = None
+            self._term_ended.set()
+            self._changed.set()
+            self._changed = trio.Event()
+
+    async def release(self) -> bool:
+        """Write an empty holder if the fresh record still names us; True if released.
+
+        Shielded from cancellation and bounded by `renew_deadline`; retries on conflict.
+        """
+        with trio.move_on_after(self._trio_span(self.timing.renew_deadline), shield=True):
+            while True:
+                try:
+                    fresh = await self.handle.get()
+                    self._observe(fresh)
+                    if fresh.holder != self.identity or fresh.record is None:
+                        return False
+                    wall = self.clock.wall()
+                    record = dataclasses.replace(
+                        fresh.record,
+                        holder_identity="",
+                        lease_duration_seconds=1,
+                        acquire_time=wall,
+                        renew_time=wall,
+                    )
+                    result = await self.handle.update(record, fresh)
+                except LockConflict:
+                    continue
+                except LockError as exc:
+                    logger.info("%s: release failed: %s", self.handle.description, exc)
+                    await trio.sleep(self._trio_span(self.timing.retry_period / 4))
+                    continue
+                except ElectionError as exc:
+                    logger.error("%s: cannot release: %s", self.handle.description, exc)
+                    return False
+                self._own_version = None
+                self._observe(result)
+                logger.info("%s: %s released the lock", self.handle.description, self.identity)
+                return True
+        logger.warning("%s: release timed out", self.handle.description)
+        return False
+

@@ -1,0 +1,220 @@
+"""`MemoryLock`: an in-process lock, for tests, examples and single-process programs.
+
+One `MemoryLock` object is the shared lock; each candidate talks to it through its own
+`MemoryLockHandle` (`elect()` makes one per candidate when given the lock object). A handle
+can be told to delay, fail, hang or answer with a conflict, independently of the others, so
+tests can break one candidate's connection on demand. The lock behaves like the Kubernetes
+API where it matters: every change gets a new version, a write that changes nothing keeps
+the version (and wakes no watcher), and writes carry a precondition.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import final
+
+import trio
+
+from ._exceptions import LockConflict, LockError, LockNotFound, WatchUnavailable
+from ._lock import MISSING, LeaderRecord, Observation
+
+__all__ = ["MemoryLock", "MemoryLockHandle"]
+
+
+def _raw(record: LeaderRecord) -> str:
+    def stamp(t: object) -> str:
+        return "" if t is None else str(t)
+
+    return (
+        f"{record.holder_identity}|{record.lease_duration_seconds}|"
+        f"{stamp(record.acquire_time)}|{stamp(record.renew_time)}|{record.leader_transitions}"
+    )
+
+
+@final
+class MemoryLock:
+    """A lock object held in this process's memory.
+
+    The object starts missing (like a Lease that does not exist yet). The methods
+    `put_record`, `put_raw` and `delete` change it as another process would, for tests.
+    """
+
+    __slots__ = ("_changed", "_exists", "_name", "_raw", "_record", "_revision", "_watch")
+
+    def __init__(self, name: str = "memory", *, watch: bool = True) -> None:
+        self._name = name
+        self._watch = watch
+        self._exists = False
+        self._record: LeaderRecord | None = None
+        self._raw = ""
+        self._revision = 0
+        self._changed = trio.Event()
+
+    def __repr__(self) -> str:
+        return f"MemoryLock({self._name!r}, holder={self.observe().holder!r})"
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def revision(self) -> int:
+        """Counts every change of the object (including deletion)."""
+        return self._revision
+
+    def handle(self, *, watch: bool | None = None) -> MemoryLockHandle:
+        """A new handle for one candidate; `watch=False` makes it poll instead of watch."""
+        return MemoryLockHandle(self, watch=self._watch if watch is None else watch)
+
+    def observe(self) -> Observation:
+        """The object as it is now (no faults, no checkpoint)."""
+        if not self._exists:
+            return MISSING
+        return Observation(
+            exists=True, record=self._record, version=str(self._revision), raw=self._raw
+        )
+
+    def put_record(self, record: LeaderRecord) -> None:
+        """Write `record` unconditionally, as another process would."""
+        self._store(record, _raw(record))
+
+    def put_raw(self, raw: str) -> None:
+        """Store a record that cannot be read (garbage)."""
+        self._store(None, raw)
+
+    def delete(self) -> None:
+        """Delete the lock object."""
+        if self._exists:
+            self._exists = False
+            self._record = None
+            self._raw = ""
+            self._bump()
+
+    # internal: used by handles
+    def _store(self, record: LeaderRecord | None, raw: str) -> Observation:
+        if self._exists and raw == self._raw:
+            return self.observe()  # a write that changes nothing keeps the version
+        self._exists = True
+        self._record = record
+        self._raw = raw
+        self._bump()
+        return self.observe()
+
+    def _bump(self) -> None:
+        self._revision += 1
+        self._changed.set()
+        self._changed = trio.Event()
+
+
+@final
+class MemoryLockHandle:
+    """One candidate's access to a `MemoryLock`, with faults that tests switch on and off.
+
+    Faults apply to every call of this handle only: `delay` seconds first, then a hang
+    (until `heal()`), a failure (`LockError`) or, for writes, a conflict (`LockConflict`).
+    `calls` counts the calls by operation name.
+    """
+
+    __slots__ = ("_conflicts", "_failures", "_healed", "_hanging", "_lock", "_watch", "calls", "delay")
+
+    def __init__(self, lock: MemoryLock, *, watch: bool = True) -> None:
+        self._lock = lock
+        self._watch = watch
+        self.delay = 0.0
+        self._failures: float = 0
+        self._conflicts = 0
+        self._hanging = False
+        self._healed = trio.Event()
+        self.calls: Counter[str] = Counter()
+
+    def __repr__(self) -> str:
+        return f"<MemoryLockHandle of {self._lock!r}>"
+
+    @property
+    def lock(self) -> MemoryLock:
+        return self._lock
+
+    @property
+    def description(self) -> str:
+        return f"memory/{self._lock.name}"
+
+    # faults
+    def fail(self, count: int | None = None) -> None:
+        """Make the next `count` calls (all calls until `heal()` if None) raise `LockError`."""
+        self._failures = math.inf if count is None else count
+
+    def conflict(self, count: int = 1) -> None:
+        """Make the next `count` writes raise `LockConflict` without writing."""
+        self._conflicts = count
+
+    def hang(self) -> None:
+        """Make calls block until `heal()`, like requests to a server that stopped answering."""
+        self._hanging = True
+
+    def heal(self) -> None:
+        """Clear every fault; hung calls go on."""
+        self._failures = 0
+        self._conflicts = 0
+        self.delay = 0.0
+        self._hanging = False
+        self._healed.set()
+        self._healed = trio.Event()
+
+    async def _enter(self, operation: str, *, write: bool = False) -> None:
+        self.calls[operation] += 1
+        if self.delay:
+            await trio.sleep(self.delay)
+        while self._hanging:
+            await self._healed.wait()
+        await trio.lowlevel.checkpoint()
+        if self._failures:
+            self._failures -= 1
+            raise LockError(f"{self.description}: injected failure of {operation}")
+        if write and self._conflicts:
+            self._conflicts -= 1
+            raise LockConflict(f"{self.description}: injected conflict on {operation}")
+
+    # the lock protocol
+    async def get(self) -> Observation:
+        await self._enter("get")
+        return self._lock.observe()
+
+    async def create(self, record: LeaderRecord) -> Observation:
+        await self._enter("create", write=True)
+        if self._lock.observe().exists:
+            raise LockConflict(f"{self.description} already exists")
+        return self._lock._store(record, _raw(record))
+
+    async def update(self, record: LeaderRecord, based_on: Observation) -> Observation:
+        await self._enter("update", write=True)
+        current = self._lock.observe()
+        if not current.exists:
+            raise LockNotFound(f"{self.description} does not exist")
+        if current.version != based_on.version:
+            raise LockConflict(
+                f"{self.description} changed since version {based_on.version} "
+                f"(now {current.version})"
+            )
+        return self._lock._store(record, _raw(record))
+
+    async def watch(self, after: Observation) -> AsyncIterator[Observation]:
+        if not self._watch:
+            raise WatchUnavailable(f"{self.description} is set to poll, not watch")
+        await self._enter("watch")
+        seen = self._lock.observe()
+        if (seen.exists, seen.version) != (after.exists, after.version):
+            yield seen
+        revision = self._lock.revision
+        while True:
+            while self._lock.revision == revision:
+                await self._lock._changed.wait()
+            # a broken or silent connection delivers nothing
+            while self._hanging:
+                await self._healed.wait()
+            if self._failures:
+                self._failures -= 1
+                raise LockError(f"{self.description}: injected failure of the watch stream")
+            revision = self._lock.revision
+            yield self._lock.observe()

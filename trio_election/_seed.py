@@ -1,0 +1,194 @@
+"""The seed package's API in Python: `LeaderElector`, `ElectionConfig`, `LeaderCallbacks`.
+
+A thin face over the same engine as `open_election()`; see docs/seed-api.md for the table
+of the seed's names and their Python counterparts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, final
+
+import trio
+
+from ._clock import Clock
+from ._config import Timing, check_identity
+from ._election import Election, LockSpec, open_election
+from ._engine import Leadership
+from ._exceptions import ConfigError
+
+if TYPE_CHECKING:
+    from ._kube import KubeClient
+
+__all__ = ["ElectionConfig", "LeaderCallbacks", "LeaderElector", "run_or_die"]
+
+logger = logging.getLogger("trio_election")
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class LeaderCallbacks:
+    """What to do as the election goes (the seed's `LeaderCallbacks`).
+
+    - `on_started_leading(leadership)`: an `async` function, required. It is the leader's
+      work and runs inside `leadership.cancel_scope` (the trio form of the seed's `stop`
+      channel): cancelled when the lease can no longer be held. When it returns or raises,
+      the term ends and the lock is released.
+    - `on_stopped_leading()`: called once after a term ends, for whatever reason; never
+      when this candidate did not lead. Sync or async.
+    - `on_new_leader(identity)`: called with each newly observed holder ("" when free),
+      including the first; calls are delivered in order, one at a time. Sync or async.
+    """
+
+    on_started_leading: Callable[[Leadership], Awaitable[object]]
+    on_stopped_leading: Callable[[], object] | None = None
+    on_new_leader: Callable[[str], object] | None = None
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ElectionConfig:
+    """The seed's `LeaderElectionConfig`. Durations are seconds (floats)."""
+
+    lock: LockSpec
+    identity: str | None = None
+    lease_duration: float = 15.0
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0
+    callbacks: LeaderCallbacks | None = None
+    release_on_exit: bool = True
+    client: KubeClient | None = None
+    clock: Clock | None = None
+
+
+def _is_async_callable(fn: object) -> bool:
+    if inspect.iscoroutinefunction(fn):
+        return True
+    call = getattr(fn, "__call__", None)  # noqa: B004 - an object with an async __call__
+    return inspect.iscoroutinefunction(call)
+
+
+async def _call(fn: Callable[..., object], *args: object) -> None:
+    result = fn(*args)
+    if inspect.isawaitable(result):
+        await result
+
+
+@final
+class LeaderElector:
+    """A leader election client (the seed's `LeaderElector`; `NewLeaderElector` is the
+    constructor). Raises `ConfigError` if the configuration breaks a rule.
+
+    `run()` is one-shot, as in the seed: it campaigns, leads one term, and returns when the
+    term ends. To lead many terms, use `open_election()`.
+    """
+
+    def __init__(self, config: ElectionConfig) -> None:
+        Timing.validate(config.lease_duration, config.renew_deadline, config.retry_period)
+        if config.identity is not None:
+            check_identity(config.identity)
+        callbacks = config.callbacks
+        if callbacks is None or callbacks.on_started_leading is None:  # pyright: ignore[reportUnnecessaryComparison]
+            raise ConfigError("callbacks.on_started_leading is required (an async function)")
+        if not _is_async_callable(callbacks.on_started_leading):
+            raise ConfigError(
+                f"callbacks.on_started_leading must be an async function (async def): the "
+                f"leader's work has to be cancellable when the lease is lost; got "
+                f"{callbacks.on_started_leading!r}"
+            )
+        self.config = config
+        self._callbacks = callbacks
+        self._election: Election | None = None
+        self._ran = False
+
+    def is_leader(self) -> bool:
+        """True only while this client leads a live term."""
+        return self._election is not None and self._election.is_leader
+
+    def get_leader(self) -> str:
+        """The last observed leader's identity, "" if none was observed yet."""
+        if self._election is None:
+            return ""
+        return self._election.leader or ""
+
+    async def run(self) -> None:
+        """Campaign, lead one term, and return when it ends.
+
+        Returns after `on_stopped_leading` when the term ended (by loss or because
+        `on_started_leading` returned). An exception of `on_started_leading` comes out,
+        after the release and `on_stopped_leading`. On cancellation the lock is released and
+        the cancellation goes on. Errors that retrying cannot cure come out unwrapped.
+        Before returning, the `on_new_leader` calls already due are delivered.
+        """
+        if self._ran:
+            raise RuntimeError(
+                "LeaderElector.run() is one-shot; make a new LeaderElector, or use "
+                "open_election() to lead many terms"
+            )
+        self._ran = True
+        config = self.config
+        callbacks = self._callbacks
+        send, receive = trio.open_memory_channel[str](math.inf)
+
+        def on_leader_change(holder: str | None) -> None:
+            if callbacks.on_new_leader is not None:
+                with contextlib.suppress(trio.ClosedResourceError):
+                    send.send_nowait(holder or "")
+
+        async with open_election(
+            config.lock,
+            identity=config.identity,
+            client=config.client,
+            lease_duration=config.lease_duration,
+            renew_deadline=config.renew_deadline,
+            retry_period=config.retry_period,
+            release_on_exit=config.release_on_exit,
+            clock=config.clock,
+            on_leader_change=on_leader_change,
+        ) as election:
+            self._election = election
+            raised: BaseException | None = None
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._deliver, receive)
+                try:
+                    await self._lead(election)
+                except BaseException as exc:  # re-raised below, outside the nursery, unwrapped
+                    raised = exc
+                finally:
+                    send.close()  # the deliveries already queued still go out, in order
+            if raised is not None:
+                raise raised
+
+    async def _lead(self, election: Election) -> None:
+        callbacks = self._callbacks
+        led = False
+        try:
+            async with election.leading() as leadership:
+                led = True
+                await callbacks.on_started_leading(leadership)
+        finally:
+            if led and callbacks.on_stopped_leading is not None:
+                await _call(callbacks.on_stopped_leading)
+
+    async def _deliver(self, receive: trio.MemoryReceiveChannel[str]) -> None:
+        callback = self._callbacks.on_new_leader
+        async for identity in receive:
+            if callback is None:
+                continue
+            try:
+                await _call(callback, identity)
+            except Exception:
+                logger.exception("on_new_leader(%r) raised", identity)
+
+
+async def run_or_die(config: ElectionConfig) -> None:
+    """Validate `config` and run one election (the seed's `RunOrDie`).
+
+    Raises `ConfigError` for a configuration that breaks a rule (the seed panics).
+    """
+    await LeaderElector(config).run()
