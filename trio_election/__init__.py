@@ -1,7 +1,7 @@
 """Leader election on Kubernetes for trio programs.
 
-    async with trio_election.elect("leases/default/my-app") as leadership:
-        await run_controller()   # cancelled when the lease can no longer be held safely
+async with trio_election.elect("leases/default/my-app") as leadership:
+    await run_controller()   # cancelled when the lease can no longer be held safely
 """
 
 from __future__ import annotations

@@ -10,10 +10,12 @@ are informational only (expiry is always judged on the local clock).
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Callable
-from typing import Protocol, final
+from typing import TYPE_CHECKING, Protocol, final
 
 import trio
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["Clock", "ScaledClock", "TrioClock"]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Protocol, final, runtime_checkable
 
@@ -16,6 +15,8 @@ from ._lock import LockHandle
 from ._memory import MemoryLock
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator, Callable
+
     from ._kube import KubeClient
 
 __all__ = ["Election", "elect", "open_election"]
@@ -41,7 +42,7 @@ async def open_lock_handle(lock: object, client: KubeClient | None) -> AsyncGene
     if isinstance(lock, MemoryLock):
         yield lock.handle()
         return
-    if isinstance(lock, str) or isinstance(lock, _NeedsClient):
+    if isinstance(lock, (str, _NeedsClient)):
         given = client if client is not None or isinstance(lock, str) else lock.client
         if given is not None:
             yield _bind(lock, given)
@@ -115,7 +116,7 @@ class Election:
     def statistics(self) -> Statistics:
         return self._engine.statistics()
 
-    async def changes(self) -> AsyncIterator[str | None]:
+    async def changes(self) -> AsyncGenerator[str | None]:
         """Yield the current holder, then each change of holder.
 
         A slow reader gets the latest value: changes that came and went while it was busy
@@ -273,4 +274,3 @@ async def elect(
             f"{leadership.identity} lost {leadership.lock} (term {leadership.term}): "
             f"{leadership.reason}"
         ) from election._engine.fatal
-

@@ -27,10 +27,9 @@ import dataclasses
 import logging
 import math
 import random
-from collections.abc import Callable
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import final
+from typing import TYPE_CHECKING, final
 
 import trio
 
@@ -38,6 +37,9 @@ from ._clock import Clock, sleep_until
 from ._config import JITTER_FACTOR, MAX_EXPIRY_DELAY_FRACTION, Timing
 from ._exceptions import ElectionError, LockConflict, LockError, LockNotFound, WatchUnavailable
 from ._lock import LeaderRecord, LockHandle, Observation
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["Engine", "Leadership", "Statistics"]
 
@@ -67,7 +69,16 @@ class Leadership:
     - `cancel_scope`: the scope the leader's work runs in.
     """
 
-    __slots__ = ("_clock_deadline", "_lost", "_reason", "acquired_at", "cancel_scope", "identity", "lock", "term")
+    __slots__ = (
+        "_clock_deadline",
+        "_lost",
+        "_reason",
+        "acquired_at",
+        "cancel_scope",
+        "identity",
+        "lock",
+        "term",
+    )
 
     def __init__(
         self, *, identity: str, lock: str, term: int, acquired_at: float, deadline: float
@@ -434,13 +445,14 @@ class Engine:
         assert obs is not None
         record = self._new_record()
         sent = self.clock.now()
+        result: Observation | None = None
         try:
-            with trio.move_on_after(self._trio_span(self.timing.renew_deadline)) as scope:
+            with trio.move_on_after(self._trio_span(self.timing.renew_deadline)):
                 if obs.exists:
                     result = await self.handle.update(record, obs)
                 else:
                     result = await self.handle.create(record)
-            if scope.cancelled_caught:
+            if result is None:
                 logger.info("%s: write timed out", self.handle.description)
                 return _Outcome.FAILED, None
         except (LockConflict, LockNotFound):
@@ -474,7 +486,7 @@ class Engine:
     async def renew_loop(self, term: Leadership) -> None:
         """Renew every `retry_period` until cancelled or the term is lost."""
         next_at = self.clock.now() + self.timing.retry_period
-        while not term.lost:
+        while True:
             await sleep_until(self.clock, next_at)
             started = self.clock.now()
             next_at = started + self.timing.retry_period
@@ -583,4 +595,3 @@ class Engine:
                 return True
         logger.warning("%s: release timed out", self.handle.description)
         return False
-

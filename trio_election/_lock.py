@@ -8,10 +8,12 @@ timing; the engine knows nothing of HTTP. Kubernetes locks (`LeaseLock`, `Endpoi
 
 from __future__ import annotations
 
-import datetime as _dt
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Protocol, final, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, final, runtime_checkable
+
+if TYPE_CHECKING:
+    import datetime as _dt
+    from collections.abc import AsyncGenerator
 
 __all__ = [
     "UNKNOWN_HOLDER",
@@ -105,7 +107,7 @@ class LockHandle(Protocol):
         """
         ...
 
-    def watch(self, after: Observation) -> AsyncIterator[Observation]:
+    def watch(self, after: Observation) -> AsyncGenerator[Observation]:
         """Yield each new state of the lock object after `after` (a missing object too).
 
         May end when the server closes the stream; the caller then watches again from the

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import AsyncIterator
-from typing import final
+from typing import TYPE_CHECKING, final
 
 import trio
 
 from ._exceptions import LockConflict, LockError, LockNotFound, WatchUnavailable
 from ._lock import MISSING, LeaderRecord, Observation
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator
 
 __all__ = ["MemoryLock", "MemoryLockHandle"]
 
@@ -117,7 +119,16 @@ class MemoryLockHandle:
     `calls` counts the calls by operation name.
     """
 
-    __slots__ = ("_conflicts", "_failures", "_healed", "_hanging", "_lock", "_watch", "calls", "delay")
+    __slots__ = (
+        "_conflicts",
+        "_failures",
+        "_hanging",
+        "_healed",
+        "_lock",
+        "_watch",
+        "calls",
+        "delay",
+    )
 
     def __init__(self, lock: MemoryLock, *, watch: bool = True) -> None:
         self._lock = lock
@@ -199,7 +210,7 @@ class MemoryLockHandle:
             )
         return self._lock._store(record, _raw(record))
 
-    async def watch(self, after: Observation) -> AsyncIterator[Observation]:
+    async def watch(self, after: Observation) -> AsyncGenerator[Observation]:
         if not self._watch:
             raise WatchUnavailable(f"{self.description} is set to poll, not watch")
         await self._enter("watch")

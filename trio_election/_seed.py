@@ -10,19 +10,20 @@ import contextlib
 import inspect
 import logging
 import math
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, final
 
 import trio
 
-from ._clock import Clock
 from ._config import Timing, check_identity
 from ._election import Election, LockSpec, open_election
-from ._engine import Leadership
 from ._exceptions import ConfigError
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from ._clock import Clock
+    from ._engine import Leadership
     from ._kube import KubeClient
 
 __all__ = ["ElectionConfig", "LeaderCallbacks", "LeaderElector", "run_or_die"]

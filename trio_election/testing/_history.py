@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import final
+from typing import TYPE_CHECKING, final
 
 import trio
+
+if TYPE_CHECKING:
+    from collections.abc import Generator
 
 __all__ = ["History", "Interval"]
 
@@ -31,7 +33,7 @@ class History:
     _open: dict[str, float] = field(default_factory=dict[str, float])
 
     @contextmanager
-    def leading(self, identity: str) -> Iterator[None]:
+    def leading(self, identity: str) -> Generator[None]:
         """Record the block as one interval of `identity` leading."""
         if identity in self._open:
             raise AssertionError(f"{identity} started leading twice")

@@ -1,0 +1,54 @@
+"""The programs in examples/ run as written and do what their docstrings say."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def run(name: str, *args: str) -> list[str]:
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+def test_singleton_worker_hands_over_after_release() -> None:
+    lines = run("singleton_worker.py")
+    workers = [line.split(":")[0] for line in lines if "working" in line]
+    # one replica does all its rounds, then the other: never interleaved
+    assert len(workers) == 6
+    assert workers[:3] == [workers[0]] * 3
+    assert workers[3:] == [workers[3]] * 3
+    assert workers[0] != workers[3]
+    assert lines.index(f"{workers[0]}: done, releasing the lock") < lines.index(
+        f"{workers[3]}: working, round 0"
+    )
+
+
+def test_follow_the_leader_routes_and_leads_many_terms() -> None:
+    lines = run("follow_the_leader.py")
+    terms = [line for line in lines if "leading term" in line]
+    assert len(terms) == 4
+    assert [int(line.rsplit(" ", 1)[1]) for line in terms] == [0, 1, 2, 3]
+    for term_line in terms:
+        name = term_line.split(":")[0]
+        # the other replica is told where requests go
+        other = "replica-b" if name == "replica-a" else "replica-a"
+        assert f"{other}: requests now go to {name}" in lines
+
+
+def test_seed_callbacks() -> None:
+    lines = run("seed_callbacks.py")
+    assert lines[-1] == "leader now: (none); is_leader=False"
+    assert "started leading, term 0" in lines
+    assert lines.index("started leading, term 0") < lines.index("stopped leading")
+    assert "new leader: example" in lines
