@@ -509,7 +509,7 @@ class Engine:
         if cached.exists and cached.version == self._own_version:
             try:
                 result = await self.handle.update(record, cached)
-            except LockError as exc:
+            except ElectionError as exc:  # the slow path tells transient from fatal
                 logger.info("%s: renew failed, reading: %s", self.handle.description, exc)
         if result is None:
             self._slow_path += 1

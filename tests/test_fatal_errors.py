@@ -1,0 +1,103 @@
+"""Errors that retrying cannot cure come out of the API unwrapped, with what to fix."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+import trio
+import trio.testing
+
+import trio_election as te
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator
+
+
+class Forbidden(te.ElectionError):
+    """Stands for a missing RBAC verb: not a LockError, so never retried."""
+
+
+class Gatekeeper:
+    """A lock handle over a MemoryLock that can start refusing every call for good."""
+
+    def __init__(self, lock: te.MemoryLock) -> None:
+        self.inner = lock.handle()
+        self.refuse = False
+
+    @property
+    def description(self) -> str:
+        return self.inner.description
+
+    def _check(self, verb: str) -> None:
+        if self.refuse:
+            raise Forbidden(f'cannot {verb} leases: add the "{verb}" verb to the Role')
+
+    async def get(self) -> te.Observation:
+        self._check("get")
+        return await self.inner.get()
+
+    async def create(self, record: te.LeaderRecord) -> te.Observation:
+        self._check("create")
+        return await self.inner.create(record)
+
+    async def update(self, record: te.LeaderRecord, based_on: te.Observation) -> te.Observation:
+        self._check("update")
+        return await self.inner.update(record, based_on)
+
+    async def watch(self, after: te.Observation) -> AsyncGenerator[te.Observation]:
+        self._check("watch")
+        async for obs in self.inner.watch(after):
+            self._check("watch")
+            yield obs
+
+
+async def test_refused_first_read_comes_out_of_elect_unwrapped(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    gate = Gatekeeper(te.MemoryLock())
+    gate.refuse = True
+    with pytest.raises(Forbidden, match='add the "get" verb'):
+        async with te.elect(gate, identity="a"):
+            pytest.fail("led without being allowed to read")
+
+
+async def test_refusal_while_leading_ends_the_term_as_lost(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    gate = Gatekeeper(te.MemoryLock())
+    with pytest.raises(te.LeadershipLost) as caught:
+        async with te.elect(gate, identity="a"):
+            await trio.sleep(3)
+            gate.refuse = True
+            await trio.sleep_forever()
+    assert isinstance(caught.value.__cause__, Forbidden)
+    assert trio.current_time() == 4  # the next renew found out; no waiting for the deadline
+
+
+async def test_refusal_reaches_a_follower_waiting_in_leading(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    lock = te.MemoryLock()
+    gate = Gatekeeper(lock)
+    async with te.elect(lock, identity="holder"):
+        with pytest.raises(Forbidden):
+            async with te.open_election(gate, identity="b") as election:
+                assert election.leader == "holder"
+                gate.refuse = True
+                lock.put_record(te.LeaderRecord("holder", 15, None, None, 0))
+                async with election.leading():
+                    pytest.fail("led without being allowed to")
+
+
+async def test_refusal_reaches_changes(autojump_clock: trio.testing.MockClock) -> None:
+    lock = te.MemoryLock()
+    gate = Gatekeeper(lock)
+    seen: list[str | None] = []
+    with pytest.raises(Forbidden):
+        async with te.open_election(gate, identity="b") as election:
+            async for leader in election.changes():
+                seen.append(leader)
+                gate.refuse = True
+                lock.put_record(te.LeaderRecord("x", 15, None, None, 0))
+    assert seen == [None]
