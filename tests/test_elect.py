@@ -9,6 +9,8 @@ The random delay before an expiry-based takeover is at most 0.1 * retry = 0.2 s.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 import math
 
 import pytest
@@ -520,3 +522,41 @@ async def test_statistics(autojump_clock: trio.testing.MockClock) -> None:
     assert stats.is_leader
     assert stats.renewals == 3
     assert stats.watching
+
+
+class LaggingWatch:
+    """A handle whose watch delivers every event `lag` seconds late."""
+
+    def __init__(self, lock: te.MemoryLock, lag: float) -> None:
+        self.inner = lock.handle()
+        self.lag = lag
+        self.description = self.inner.description
+        self.get = self.inner.get
+        self.create = self.inner.create
+        self.update = self.inner.update
+
+    async def watch(self, after: te.Observation) -> AsyncGenerator[te.Observation]:
+        async with aclosing(self.inner.watch(after)) as events:
+            async for event in events:
+                await trio.sleep(self.lag)
+                yield event
+
+
+async def test_a_lagging_watch_cannot_undo_a_newer_read(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    lock = te.MemoryLock()
+    lock.put_record(held_by("x", transitions=1))
+    handle = LaggingWatch(lock, lag=20)
+    async with te.open_election(handle, identity="b") as election:
+        await trio.sleep(1)
+        lock.put_record(held_by("x", transitions=1, duration=16))  # x renews
+        await trio.sleep(1)
+        lock.put_record(held_by("", transitions=1, duration=1))  # x releases
+        async with election.leading() as leadership:
+            # b's write based on its old view conflicted; its read found the lock free
+            assert 15 <= trio.current_time() <= 15 + MAX_DELAY
+            await trio.sleep(30)  # the watch now delivers x's old renewal, long stale
+            assert election.leader == "b"
+        assert trio.current_time() >= 45  # the body was not cut short
+        assert not leadership.lost

@@ -357,13 +357,35 @@ class Engine:
                 logger.info("%s: read failed: %s", self.handle.description, exc)
 
     async def _watch_session(self) -> None:
+        """Watch until the stream ends; pause first if the last one ended at once."""
         obs = self._obs
         assert obs is not None
+        opened = self.clock.now()
+        events_seen = 0
         with trio.move_on_after(WATCH_SESSION_LIMIT):
             async with aclosing(self.handle.watch(obs)) as events:
                 self._watching = True
                 async for event in events:
-                    self._observe(event)
+                    events_seen += 1
+                    if not self._is_stale(event):
+                        self._observe(event)
+        if not events_seen and self.clock.now() - opened < self.timing.retry_period:
+            await trio.sleep(self._trio_span(self._poll_delay()))
+
+    def _is_stale(self, event: Observation) -> bool:
+        """True for a watch event older than what we already know from a read or a write.
+
+        A lagging watch can deliver an event after a read or our own write returned a newer
+        version; taking it in would move our view backwards (and could make a new leader
+        think that the previous holder still holds the lock). Versions are compared as
+        numbers when both are numbers (etcd revisions are), otherwise never called stale.
+        """
+        current = self._obs
+        if current is None or not event.version or not current.version:
+            return False
+        if not (event.version.isdigit() and current.version.isdigit()):
+            return False
+        return int(event.version) < int(current.version)
 
     # ------------------------------------------------------------------ campaigning
     def _may_take_at(self) -> float:
