@@ -9,9 +9,9 @@ The random delay before an expiry-based takeover is at most 0.1 * retry = 0.2 s.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncGenerator
-from contextlib import aclosing
 import math
+from contextlib import aclosing
+from typing import TYPE_CHECKING
 
 import pytest
 import trio
@@ -19,6 +19,9 @@ import trio.testing
 
 import trio_election as te
 from trio_election.testing._history import History
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator
 
 MAX_DELAY = 0.2  # MAX_EXPIRY_DELAY_FRACTION * retry_period at the defaults
 
