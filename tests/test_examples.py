@@ -52,3 +52,20 @@ def test_seed_callbacks() -> None:
     assert "started leading, term 0" in lines
     assert lines.index("started leading, term 0") < lines.index("stopped leading")
     assert "new leader: example" in lines
+
+
+def test_memory_demo_shows_failover_and_handover() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "trio_election.demo", "--memory"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    failover = float(out.split("took over ", 1)[1].split(" s after the kill")[0])
+    handover = float(out.split("took over ", 2)[2].split(" s after the release")[0])
+    assert 4.0 <= failover <= 4.0 + 1.0  # lease 4 s, then the expiry delay and scheduling
+    assert handover < 0.5  # a release is taken over at once
+    assert "never two leaders at once" in out

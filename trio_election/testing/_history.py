@@ -46,8 +46,10 @@ class History:
 
     def closed(self, now: float | None = None) -> list[Interval]:
         """Every interval, those still open ending at `now`, ordered by start."""
-        end = trio.current_time() if now is None else now
-        everything = self.intervals + [Interval(i, s, end) for i, s in self._open.items()]
+        everything = list(self.intervals)
+        if self._open:
+            end = trio.current_time() if now is None else now
+            everything += [Interval(i, s, end) for i, s in self._open.items()]
         return sorted(everything, key=lambda iv: (iv.start, iv.end))
 
     def overlaps(self) -> list[tuple[Interval, Interval]]:

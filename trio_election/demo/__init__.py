@@ -1,0 +1,111 @@
+"""The demo: candidates elect a leader, the leader is killed, a follower takes over.
+
+    python -m trio_election.demo              # on a local control plane when one can be
+                                              # built here, else in-process on a MemoryLock
+    python -m trio_election.demo --memory     # in-process candidates on a MemoryLock
+
+It shows every change of leader as it happens, then a timeline of who led when, and
+checks that no two candidates ever led at once. A crash (no release) is followed by a
+takeover once the lease has run out; a graceful stop hands over at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import TYPE_CHECKING
+
+import trio
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from trio_election.testing._history import History
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m trio_election.demo", description=__doc__)
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("mode", nargs="?", choices=["auto", "candidate"], default="auto")
+    parser.add_argument("--memory", action="store_true", help="use a MemoryLock in-process")
+    parser.add_argument("--candidates", type=int, default=3)
+    parser.add_argument("--lease-duration", type=float, default=4.0)
+    parser.add_argument("--renew-deadline", type=float, default=3.0)
+    parser.add_argument("--retry-period", type=float, default=1.0)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--lock", help=argparse.SUPPRESS)
+    parser.add_argument("--identity", help=argparse.SUPPRESS)
+    parser.add_argument("--kubeconfig", help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    timing = {
+        "lease_duration": args.lease_duration,
+        "renew_deadline": args.renew_deadline,
+        "retry_period": args.retry_period,
+    }
+    logging.basicConfig(level=logging.WARNING, format="          log: %(message)s")
+    if args.mode == "candidate":
+        from ._candidate import run_candidate
+
+        trio.run(run_candidate, args.lock, args.identity, args.kubeconfig, timing)
+        return 0
+    if not args.memory:
+        plane = _start_control_plane()
+        if plane is not None:
+            try:
+                return _show(_run_cluster(plane, args.candidates, timing))
+            finally:
+                plane.stop()
+    return _show(_run_memory(args.candidates, timing, args.seed))
+
+
+def _start_control_plane() -> ControlPlane | None:
+    from trio_election.testing import ControlPlane, MissingBinaries
+
+    print("starting a local control plane (kube-apiserver + etcd) ...", flush=True)
+    try:
+        return ControlPlane.start()
+    except MissingBinaries as exc:
+        print(f"no control plane here ({exc}); running on a MemoryLock instead", flush=True)
+        return None
+
+
+def _run_cluster(
+    plane: ControlPlane, candidates: int, timing: dict[str, float]
+) -> tuple[History, float, float]:
+    from ._cluster import run_cluster_demo
+
+    return trio.run(run_cluster_demo, plane, candidates, timing)
+
+
+def _run_memory(
+    candidates: int, timing: dict[str, float], seed: int
+) -> tuple[History, float, float]:
+    from ._memory import run_memory_demo
+
+    async def run() -> tuple[History, float, float]:
+        start = trio.current_time()
+        history = await run_memory_demo(candidates, timing, seed)
+        return history, start, trio.current_time()
+
+    return trio.run(run)
+
+
+def _show(result: tuple[History, float, float]) -> int:
+    from ._timeline import timeline
+
+    history, start, end = result
+    print("\ntimeline (# = leading):")
+    print(timeline(history.intervals, start, end))
+    history.assert_one_leader()
+    print("never two leaders at once: checked over every interval above")
+    return 0
+
+
+if TYPE_CHECKING:
+    from trio_election.testing import ControlPlane
