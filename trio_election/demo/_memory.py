@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import argparse
-import logging
 import random
-import sys
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import trio
 
@@ -15,9 +11,6 @@ import trio_election as te
 from trio_election.testing._history import History
 
 from ._timeline import Show
-
-if TYPE_CHECKING:
-    from collections.abc import Sequence
 
 __all__ = ["run_memory_demo"]
 
