@@ -116,14 +116,17 @@ class _Fault:
     count: float
     verb: str | None
     resource: str | None
+    user: str | None
     status: int = 0  # 0: hang
     reason: str = ""
     error: type[Exception] | None = None
     retry_after: float | None = None
 
     def matches(self, request: FakeRequest) -> bool:
-        return (self.verb is None or self.verb == request.verb) and (
-            self.resource is None or self.resource == request.resource
+        return (
+            (self.verb is None or self.verb == request.verb)
+            and (self.resource is None or self.resource == request.resource)
+            and (self.user is None or self.user == request.user)
         )
 
 
@@ -371,6 +374,7 @@ class FakeKubeApi:
         *,
         verb: str | None = None,
         resource: str | None = None,
+        user: str | None = None,
         status: int = 500,
         reason: str | None = None,
         error: type[Exception] | None = None,
@@ -378,8 +382,8 @@ class FakeKubeApi:
     ) -> None:
         """Answer the next `count` matching requests with `status` (or raise `error`).
 
-        `verb` (``get``, ``list``, ``watch``, ``create``, ``update``, ``patch``, ``delete``)
-        and `resource` narrow which requests match. `error` is an `httpx` exception class
+        `verb` (``get``, ``list``, ``watch``, ``create``, ``update``, ``patch``, ``delete``),
+        `resource` and `user` narrow which requests match. `error` is an `httpx` exception class
         such as `httpx.ConnectError`: the request then fails as a broken connection.
         """
         default_reason = {
@@ -393,6 +397,7 @@ class FakeKubeApi:
                 count,
                 verb,
                 resource,
+                user,
                 status,
                 reason or default_reason,
                 error,
@@ -401,10 +406,18 @@ class FakeKubeApi:
         )
 
     def hang_next(
-        self, count: int | None = 1, *, verb: str | None = None, resource: str | None = None
+        self,
+        count: int | None = 1,
+        *,
+        verb: str | None = None,
+        resource: str | None = None,
+        user: str | None = None,
     ) -> None:
-        """Hold the next `count` matching requests (all, if None) unanswered until `heal()`."""
-        self._faults.append(_Fault(math.inf if count is None else count, verb, resource))
+        """Hold the next `count` matching requests (all, if None) unanswered until `heal()`.
+
+        `verb`, `resource` and `user` narrow which requests match, as for `fail_next()`.
+        """
+        self._faults.append(_Fault(math.inf if count is None else count, verb, resource, user))
 
     def heal(self) -> None:
         """Drop every pending fault and let hung requests go on."""
