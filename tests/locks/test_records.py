@@ -56,6 +56,7 @@ def test_annotation_is_byte_for_byte_client_go() -> None:
         renew_time=dt.datetime(2019, 12, 16, 3, 17, 14, tzinfo=UTC),
         leader_transitions=23,
     )
+    assert record is not None
     assert annotation_from_record(record) == real
 
 

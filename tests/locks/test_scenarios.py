@@ -8,8 +8,8 @@ they do in real time.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import itertools
+import logging
 import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING

@@ -43,7 +43,7 @@ from .._kube._errors import (
 from .._lock import MISSING, LeaderRecord, Observation
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Iterator
+    from collections.abc import AsyncGenerator, Generator
 
     from .._kube import KubeClient
 
@@ -188,7 +188,7 @@ class KubeLock:
         return MISSING
 
     @contextmanager
-    def _translated(self, action: str) -> Iterator[None]:
+    def _translated(self, action: str) -> Generator[None]:
         """Turn the access layer's errors into what the engine expects of a lock."""
         try:
             yield

@@ -71,8 +71,9 @@ class _AnnotationLock(KubeLock):
     __slots__ = ()
 
     def _read(self, obj: dict[str, Any]) -> tuple[LeaderRecord | None, str]:
-        annotations = _dict(_dict(obj.get("metadata")) or {}).get("annotations")
-        value = (_dict(annotations) or {}).get(LEADER_ANNOTATION)
+        metadata = _dict(obj.get("metadata")) or {}
+        annotations = _dict(metadata.get("annotations")) or {}
+        value = annotations.get(LEADER_ANNOTATION)
         if value is None:
             return LeaderRecord(), ""
         raw = value if isinstance(value, str) else canonical_json(value)

@@ -77,7 +77,7 @@ class MultiLock:
 
     def __init__(self, primary: KubeLock, secondary: KubeLock) -> None:
         for role, lock in (("primary", primary), ("secondary", secondary)):
-            if not isinstance(lock, KubeLock):
+            if not isinstance(lock, KubeLock):  # pyright: ignore[reportUnnecessaryIsInstance]
                 raise ConfigError(
                     f"MultiLock {role} must be a LeaseLock, EndpointsLock or ConfigMapLock, "
                     f"got {lock!r}"

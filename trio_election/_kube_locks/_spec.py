@@ -39,7 +39,7 @@ def lock_from_string(
     Endpoints or ConfigMap and a Lease of the same name). Raises `ConfigError` naming the
     string and the allowed forms.
     """
-    parts = spec.split("/") if isinstance(spec, str) else []
+    parts = spec.split("/") if isinstance(spec, str) else []  # pyright: ignore[reportUnnecessaryIsInstance]
     if len(parts) == 2:
         resource, name = parts
         namespace = client.namespace

@@ -119,7 +119,7 @@ class _Fault:
     user: str | None
     status: int = 0  # 0: hang
     reason: str = ""
-    error: type[Exception] | None = None
+    error: type[httpx.RequestError] | None = None
     retry_after: float | None = None
 
     def matches(self, request: FakeRequest) -> bool:
@@ -377,7 +377,7 @@ class FakeKubeApi:
         user: str | None = None,
         status: int = 500,
         reason: str | None = None,
-        error: type[Exception] | None = None,
+        error: type[httpx.RequestError] | None = None,
         retry_after: float | None = None,
     ) -> None:
         """Answer the next `count` matching requests with `status` (or raise `error`).
@@ -464,7 +464,7 @@ class FakeKubeApi:
         self, verb: str | None = None, resource: str | None = None, *, name: str | None = None
     ) -> int:
         """How many requests matched (every argument that is given must match)."""
-        return sum(1 for r in self.filter(verb, resource, name=name))
+        return len(self.filter(verb, resource, name=name))
 
     def filter(
         self, verb: str | None = None, resource: str | None = None, *, name: str | None = None
