@@ -1,0 +1,112 @@
+"""Where the control-plane binaries live: one lookup for the build script and the tests.
+
+Standard library only: `scripts/build_control_plane.py` loads this file by path, without
+importing the package.
+
+Order of lookup:
+
+1. `$KUBEBUILDER_ASSETS` (controller-runtime's envtest convention): a folder holding
+   `kube-apiserver` and `etcd`, optionally `kubectl`. When it is set, nothing else is used.
+2. `$TRIO_ELECTION_K8S_BIN`, else `$XDG_CACHE_HOME/trio-election/k8s/<version>/`
+   (`~/.cache/...` by default): the folder `scripts/build_control_plane.py` builds into.
+   Binaries there count only once the build finished (a stamp file written last).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import final
+
+__all__ = [
+    "BUILD_COMMAND",
+    "ETCD_MODULE",
+    "K8S_VERSION",
+    "STAMP",
+    "Binaries",
+    "cache_dir",
+    "find_binaries",
+    "missing_message",
+]
+
+K8S_VERSION = "v1.36.3"
+"""The `k8s.io/kubernetes` release built; its go.mod pins the etcd (3.6.x) built with it."""
+
+ETCD_MODULE = "go.etcd.io/etcd/server/v3"
+
+STAMP = ".complete"
+"""Written into the cache folder after every binary is in place."""
+
+BUILD_COMMAND = "python scripts/build_control_plane.py"
+
+_REQUIRED = ("kube-apiserver", "etcd")
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Binaries:
+    """The binaries found: `kubectl` is None when only `$KUBEBUILDER_ASSETS` lacks it."""
+
+    bin_dir: Path
+    kube_apiserver: Path
+    etcd: Path
+    kubectl: Path | None
+    source: str
+    """Where they came from: `"KUBEBUILDER_ASSETS"` or `"cache"`."""
+
+
+def cache_dir() -> Path:
+    """The folder the build script writes into (and reads back on the next run)."""
+    explicit = os.environ.get("TRIO_ELECTION_K8S_BIN")
+    if explicit:
+        return Path(explicit).expanduser().absolute()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    root = Path(xdg) if xdg else Path.home() / ".cache"
+    return root / "trio-election" / "k8s" / K8S_VERSION
+
+
+def _executable(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)
+
+
+def find_binaries() -> Binaries | None:
+    """The binaries to use, or None when they are missing (see the module docstring)."""
+    assets = os.environ.get("KUBEBUILDER_ASSETS")
+    if assets:
+        folder = Path(assets).expanduser().absolute()
+        if not all(_executable(folder / name) for name in _REQUIRED):
+            return None
+        kubectl = folder / "kubectl"
+        return Binaries(
+            bin_dir=folder,
+            kube_apiserver=folder / "kube-apiserver",
+            etcd=folder / "etcd",
+            kubectl=kubectl if _executable(kubectl) else None,
+            source="KUBEBUILDER_ASSETS",
+        )
+    folder = cache_dir()
+    names = (*_REQUIRED, "kubectl")
+    if not (folder / STAMP).is_file() or not all(_executable(folder / n) for n in names):
+        return None
+    return Binaries(
+        bin_dir=folder,
+        kube_apiserver=folder / "kube-apiserver",
+        etcd=folder / "etcd",
+        kubectl=folder / "kubectl",
+        source="cache",
+    )
+
+
+def missing_message() -> str:
+    """One line saying what is missing and how to get it."""
+    assets = os.environ.get("KUBEBUILDER_ASSETS")
+    if assets:
+        return (
+            f"$KUBEBUILDER_ASSETS={assets} lacks an executable kube-apiserver or etcd; "
+            f"fix it or unset it and run `{BUILD_COMMAND}` (needs Go)"
+        )
+    return (
+        f"no kube-apiserver/etcd in {cache_dir()}: run `{BUILD_COMMAND}` (needs Go and "
+        "the Go module proxy) or set $KUBEBUILDER_ASSETS to a folder holding them"
+    )
