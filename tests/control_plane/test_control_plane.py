@@ -1,0 +1,207 @@
+"""The test control plane is a real Kubernetes API: leases, conflicts, RBAC, watch, kubectl."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import ssl
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+import yaml
+
+from trio_election.testing import ControlPlane
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+pytestmark = pytest.mark.control_plane
+
+LEASES = "/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+
+
+def lease(name: str, holder: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": name},
+        "spec": {"holderIdentity": holder, "leaseDurationSeconds": 15},
+    }
+
+
+@pytest.fixture
+def namespace(control_plane: ControlPlane) -> str:
+    return control_plane.create_namespace("cp")
+
+
+@pytest.fixture
+def admin(control_plane: ControlPlane) -> Iterator[httpx.Client]:
+    with control_plane.http_client() as client:
+        yield client
+
+
+def test_lease_created_and_read_back(admin: httpx.Client, namespace: str) -> None:
+    leases = LEASES.format(namespace=namespace)
+    created = admin.post(leases, json=lease("one", "alice"))
+    assert created.status_code == 201, created.text
+    read = admin.get(f"{leases}/one")
+    assert read.status_code == 200
+    assert read.json()["spec"]["holderIdentity"] == "alice"
+    assert (
+        read.json()["metadata"]["resourceVersion"] == created.json()["metadata"]["resourceVersion"]
+    )
+
+
+def test_update_with_a_stale_resource_version_conflicts(
+    admin: httpx.Client, namespace: str
+) -> None:
+    leases = LEASES.format(namespace=namespace)
+    stale = admin.post(leases, json=lease("two", "alice")).json()
+    fresh = dict(stale, spec=dict(stale["spec"], holderIdentity="bob"))
+    assert admin.put(f"{leases}/two", json=fresh).status_code == 200
+    late = dict(stale, spec=dict(stale["spec"], holderIdentity="carol"))
+    conflict = admin.put(f"{leases}/two", json=late)
+    assert conflict.status_code == 409
+    assert conflict.json()["reason"] == "Conflict"
+    assert admin.get(f"{leases}/two").json()["spec"]["holderIdentity"] == "bob"
+
+
+def test_user_without_rights_is_refused_with_the_verb_and_resource(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    nobody = control_plane.user("nobody", namespace=namespace, verbs={})
+    with control_plane.http_client(nobody.token) as client:
+        refused = client.get(f"{LEASES.format(namespace=namespace)}/any")
+    assert refused.status_code == 403
+    message = refused.json()["message"]
+    assert f'User "{nobody.username}" cannot get resource "leases"' in message
+    assert 'in API group "coordination.k8s.io"' in message
+    assert f'in the namespace "{namespace}"' in message
+
+
+def test_user_holds_exactly_the_named_verbs_and_can_be_redefined(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    leases = LEASES.format(namespace=namespace)
+    reader = control_plane.user("reader", namespace=namespace, verbs={"leases": ["get"]})
+    with control_plane.http_client(reader.token) as client:
+        assert client.get(f"{leases}/missing").status_code == 404  # allowed, not there
+        refused = client.post(leases, json=lease("three", "reader"))
+        assert refused.status_code == 403
+        assert 'cannot create resource "leases"' in refused.json()["message"]
+        assert client.get("/api/v1/namespaces/default/configmaps").status_code == 403
+
+    writer = control_plane.user(
+        "reader", namespace=namespace, verbs={"leases": ["get", "create"], "configmaps": []}
+    )
+    assert writer.username == reader.username
+    with control_plane.http_client(writer.token) as client:
+        assert client.post(leases, json=lease("three", "reader")).status_code == 201
+        assert client.get(f"{leases}/three").status_code == 200
+
+    control_plane.user("reader", namespace=namespace, verbs={})
+    with control_plane.http_client(writer.token) as client:
+        assert client.get(f"{leases}/three").status_code == 403
+
+
+def test_user_kubeconfig_holds_server_ca_token_and_namespace(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    user = control_plane.user("configured", namespace=namespace, verbs={"leases": ["get"]})
+    config = yaml.safe_load(user.kubeconfig.read_text())
+    (cluster,) = config["clusters"]
+    (context,) = config["contexts"]
+    (entry,) = config["users"]
+    assert config["current-context"] == context["name"]
+    assert cluster["cluster"]["server"] == control_plane.server
+    ca = base64.b64decode(cluster["cluster"]["certificate-authority-data"])
+    assert ca == control_plane.ca_pem == control_plane.ca_file.read_bytes()
+    assert entry["user"]["token"] == user.token
+    assert context["context"]["namespace"] == namespace == user.namespace
+
+
+def test_watch_sees_added_and_modified(admin: httpx.Client, namespace: str) -> None:
+    leases = LEASES.format(namespace=namespace)
+    since = admin.get(leases).json()["metadata"]["resourceVersion"]
+    seen: list[tuple[str, str]] = []
+    with admin.stream(
+        "GET", leases, params={"watch": "1", "resourceVersion": since, "timeoutSeconds": "20"}
+    ) as stream:
+        assert stream.status_code == 200
+        created = admin.post(leases, json=lease("watched", "alice")).json()
+        created["spec"]["holderIdentity"] = "bob"
+        assert admin.put(f"{leases}/watched", json=created).status_code == 200
+        for line in stream.iter_lines():
+            event = json.loads(line)
+            seen.append((event["type"], event["object"]["spec"]["holderIdentity"]))
+            if len(seen) == 2:
+                break
+    assert seen == [("ADDED", "alice"), ("MODIFIED", "bob")]
+
+
+def test_kubectl_reads_a_lease_as_yaml(
+    control_plane: ControlPlane, admin: httpx.Client, namespace: str
+) -> None:
+    if not (control_plane.bin_dir / "kubectl").exists():
+        pytest.skip("no kubectl next to kube-apiserver")
+    admin.post(LEASES.format(namespace=namespace), json=lease("shown", "alice"))
+    done = control_plane.kubectl("get", "lease", "shown", "-n", namespace, "-o", "yaml")
+    assert done.returncode == 0, done.stderr
+    shown = yaml.safe_load(done.stdout)
+    assert shown["kind"] == "Lease"
+    assert shown["spec"]["holderIdentity"] == "alice"
+
+    # the same through a limited user's kubeconfig, whose context names the namespace
+    user = control_plane.user("viewer", namespace=namespace, verbs={"leases": ["get"]})
+    done = control_plane.kubectl("get", "lease", "shown", "-o", "yaml", kubeconfig=user.kubeconfig)
+    assert done.returncode == 0, done.stderr
+    assert yaml.safe_load(done.stdout)["metadata"]["namespace"] == namespace
+
+
+def test_client_certificate_names_the_user_and_groups(control_plane: ControlPlane) -> None:
+    cert, key = control_plane.client_cert_user("carol", ["team-a", "team-b"])
+    context = ssl.create_default_context(cadata=control_plane.ca_pem.decode())
+    context.load_cert_chain(cert, key)
+    with httpx.Client(base_url=control_plane.server, verify=context, trust_env=False) as client:
+        review = client.post(
+            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+            json={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+        )
+    assert review.status_code == 201, review.text
+    info = review.json()["status"]["userInfo"]
+    assert info["username"] == "carol"
+    assert set(info["groups"]) == {"team-a", "team-b", "system:authenticated"}
+
+
+def test_metrics_count_requests_by_verb_resource_and_code(
+    control_plane: ControlPlane, admin: httpx.Client, namespace: str
+) -> None:
+    admin.get(f"{LEASES.format(namespace=namespace)}/absent")
+    counted = [
+        line
+        for line in control_plane.metrics().splitlines()
+        if line.startswith("apiserver_request_total{")
+        and 'resource="leases"' in line
+        and 'verb="GET"' in line
+        and 'code="404"' in line
+    ]
+    assert counted
+
+
+def test_stop_leaves_no_process_and_no_folder(control_plane: ControlPlane) -> None:
+    plane = ControlPlane.start(control_plane.bin_dir)
+    pids, folder = plane.pids, plane.temp_dir
+    assert len(pids) == 2
+    assert folder.is_dir()
+    for pid in pids:
+        os.killpg(pid, 0)  # each leads a live process group
+    with pytest.raises(RuntimeError, match="a failing test"), plane:
+        raise RuntimeError("a failing test")
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.killpg(pid, 0)
+    assert not folder.exists()
+    assert plane.pids == ()
+    plane.stop()  # idempotent
