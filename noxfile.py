@@ -57,3 +57,19 @@ def demo(session: nox.Session) -> None:
     """Candidates electing a leader; the leader is killed and a follower takes over."""
     install(session)
     session.run("python", "-m", "trio_election.demo", *session.posargs, env=dict(os.environ))
+
+
+@nox.session
+def control_plane(session: nox.Session) -> None:
+    """A local etcd + kube-apiserver on loopback until Ctrl-C; prints the admin kubeconfig."""
+    install(session, "test")
+    session.run("python", "scripts/build_control_plane.py", external=False)
+    # Ctrl-C reaches the control plane too; give it time to stop and remove its files
+    session.run(
+        "python",
+        "-m",
+        "trio_election.testing",
+        *session.posargs,
+        interrupt_timeout=30,
+        terminate_timeout=30,
+    )
