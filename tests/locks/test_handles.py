@@ -188,14 +188,6 @@ async def test_create_existing_is_a_conflict(
     assert_kept(api, resource)
 
 
-async def test_create_in_a_missing_namespace_is_fatal(api: FakeKubeApi, client: KubeClient) -> None:
-    # the fake serves every namespace; the apiserver answers 404 for a missing one
-    api.fail_next(verb="create", status=404, reason="NotFound")
-    with pytest.raises(NotFoundError) as caught:
-        await LeaseLock("nowhere", "my-app", client).create(MINE)
-    assert not isinstance(caught.value, te.LockError)
-
-
 async def test_object_without_record_is_free(
     api: FakeKubeApi, lock: KubeLock, resource: str
 ) -> None:
@@ -464,3 +456,29 @@ async def test_endpoints_warning_is_logged_once(
     assert api.count("patch", "endpoints") == 10
     warned = [r for r in caplog.records if "deprecated" in r.getMessage()]
     assert len(warned) <= 1
+
+
+async def test_put_to_a_deleted_object(
+    api: FakeKubeApi, resource: str, no_patch_client: KubeClient
+) -> None:
+    lock = LOCK_TYPES[resource]("default", "my-app", no_patch_client)
+    lock._put_only = True
+    obs = await lock.create(MINE)
+    api.delete_object(resource, "my-app")
+    if resource == "endpoints":
+        # the apiserver creates Endpoints on update: the write lands, as a create would
+        recreated = await lock.update(RENEWED, obs)
+        assert recreated.holder == "me"
+        assert api.get_object("endpoints", "my-app") is not None
+    else:
+        with pytest.raises(te.LockNotFound):
+            await lock.update(RENEWED, obs)
+
+
+async def test_missing_namespace(client: KubeClient) -> None:
+    api = FakeKubeApi(namespaces={"default"})
+    async with api.client() as kube:
+        lock = LeaseLock("nowhere", "my-app", kube)
+        assert not (await lock.get()).exists
+        with pytest.raises(NotFoundError, match='namespaces "nowhere" not found'):
+            await lock.create(MINE)

@@ -269,7 +269,11 @@ class FakeKubeApi:
     mapping from resource to verbs, e.g. ``{"leases": ELECTION_VERBS}``. `wall` gives the
     wall-clock time for ``creationTimestamp``. `gone_as_status=True` answers a watch from a
     compacted version with HTTP 410 instead of an ``ERROR`` event (the apiserver does both).
-    `warnings=False` leaves out the Endpoints deprecation Warning header.
+    `warnings=False` leaves out the Endpoints deprecation Warning header. `namespaces`, when
+    given, are the only namespaces in which objects can be created.
+
+    Like the apiserver, a ``PUT`` to an Endpoints object that does not exist creates it
+    (Endpoints allow create-on-update); Leases and ConfigMaps answer 404.
     """
 
     def __init__(
@@ -279,10 +283,13 @@ class FakeKubeApi:
         wall: Callable[[], _dt.datetime] | None = None,
         gone_as_status: bool = False,
         warnings: bool = True,
+        namespaces: Collection[str] | None = None,
     ) -> None:
         self.verbs = None if verbs is None else {k: frozenset(v) for k, v in verbs.items()}
         self.gone_as_status = gone_as_status
         self.warnings = warnings
+        self.namespaces = None if namespaces is None else set(namespaces)
+        """The namespaces that exist (None: every one); creating elsewhere gets 404."""
         self.latency = 0.0
         """Seconds every request waits before it is served."""
         self.requests: list[FakeRequest] = []
@@ -706,6 +713,13 @@ class FakeKubeApi:
         if record.verb == "watch":
             return self._watch(kind, record)
         if record.verb == "create":
+            if self.namespaces is not None and record.namespace not in self.namespaces:
+                raise _Reject(
+                    404,
+                    "NotFound",
+                    f'namespaces "{record.namespace}" not found',
+                    {"name": record.namespace, "kind": "namespaces"},
+                )
             new = self._decode(kind, record, record.body)
             meta = _meta(new)
             name = meta.get("name")
@@ -734,16 +748,25 @@ class FakeKubeApi:
             return httpx.Response(201, json=self._store(kind, record.namespace, name, new, None))
         if record.verb == "update":
             old = self._objects.get(key)
+            new = self._decode(kind, record, record.body)
+            if old is None and kind.resource == "endpoints":  # create-on-update
+                _meta(new).pop("resourceVersion", None)
+                for key_ in ("uid", "creationTimestamp"):
+                    _meta(new).pop(key_, None)
+                self._validate(kind, new, record.name)
+                return httpx.Response(
+                    201, json=self._store(kind, record.namespace, record.name, new, None)
+                )
             if old is None:
                 raise self._not_found(kind, record.name)
-            new = self._decode(kind, record, record.body)
             wanted = _meta(new).get("resourceVersion")
             if not wanted and kind.resource == "leases":
                 raise _Reject(
                     422,
                     "Invalid",
-                    f'{kind.kind}.{kind.group} "{record.name}" is invalid: metadata.'
-                    f"resourceVersion: Invalid value: 0x0: must be specified for an update",
+                    f'{kind.qualified} "{record.name}" is invalid: metadata.resourceVersion: '
+                    f"Invalid value: 0: must be specified for an update",
+                    self._details(kind, record.name),
                 )
             if wanted and wanted != _meta(old).get("resourceVersion"):
                 raise self._conflict(kind, record.name)
@@ -916,7 +939,7 @@ class FakeKubeApi:
                 "Invalid",
                 f'{kind.kind}.{kind.group} "{name}" is invalid: spec.leaseDurationSeconds: '
                 f"Invalid value: {duration}: must be greater than 0",
-                self._details(kind, name),
+                {**self._details(kind, name), "kind": kind.kind},
             )
         transitions = fields.get("leaseTransitions")
         if transitions is not None and transitions < 0:
@@ -925,7 +948,7 @@ class FakeKubeApi:
                 "Invalid",
                 f'{kind.kind}.{kind.group} "{name}" is invalid: spec.leaseTransitions: '
                 f"Invalid value: {transitions}: must be greater than or equal to 0",
-                self._details(kind, name),
+                {**self._details(kind, name), "kind": kind.kind},
             )
 
     def _undecodable(self, kind: _Kind, why: str) -> _Reject:
