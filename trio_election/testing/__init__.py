@@ -11,6 +11,7 @@ from ._binaries import find_binaries as find_binaries
 from ._binaries import missing_message as missing_message
 from ._control_plane import ControlPlane as ControlPlane
 from ._control_plane import TestUser as TestUser
+from ._fake_api import FakeKubeApi as FakeKubeApi
 from ._history import History as History
 from ._history import Interval as Interval
 from ._processes import StartupError as StartupError
@@ -18,6 +19,7 @@ from ._processes import StartupError as StartupError
 __all__ = [
     "Binaries",
     "ControlPlane",
+    "FakeKubeApi",
     "History",
     "Interval",
     "StartupError",
