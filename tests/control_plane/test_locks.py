@@ -1,0 +1,544 @@
+"""The Kubernetes locks against a real kube-apiserver: every lock type, every RBAC profile.
+
+Real time, real TLS, real tokens and RBAC. Each client goes through a recording transport so
+that the tests can tell which requests were made (PATCH or PUT, how many per renew).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from contextlib import aclosing
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+import trio
+import yaml
+from trio_election._kube import KubeClient, KubeConfig
+from trio_election._kube._errors import ForbiddenError
+
+import trio_election as te
+from trio_election._kube_locks import (
+    LEADER_ANNOTATION,
+    ConfigMapLock,
+    EndpointsLock,
+    KubeLock,
+    LeaseLock,
+    MultiLock,
+    lock_from_string,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator, Mapping, Sequence
+    from pathlib import Path
+
+    from trio_election.testing import ControlPlane, TestUser
+
+pytestmark = pytest.mark.control_plane
+
+LOCK_TYPES: dict[str, type[KubeLock]] = {
+    "leases": LeaseLock,
+    "endpoints": EndpointsLock,
+    "configmaps": ConfigMapLock,
+}
+CORE = "/api/v1/namespaces/{namespace}/{resource}"
+GROUPS = {"leases": "/apis/coordination.k8s.io/v1/namespaces/{namespace}/{resource}"}
+T0 = dt.datetime(2024, 5, 1, 10, 5, 2, 654321, tzinfo=dt.UTC)
+WHOLE = T0.replace(microsecond=0)
+
+PROFILES: dict[str, Sequence[str]] = {
+    "get-create-update": ("get", "create", "update"),
+    "with-patch": ("get", "create", "update", "patch"),
+    "with-watch": ("get", "create", "update", "watch", "list"),
+    "everything": ("get", "create", "update", "patch", "watch", "list"),
+}
+
+
+def collection(namespace: str, resource: str) -> str:
+    return GROUPS.get(resource, CORE).format(namespace=namespace, resource=resource)
+
+
+class Recorder(httpx.AsyncBaseTransport):
+    """A TLS transport to the control plane that keeps (verb, resource, status) per request,
+    and can hold every request (a partition) until healed."""
+
+    def __init__(self, control_plane: ControlPlane) -> None:
+        self._inner = httpx.AsyncHTTPTransport(verify=control_plane.ssl_context())
+        self.requests: list[tuple[str, str, int]] = []
+        self.hanging = False
+        self._healed = trio.Event()
+
+    def hang(self) -> None:
+        self.hanging = True
+
+    def heal(self) -> None:
+        self.hanging = False
+        self._healed.set()
+        self._healed = trio.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        while self.hanging:
+            await self._healed.wait()
+        response = await self._inner.handle_async_request(request)
+        parts = request.url.path.rstrip("/").split("/")
+        watch = request.url.params.get("watch") in ("1", "true")
+        named = len(parts) % 2 == 0 if parts[1] == "apis" else len(parts) % 2 == 1
+        verb = {
+            "GET": ("get" if named else "watch" if watch else "list"),
+            "POST": "create",
+            "PUT": "update",
+            "PATCH": "patch",
+            "DELETE": "delete",
+        }[request.method]
+        resource = parts[-2] if named else parts[-1]
+        self.requests.append((verb, resource, response.status_code))
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    def verbs(self) -> list[str]:
+        return [verb for verb, _, _ in self.requests]
+
+
+def open_client(
+    control_plane: ControlPlane, user: TestUser | None, recorder: Recorder
+) -> KubeClient:
+    """A client for `user` (None: the admin) through `recorder`."""
+    token = control_plane.admin_token if user is None else user.token
+    namespace = "default" if user is None else user.namespace
+    config = KubeConfig(server=control_plane.server, namespace=namespace, token=token)
+    return KubeClient(config, transport=recorder)
+
+
+class Seen:
+    """Observations yielded by a watch, and a way to wait for the next ones."""
+
+    def __init__(self) -> None:
+        self.items: list[te.Observation] = []
+        self._more = trio.Event()
+
+    async def follow(self, lock: KubeLock, after: te.Observation) -> None:
+        async with aclosing(lock.watch(after)) as events:
+            async for event in events:
+                self.items.append(event)
+                self._more.set()
+                self._more = trio.Event()
+
+    async def wait_for(self, count: int) -> None:
+        with trio.fail_after(5):
+            while len(self.items) < count:
+                await self._more.wait()
+
+
+@pytest.fixture(scope="module")
+def namespace(control_plane: ControlPlane) -> str:
+    return control_plane.create_namespace("locks")
+
+
+@pytest.fixture(scope="module")
+def users(control_plane: ControlPlane, namespace: str) -> dict[str, TestUser]:
+    made = {
+        name: control_plane.user(name, namespace=namespace, verbs=dict.fromkeys(LOCK_TYPES, verbs))
+        for name, verbs in PROFILES.items()
+    }
+    made["nothing"] = control_plane.user("nothing", namespace=namespace, verbs={})
+    return made
+
+
+@pytest.fixture
+def recorder(control_plane: ControlPlane) -> Recorder:
+    return Recorder(control_plane)
+
+
+@pytest.fixture
+async def client(
+    control_plane: ControlPlane, users: Mapping[str, TestUser], recorder: Recorder
+) -> AsyncGenerator[KubeClient]:
+    async with open_client(control_plane, users["everything"], recorder) as kube:
+        yield kube
+
+
+@pytest.fixture(params=list(LOCK_TYPES))
+def resource(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
+_names = iter(range(10**6))
+
+
+@pytest.fixture
+def name() -> str:
+    return f"lock-{next(_names)}"
+
+
+def admin_object(control_plane: ControlPlane, namespace: str, resource: str, name: str) -> Any:
+    with control_plane.http_client() as admin:
+        response = admin.get(f"{collection(namespace, resource)}/{name}")
+    return response.json() if response.status_code == 200 else None
+
+
+def admin_put_other(control_plane: ControlPlane, namespace: str, resource: str, name: str) -> None:
+    """An object as another tool left it: labels, other annotations, other fields."""
+    obj: dict[str, Any] = {
+        "apiVersion": "coordination.k8s.io/v1" if resource == "leases" else "v1",
+        "kind": {"leases": "Lease", "endpoints": "Endpoints", "configmaps": "ConfigMap"}[resource],
+        "metadata": {
+            "name": name,
+            "labels": {"app": "x"},
+            "annotations": {"keep.example.com/me": "yes"},
+        },
+    }
+    if resource == "leases":
+        obj["spec"] = {"leaseDurationSeconds": 30}
+    elif resource == "configmaps":
+        obj["data"] = {"config.yaml": "a: 1"}
+    with control_plane.http_client() as admin:
+        created = admin.post(collection(namespace, resource), json=obj)
+    assert created.status_code == 201, created.text
+
+
+def assert_kept(obj: Any, resource: str) -> None:
+    assert obj["metadata"]["labels"] == {"app": "x"}
+    assert obj["metadata"]["annotations"]["keep.example.com/me"] == "yes"
+    if resource == "configmaps":
+        assert obj["data"] == {"config.yaml": "a: 1"}
+
+
+def mine(second: int = 0, holder: str = "me") -> te.LeaderRecord:
+    return te.LeaderRecord(holder, 15, T0, T0 + dt.timedelta(seconds=second), 0)
+
+
+# ---------------------------------------------------------------- round trips
+
+
+async def test_create_get_update(
+    control_plane: ControlPlane,
+    namespace: str,
+    client: KubeClient,
+    recorder: Recorder,
+    resource: str,
+    name: str,
+) -> None:
+    lock = LOCK_TYPES[resource](namespace, name, client)
+    assert not (await lock.get()).exists
+    created = await lock.create(mine())
+    assert created.holder == "me"
+    assert await lock.get() == created
+    renewed = await lock.update(mine(2), created)
+    assert int(renewed.version) > int(created.version)
+    assert recorder.verbs() == ["get", "create", "get", "patch"]
+    stored = admin_object(control_plane, namespace, resource, name)
+    if resource == "leases":
+        assert stored["spec"] == {
+            "holderIdentity": "me",
+            "leaseDurationSeconds": 15,
+            "acquireTime": "2024-05-01T10:05:02.654321Z",
+            "renewTime": "2024-05-01T10:05:04.654321Z",
+            "leaseTransitions": 0,
+        }
+    else:
+        assert stored["metadata"]["annotations"][LEADER_ANNOTATION] == (
+            '{"holderIdentity":"me","leaseDurationSeconds":15,"acquireTime":'
+            '"2024-05-01T10:05:02Z","renewTime":"2024-05-01T10:05:04Z","leaderTransitions":0}'
+        )
+
+
+async def test_a_write_that_changes_nothing_keeps_the_version(
+    namespace: str, client: KubeClient, resource: str, name: str
+) -> None:
+    lock = LOCK_TYPES[resource](namespace, name, client)
+    created = await lock.create(mine())
+    assert (await lock.update(mine(), created)).version == created.version
+
+
+async def test_conflicts(namespace: str, client: KubeClient, resource: str, name: str) -> None:
+    lock = LOCK_TYPES[resource](namespace, name, client)
+    other = LOCK_TYPES[resource](namespace, name, client)
+    created = await lock.create(mine())
+    with pytest.raises(te.LockConflict):
+        await other.create(mine(holder="other"))
+    await other.update(mine(1, "other"), created)
+    with pytest.raises(te.LockConflict):
+        await lock.update(mine(2), created)
+    assert (await lock.get()).holder == "other"
+
+
+@pytest.mark.parametrize("profile", ["with-patch", "get-create-update"])
+async def test_other_fields_survive(
+    control_plane: ControlPlane,
+    namespace: str,
+    users: Mapping[str, TestUser],
+    recorder: Recorder,
+    resource: str,
+    name: str,
+    profile: str,
+) -> None:
+    admin_put_other(control_plane, namespace, resource, name)
+    async with open_client(control_plane, users[profile], recorder) as kube:
+        lock = LOCK_TYPES[resource](namespace, name, kube)
+        obs = await lock.get()
+        assert obs.record == te.LeaderRecord(
+            lease_duration_seconds=30 if resource == "leases" else 0
+        )
+        obs = await lock.update(mine(), obs)
+        obs = await lock.update(te.LeaderRecord("", 1, T0, T0, 0), obs)
+        assert obs.holder is None
+    assert_kept(admin_object(control_plane, namespace, resource, name), resource)
+
+
+async def test_deleted_object(
+    control_plane: ControlPlane, namespace: str, client: KubeClient, resource: str, name: str
+) -> None:
+    lock = LOCK_TYPES[resource](namespace, name, client)
+    created = await lock.create(mine())
+    with control_plane.http_client() as admin:
+        assert admin.delete(f"{collection(namespace, resource)}/{name}").status_code == 200
+    assert not (await lock.get()).exists
+    with pytest.raises(te.LockNotFound):
+        await lock.update(mine(2), created)
+
+
+async def test_errors_are_translated(
+    control_plane: ControlPlane,
+    namespace: str,
+    users: Mapping[str, TestUser],
+    recorder: Recorder,
+    name: str,
+) -> None:
+    async with open_client(control_plane, users["everything"], recorder) as kube:
+        lock = LeaseLock(namespace, name, kube)
+        obs = await lock.create(mine())
+        recorder.hang()
+        with trio.move_on_after(0.5) as scope:
+            await lock.update(mine(1), obs)
+        assert scope.cancelled_caught
+        recorder.heal()
+    bad = KubeConfig(server="https://127.0.0.1:1", namespace=namespace, token="x")
+    async with KubeClient(bad, transport=httpx.AsyncHTTPTransport()) as unreachable:
+        with pytest.raises(te.LockError):
+            await LeaseLock(namespace, name, unreachable).get()
+
+
+async def test_lease_in_a_missing_namespace(
+    control_plane: ControlPlane, recorder: Recorder
+) -> None:
+    async with open_client(control_plane, None, recorder) as admin:
+        lock = LeaseLock("no-such-namespace", "x", admin)
+        assert not (await lock.get()).exists
+        with pytest.raises(
+            te.ElectionError, match='namespaces "no-such-namespace" not found'
+        ) as caught:
+            await lock.create(mine())
+        assert not isinstance(caught.value, te.LockError)
+
+
+# ---------------------------------------------------------------- RBAC profiles
+
+
+async def test_nothing_allowed(
+    control_plane: ControlPlane,
+    namespace: str,
+    users: Mapping[str, TestUser],
+    recorder: Recorder,
+    resource: str,
+    name: str,
+) -> None:
+    async with open_client(control_plane, users["nothing"], recorder) as kube:
+        lock = LOCK_TYPES[resource](namespace, name, kube)
+        with pytest.raises(ForbiddenError) as caught:
+            await lock.get()
+        assert not isinstance(caught.value, te.LockError)
+        message = str(caught.value)
+        assert f'cannot get resource "{resource}"' in message
+        assert users["nothing"].username in message
+        with pytest.raises(ForbiddenError, match=f'cannot create resource "{resource}"'):
+            await lock.create(mine())
+        with pytest.raises(ForbiddenError, match=f'cannot get resource "{resource}"'):
+            async with te.elect(lock, identity="x", client=kube):
+                pytest.fail("never leads")  # pragma: no cover
+
+
+@pytest.mark.parametrize("profile", list(PROFILES))
+async def test_profiles(
+    control_plane: ControlPlane,
+    namespace: str,
+    users: Mapping[str, TestUser],
+    recorder: Recorder,
+    resource: str,
+    name: str,
+    profile: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="trio_election")
+    may_patch = "patch" in PROFILES[profile]
+    may_watch = "watch" in PROFILES[profile]
+    async with open_client(control_plane, users[profile], recorder) as kube:
+        lock = LOCK_TYPES[resource](namespace, name, kube)
+        obs = await lock.create(mine())
+        for second in range(1, 4):
+            obs = await lock.update(mine(second), obs)
+        writes = [(verb, status) for verb, _, status in recorder.requests[1:]]
+        if may_patch:
+            assert writes == [("patch", 200)] * 3
+        else:
+            assert writes == [("patch", 403), ("update", 200), ("update", 200), ("update", 200)]
+            notes = [r for r in caplog.records if "not allowed to patch" in r.getMessage()]
+            assert len(notes) == 1
+            assert f'cannot patch resource "{resource}"' in notes[0].getMessage()
+        watcher = LOCK_TYPES[resource](namespace, name, kube)
+        if not may_watch:
+            with pytest.raises(te.WatchUnavailable, match=f'cannot watch resource "{resource}"'):
+                async with aclosing(watcher.watch(obs)) as events:
+                    async for _ in events:
+                        pass  # pragma: no cover
+            return
+        seen = Seen()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(seen.follow, watcher, obs)
+            await trio.sleep(0.3)
+            renewed = await lock.update(mine(10), obs)
+            await seen.wait_for(1)
+            nursery.cancel_scope.cancel()
+        assert seen.items == [renewed]
+
+
+# ---------------------------------------------------------------- watch
+
+
+async def test_watch_events(
+    control_plane: ControlPlane, namespace: str, client: KubeClient, resource: str, name: str
+) -> None:
+    writer = LOCK_TYPES[resource](namespace, name, client)
+    watcher = LOCK_TYPES[resource](namespace, name, client)
+    seen = Seen()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(seen.follow, watcher, te.Observation(False, None, ""))
+        await trio.sleep(0.3)
+        created = await writer.create(mine())  # the watch started from a missing object
+        await seen.wait_for(1)
+        renewed = await writer.update(mine(2), created)
+        await seen.wait_for(2)
+        with control_plane.http_client() as admin:
+            assert admin.delete(f"{collection(namespace, resource)}/{name}").status_code == 200
+        await seen.wait_for(3)
+        again = await writer.create(mine(holder="again"))
+        await seen.wait_for(4)
+        nursery.cancel_scope.cancel()
+    assert seen.items == [created, renewed, te.Observation(False, None, ""), again]
+
+
+async def test_watch_from_a_compacted_version_rereads(
+    namespace: str, client: KubeClient, recorder: Recorder, name: str
+) -> None:
+    lock = LeaseLock(namespace, name, client)
+    created = await lock.create(mine())
+    ancient = te.Observation(True, created.record, "1", created.raw)
+    seen: list[te.Observation] = []
+    with trio.move_on_after(1):
+        async with aclosing(lock.watch(ancient)) as events:
+            async for event in events:
+                seen.append(event)
+    # the apiserver either replays the object or answers 410 (then the lock re-lists)
+    assert seen[:1] == [created]
+
+
+# ---------------------------------------------------------------- MultiLock
+
+
+@pytest.mark.parametrize("old", ["endpoints", "configmaps"])
+async def test_multilock_steps(
+    control_plane: ControlPlane,
+    namespace: str,
+    client: KubeClient,
+    recorder: Recorder,
+    old: str,
+    name: str,
+) -> None:
+    legacy = LOCK_TYPES[old](namespace, name, client)
+    multi = lock_from_string(f"{old}leases/{namespace}/{name}", client)
+    assert isinstance(multi, MultiLock)
+    await legacy.create(mine(holder="old-client"))
+    obs = await multi.get()
+    assert obs.holder == "old-client"  # the secondary is missing: the primary stands
+    taken = await multi.update(mine(20), obs)
+    assert taken.holder == "me"
+    assert admin_object(control_plane, namespace, "leases", name)["spec"]["holderIdentity"] == "me"
+    renewed = await multi.update(mine(22), taken)
+    assert renewed == await multi.get()
+    lease = LeaseLock(namespace, name, client)
+    await lease.update(mine(23, "lease-only"), await lease.get())
+    assert (await multi.get()).holder == te.UNKNOWN_HOLDER
+    with pytest.raises(te.LockConflict):
+        await multi.update(mine(24), renewed)
+
+
+# ---------------------------------------------------------------- kubectl
+
+
+def test_kubectl_reads_our_lease(
+    control_plane: ControlPlane, namespace: str, users: Mapping[str, TestUser], name: str
+) -> None:
+    async def write() -> None:
+        async with open_client(control_plane, users["everything"], Recorder(control_plane)) as kube:
+            lock = LeaseLock(namespace, name, kube)
+            await lock.create(te.LeaderRecord("me_1", 15, WHOLE, T0, 3))
+
+    trio.run(write)
+    shown = control_plane.kubectl("get", "lease", name, "-n", namespace, "-o", "yaml")
+    assert shown.returncode == 0, shown.stderr
+    assert 'acquireTime: "2024-05-01T10:05:02.000000Z"' in shown.stdout
+    assert 'renewTime: "2024-05-01T10:05:02.654321Z"' in shown.stdout
+    spec = yaml.safe_load(shown.stdout)["spec"]
+    assert spec == {
+        "holderIdentity": "me_1",
+        "leaseDurationSeconds": 15,
+        "acquireTime": "2024-05-01T10:05:02.000000Z",
+        "renewTime": "2024-05-01T10:05:02.654321Z",
+        "leaseTransitions": 3,
+    }
+
+
+def test_we_read_a_lease_from_kubectl_apply(
+    control_plane: ControlPlane,
+    namespace: str,
+    users: Mapping[str, TestUser],
+    name: str,
+    tmp_path: Path,
+) -> None:
+    manifest = tmp_path / "lease.yaml"
+    manifest.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease",
+                "metadata": {"name": name, "namespace": namespace, "labels": {"from": "kubectl"}},
+                "spec": {
+                    "holderIdentity": "go-candidate_42",
+                    "leaseDurationSeconds": 17,
+                    "acquireTime": "2024-05-01T10:05:02.000000Z",
+                    "renewTime": "2024-05-01T10:06:00.123456Z",
+                    "leaseTransitions": 9,
+                },
+            }
+        )
+    )
+    applied = control_plane.kubectl("apply", "-f", str(manifest))
+    assert applied.returncode == 0, applied.stderr
+
+    async def read() -> te.Observation:
+        async with open_client(control_plane, users["everything"], Recorder(control_plane)) as kube:
+            return await LeaseLock(namespace, name, kube).get()
+
+    obs = trio.run(read)
+    assert obs.record == te.LeaderRecord(
+        "go-candidate_42",
+        17,
+        dt.datetime(2024, 5, 1, 10, 5, 2, tzinfo=dt.UTC),
+        dt.datetime(2024, 5, 1, 10, 6, 0, 123456, tzinfo=dt.UTC),
+        9,
+    )
+    assert json.loads(obs.raw)["holderIdentity"] == "go-candidate_42"
