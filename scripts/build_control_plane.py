@@ -130,8 +130,8 @@ def download_release_gomod(work: Path) -> str:
         reason = info.get("Error") or done.stderr.strip()[-1000:]
         raise BuildError(
             f"cannot fetch {target} from the Go module proxy (GOPROXY={proxy or 'unset'}): "
-            f"{reason}\nThe build needs the Go module proxy (or a GOPROXY/GOFLAGS=-mod "
-            "setup that serves k8s.io modules)."
+            f"{reason}\nThe build needs a Go module proxy that serves the k8s.io and "
+            "go.etcd.io modules (see `go help goproxy`)."
         )
     return Path(info["GoMod"]).read_text()
 
@@ -276,8 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     if options.if_needed and shutil.which("go") is None:
         if os.environ.get("CI") == "true":
             print(
-                f"error: CI=true and the control plane binaries are missing and cannot be "
-                f"built: Go is not installed. {binaries.missing_message()}",
+                "error: CI=true, the control plane binaries are missing and Go is not "
+                f"installed to build them; {binaries.missing_message()}",
                 file=sys.stderr,
             )
             return 1
