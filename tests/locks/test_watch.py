@@ -305,3 +305,26 @@ async def test_an_error_event_other_than_gone(
         api.end_watches()  # the apiserver ends the stream after an ERROR event
     assert isinstance(watcher.error, te.LockError)
     assert "boom" in str(watcher.error)
+
+
+async def test_a_malformed_event(api: FakeKubeApi, lock: KubeLock) -> None:
+    first = await lock.create(rec("a"))
+    watcher = Watcher(lock, first)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(watcher.run)
+        await settle()
+        (w,) = api._watchers
+        w.pending.append({"type": "MODIFIED", "object": "garbage"})
+        api.end_watches()
+    assert isinstance(watcher.error, te.LockError)
+    assert "malformed" in str(watcher.error)
+
+
+async def test_a_lagging_event_does_not_replace_a_newer_object(
+    api: FakeKubeApi, lock: KubeLock
+) -> None:
+    first = await lock.create(rec("a"))
+    newer = await lock.update(rec("a", 2), first)
+    lock._observe({"metadata": {"name": "my-app", "resourceVersion": first.version}})
+    assert lock._cached is not None
+    assert lock._cached["metadata"]["resourceVersion"] == newer.version

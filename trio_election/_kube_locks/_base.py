@@ -176,10 +176,11 @@ class KubeLock:
         return self._client
 
     def _observe(self, obj: dict[str, Any]) -> Observation:
-        """Remember `obj` as the object last seen and read it."""
+        """Remember `obj` as the object last seen (unless a newer one is known) and read it."""
         obj.setdefault("apiVersion", self.api_version)
         obj.setdefault("kind", self.kind)
-        self._cached = obj
+        if not _older(obj, self._cached):
+            self._cached = obj
         record, raw = self._read(obj)
         return Observation(exists=True, record=record, version=version_of(obj), raw=raw)
 
@@ -304,13 +305,14 @@ class KubeLock:
             try:
                 async with aclosing(client.watch(self._collection_path, params=params)) as events:
                     async for event in events:
+                        if gone or failed:
+                            continue  # the server ends the stream after an error
                         kind = event.get("type")
                         obj = event.get("object")
                         if not isinstance(obj, dict):
-                            raise LockError(f"{self.description}: malformed watch event {event!r}")
+                            failed = f"{self.description}: malformed watch event {event!r}"
+                            continue
                         body: dict[str, Any] = obj  # pyright: ignore[reportUnknownVariableType]
-                        if gone or failed:
-                            continue  # the server ends the stream after an error
                         if kind == "ERROR":
                             if body.get("code") == 410:
                                 gone = True
@@ -387,6 +389,14 @@ class KubeLock:
                     found = item  # pyright: ignore[reportUnknownVariableType]
         current = self._forget() if found is None else self._observe(found)
         return current, version_of(listing)
+
+
+def _older(obj: dict[str, Any], than: dict[str, Any] | None) -> bool:
+    """True if `obj` is an older version than `than` (a lagging watch event)."""
+    if than is None:
+        return False
+    new, known = version_of(obj), version_of(than)
+    return new.isdigit() and known.isdigit() and int(new) < int(known)
 
 
 def _differs(new: Observation, old: Observation) -> bool:
