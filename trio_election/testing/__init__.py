@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from ._binaries import Binaries as Binaries
+from ._binaries import MissingBinaries as MissingBinaries
 from ._binaries import find_binaries as find_binaries
 from ._binaries import missing_message as missing_message
 from ._control_plane import ControlPlane as ControlPlane
@@ -22,6 +23,7 @@ __all__ = [
     "FakeKubeApi",
     "History",
     "Interval",
+    "MissingBinaries",
     "StartupError",
     "TestUser",
     "find_binaries",

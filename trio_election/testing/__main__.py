@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._binaries import BUILD_COMMAND
+from ._binaries import BUILD_COMMAND, MissingBinaries
 from ._control_plane import ControlPlane
 from ._processes import StartupError
 
@@ -53,7 +53,7 @@ def _serve(bin_dir: Path | None, copy_to: Path | None, stopping: threading.Event
     print("starting etcd and kube-apiserver ...", flush=True)
     try:
         plane = ControlPlane.start(bin_dir)
-    except FileNotFoundError as error:
+    except MissingBinaries as error:
         print(f"error: {error}\n(build them with `{BUILD_COMMAND}`)", file=sys.stderr)
         return 1
     except StartupError as error:

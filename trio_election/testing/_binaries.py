@@ -25,6 +25,7 @@ __all__ = [
     "K8S_VERSION",
     "STAMP",
     "Binaries",
+    "MissingBinaries",
     "cache_dir",
     "find_binaries",
     "missing_message",
@@ -41,6 +42,10 @@ STAMP = ".complete"
 BUILD_COMMAND = "python scripts/build_control_plane.py"
 
 _REQUIRED = ("kube-apiserver", "etcd")
+
+
+class MissingBinaries(FileNotFoundError):
+    """kube-apiserver or etcd is not there; the message says how to get them."""
 
 
 @final

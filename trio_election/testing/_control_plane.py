@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self, final
 
 import httpx
 
-from ._binaries import Binaries, find_binaries, missing_message
+from ._binaries import Binaries, MissingBinaries, find_binaries, missing_message
 from ._kubeconfig import write_kubeconfig
 from ._pki import Pki
 from ._processes import ProcessGroup, Reaper, StartupError, free_port, wait_for
@@ -102,8 +102,9 @@ class ControlPlane:
     """etcd and kube-apiserver on free loopback ports, TLS from a CA of its own, RBAC on.
 
     Start with `ControlPlane.start()` (blocks until the apiserver is ready and an admin
-    request works) and end with `stop()` or a `with` block. Raises `FileNotFoundError`
-    when the binaries are missing and `StartupError` when a process does not come up.
+    request works) and end with `stop()` or a `with` block. Raises `MissingBinaries` (a
+    `FileNotFoundError`) when the binaries are missing and `StartupError` when a process
+    does not come up.
     """
 
     server: str
@@ -523,12 +524,12 @@ def _resolve_binaries(bin_dir: Path | None) -> Binaries:
     if bin_dir is None:
         found = find_binaries()
         if found is None:
-            raise FileNotFoundError(missing_message())
+            raise MissingBinaries(missing_message())
         return found
     folder = Path(bin_dir).absolute()
     for name in ("kube-apiserver", "etcd"):
         if not (folder / name).is_file():
-            raise FileNotFoundError(f"no {name} in {folder}")
+            raise MissingBinaries(f"no {name} in {folder}")
     kubectl = folder / "kubectl"
     return Binaries(
         bin_dir=folder,
