@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 import trio
-from trio_election._kube import KubeClient, KubeConfig
 
 import trio_election as te
+from trio_election._kube import KubeClient, KubeConfig
 from trio_election.testing import History
 
 if TYPE_CHECKING:
@@ -81,11 +81,17 @@ class Candidate:
         config = KubeConfig(
             server=self.control_plane.server, namespace=self.user.namespace, token=self.user.token
         )
+        t = timing(self.lock)
         with self.scope:
             async with (
                 KubeClient(config, transport=self.transport) as client,
                 te.open_election(
-                    self.lock, identity=self.identity, client=client, **timing(self.lock)
+                    self.lock,
+                    identity=self.identity,
+                    client=client,
+                    lease_duration=t["lease_duration"],
+                    renew_deadline=t["renew_deadline"],
+                    retry_period=t["retry_period"],
                 ) as election,
             ):
                 while True:

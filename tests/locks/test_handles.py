@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+
+import trio_election as te
 from trio_election._kube._errors import (
     ForbiddenError,
     InvalidError,
     NotFoundError,
     UnauthorizedError,
 )
-
-import trio_election as te
 from trio_election._kube_locks import LEADER_ANNOTATION, KubeLock, LeaseLock
 from trio_election.testing._fake_api import ELECTION_VERBS, FakeKubeApi
 
@@ -413,7 +413,7 @@ async def test_neither_patch_nor_update(api: FakeKubeApi, resource: str) -> None
     ],
 )
 async def test_transient_errors_are_lock_errors(
-    api: FakeKubeApi, lock: KubeLock, status: int, error: type[Exception] | None
+    api: FakeKubeApi, lock: KubeLock, status: int, error: type[httpx.RequestError] | None
 ) -> None:
     obs = await lock.create(MINE)
     for call in ("get", "create", "update"):

@@ -785,9 +785,10 @@ class FakeKubeApi:
             old = self._objects.get(key)
             if old is None:
                 raise self._not_found(kind, record.name)
-            if not isinstance(record.body, dict):
+            patch: object = record.body
+            if not isinstance(patch, dict):
                 raise _Reject(400, "BadRequest", "the patch is not a JSON object")
-            patched = _merge(copy.deepcopy(old), record.body)
+            patched = _merge(copy.deepcopy(old), patch)  # pyright: ignore[reportUnknownArgumentType]
             new = self._decode(kind, record, patched)
             if _meta(new).get("resourceVersion") != _meta(old).get("resourceVersion"):
                 raise self._conflict(kind, record.name)
@@ -862,7 +863,7 @@ class FakeKubeApi:
     def _decode(self, kind: _Kind, record: FakeRequest, body: object) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise _Reject(400, "BadRequest", f"the body of the {record.verb} is not a JSON object")
-        obj: dict[str, Any] = copy.deepcopy(body)  # pyright: ignore[reportUnknownArgumentType]
+        obj: dict[str, Any] = copy.deepcopy(body)  # pyright: ignore[reportUnknownArgumentType, reportUnknownVariableType]
         if (
             obj.get("kind", kind.kind) != kind.kind
             or obj.get("apiVersion", kind.api_version) != kind.api_version
