@@ -1,0 +1,206 @@
+"""Credentials for each request: a static token, a rotating token file, basic auth, or an
+exec credential plugin (tokens or client certificates, cached until they expire)."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import logging
+import os
+import subprocess
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ._errors import KubeConfigError
+from ._json import as_mapping
+
+if TYPE_CHECKING:
+    from ._config import ExecConfig, KubeConfig
+
+__all__ = ["Credentials", "ExecResult"]
+
+logger = logging.getLogger("trio_election.kube")
+
+TOKEN_FILE_REREAD = 60.0
+"""A token file (bound service-account tokens rotate) is re-read at least this often."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExecResult:
+    """What an exec plugin returned: a token or a client certificate, and until when."""
+
+    token: str | None
+    client_certificate_data: bytes | None
+    client_key_data: bytes | None
+    expires_at: float | None  # trio time
+
+    def __repr__(self) -> str:
+        return f"ExecResult(expires_at={self.expires_at!r})"
+
+
+class Credentials:
+    """Produces the `Authorization` header for each request and refreshes it on a 401."""
+
+    def __init__(self, config: KubeConfig) -> None:
+        self._config = config
+        self._file_token: str | None = None
+        self._file_read_at = -float("inf")
+        self._exec: ExecResult | None = None
+        self._exec_lock = trio.Lock()
+
+    @property
+    def refreshable(self) -> bool:
+        """True when a 401 may be cured by reading or running something again."""
+        return self._config.token_file is not None or self._config.exec is not None
+
+    async def headers(self) -> dict[str, str]:
+        config = self._config
+        if config.exec is not None:
+            result = await self.exec_result()
+            if result.token:
+                return {"Authorization": f"Bearer {result.token}"}
+            return {}
+        if config.token_file is not None:
+            return {"Authorization": f"Bearer {self._read_token_file()}"}
+        if config.token:
+            return {"Authorization": f"Bearer {config.token}"}
+        if config.username is not None and config.password is not None:
+            pair = f"{config.username}:{config.password}".encode()
+            return {"Authorization": f"Basic {base64.b64encode(pair).decode()}"}
+        return {}
+
+    async def refresh(self) -> None:
+        """Forget cached credentials after a 401, so the next request reads them anew."""
+        self._file_read_at = -float("inf")
+        self._exec = None
+        await trio.lowlevel.checkpoint()
+
+    def _read_token_file(self) -> str:
+        path = self._config.token_file
+        assert path is not None
+        now = trio.current_time()
+        if self._file_token is None or now - self._file_read_at >= TOKEN_FILE_REREAD:
+            try:
+                token = path.read_text().strip()
+            except OSError as exc:
+                if self._file_token is not None:
+                    logger.warning("cannot re-read token file %s: %s", path, exc.strerror)
+                    return self._file_token
+                raise KubeConfigError(
+                    f"cannot read the token file {path} ({self._config.source}): {exc.strerror}"
+                ) from None
+            if not token:
+                raise KubeConfigError(f"the token file {path} is empty ({self._config.source})")
+            self._file_token = token
+            self._file_read_at = now
+        return self._file_token
+
+    async def exec_result(self) -> ExecResult:
+        """The exec plugin's credential, running the plugin when none is cached or valid."""
+        async with self._exec_lock:
+            cached = self._exec
+            if cached is not None and (
+                cached.expires_at is None or trio.current_time() < cached.expires_at
+            ):
+                return cached
+            assert self._config.exec is not None
+            self._exec = await _run_exec(self._config.exec, self._config)
+            return self._exec
+
+
+def _exec_info(plugin: ExecConfig, config: KubeConfig) -> str:
+    spec: dict[str, Any] = {"interactive": False}
+    if plugin.provide_cluster_info:
+        cluster: dict[str, Any] = {
+            "server": config.server,
+            "insecure-skip-tls-verify": config.insecure_skip_tls_verify,
+        }
+        if config.tls_server_name:
+            cluster["tls-server-name"] = config.tls_server_name
+        if config.proxy_url:
+            cluster["proxy-url"] = config.proxy_url
+        if config.certificate_authority_data:
+            cluster["certificate-authority-data"] = base64.b64encode(
+                config.certificate_authority_data
+            ).decode()
+        spec["cluster"] = cluster
+    return json.dumps({"apiVersion": plugin.api_version, "kind": "ExecCredential", "spec": spec})
+
+
+async def _run_exec(plugin: ExecConfig, config: KubeConfig) -> ExecResult:
+    where = f"exec plugin {plugin.command!r} ({config.source})"
+    if plugin.interactive_mode == "Always":
+        raise KubeConfigError(
+            f"{where} needs an interactive terminal (interactiveMode: Always), which a "
+            f"leader-election process does not have; configure the plugin to run without one"
+        )
+    command = plugin.command
+    if os.sep in command and plugin.base_dir is not None and not os.path.isabs(command):
+        command = str(plugin.base_dir / command)
+    env = dict(os.environ)
+    env.update(dict(plugin.env))
+    env["KUBERNETES_EXEC_INFO"] = _exec_info(plugin, config)
+    try:
+        done = await trio.run_process(
+            [command, *plugin.args],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+        )
+    except FileNotFoundError:
+        hint = f" {plugin.install_hint.strip()}" if plugin.install_hint else ""
+        raise KubeConfigError(f"{where}: the command was not found.{hint}") from None
+    except PermissionError:
+        raise KubeConfigError(f"{where}: the command is not executable") from None
+    if done.returncode != 0:
+        raise KubeConfigError(
+            f"{where} exited with status {done.returncode}; run it by hand to see why"
+        )
+    return _parse_exec_output(done.stdout, plugin, where)
+
+
+def _parse_exec_output(stdout: bytes, plugin: ExecConfig, where: str) -> ExecResult:
+    try:
+        credential = as_mapping(json.loads(stdout))
+    except ValueError:
+        credential = None
+    if credential is None or credential.get("kind") != "ExecCredential":
+        raise KubeConfigError(
+            f"{where} did not print an ExecCredential (JSON with kind: ExecCredential)"
+        )
+    if credential.get("apiVersion") != plugin.api_version:
+        raise KubeConfigError(
+            f"{where} printed an ExecCredential of apiVersion "
+            f"{credential.get('apiVersion')!r}, expected {plugin.api_version}"
+        )
+    status = as_mapping(credential.get("status"))
+    if status is None:
+        raise KubeConfigError(f"{where}: the ExecCredential has no status")
+    token = status.get("token")
+    cert = status.get("clientCertificateData")
+    key = status.get("clientKeyData")
+    if not token and not (cert and key):
+        raise KubeConfigError(
+            f"{where}: the ExecCredential status has neither a token nor "
+            f"clientCertificateData and clientKeyData"
+        )
+    expires_at = None
+    stamp = status.get("expirationTimestamp")
+    if isinstance(stamp, str) and stamp:
+        try:
+            when = dt.datetime.fromisoformat(stamp)
+        except ValueError:
+            raise KubeConfigError(f"{where}: expirationTimestamp is not an RFC 3339 time") from None
+        remaining = (when - dt.datetime.now(dt.UTC)).total_seconds()
+        expires_at = trio.current_time() + remaining
+    return ExecResult(
+        token=str(token) if token else None,
+        client_certificate_data=str(cert).encode() if cert else None,
+        client_key_data=str(key).encode() if key else None,
+        expires_at=expires_at,
+    )

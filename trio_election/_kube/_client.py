@@ -1,0 +1,218 @@
+"""`KubeClient`: a small Kubernetes REST client over one long-lived `httpx.AsyncClient`."""
+
+from __future__ import annotations
+
+import importlib.util
+import json as jsonlib
+import logging
+from typing import TYPE_CHECKING, Any, Self, final
+
+import httpx
+
+from .._version import __version__
+from ._auth import Credentials
+from ._errors import ApiConnectionError, KubeConfigError, error_from_response
+from ._json import as_mapping
+from ._tls import ssl_context
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator, Mapping
+    from types import TracebackType
+
+    from ._config import KubeConfig
+
+__all__ = ["KubeClient"]
+
+logger = logging.getLogger("trio_election.kube")
+
+USER_AGENT = f"trio-election/{__version__}"
+
+
+@final
+class KubeClient:
+    """A Kubernetes API client: JSON requests and watch streams, with typed errors.
+
+    Use it as ``async with KubeClient(KubeConfig.load()) as client``. It sets no timeouts
+    of its own: bound calls with trio cancel scopes. A 401 is retried once after
+    re-reading the token file or re-running the exec plugin. Each distinct `Warning`
+    header from the server is logged once.
+    """
+
+    def __init__(
+        self, config: KubeConfig, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self.config = config
+        self._transport = transport
+        self._credentials = Credentials(config)
+        self._http: httpx.AsyncClient | None = None
+        self._http_cert: bytes | None = None
+        self._warned: set[str] = set()
+        self._extensions: dict[str, Any] = {}
+        if config.tls_server_name:
+            self._extensions["sni_hostname"] = config.tls_server_name
+        socks = config.proxy_url is not None and config.proxy_url.startswith("socks")
+        if socks and importlib.util.find_spec("socksio") is None:
+            raise KubeConfigError(
+                f"{config.source}: proxy-url {config.proxy_url} is a SOCKS proxy; "
+                f"install the extra: pip install 'trio-election[socks]'"
+            )
+        if config.exec is None:
+            self._http = self._make_http(config.client_certificate_data, config.client_key_data)
+
+    def __repr__(self) -> str:
+        return f"<KubeClient {self.config.server} namespace={self.namespace!r}>"
+
+    @property
+    def namespace(self) -> str:
+        """The configuration's namespace (the context's, or the pod's)."""
+        return self.config.namespace
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+
+    def _make_http(self, cert: bytes | None, key: bytes | None) -> httpx.AsyncClient:
+        config = self.config
+        context = ssl_context(
+            ca=config.certificate_authority_data,
+            insecure=config.insecure_skip_tls_verify,
+            cert=cert,
+            key=key,
+            where=config.source or config.server,
+        )
+        return httpx.AsyncClient(
+            base_url=config.server,
+            verify=context,
+            transport=self._transport,
+            proxy=config.proxy_url,
+            timeout=httpx.Timeout(None),
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+        )
+
+    async def _client(self) -> httpx.AsyncClient:
+        if self.config.exec is not None:
+            result = await self._credentials.exec_result()
+            cert = result.client_certificate_data
+            if self._http is None or cert != self._http_cert:
+                if self._http is not None:
+                    await self._http.aclose()
+                self._http = self._make_http(cert, result.client_key_data)
+                self._http_cert = cert
+        assert self._http is not None
+        return self._http
+
+    def _note_warnings(self, response: httpx.Response) -> None:
+        for text in response.headers.get_list("warning"):
+            if text not in self._warned:
+                self._warned.add(text)
+                logger.warning("%s: the API server warns: %s", self.config.server, text)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: object | None = None,
+        content_type: str | None = None,
+    ) -> dict[str, Any]:
+        """Send one request and return the decoded JSON body; raise a typed `ApiError`."""
+        body = None if json is None else jsonlib.dumps(json).encode()
+        for attempt in range(2):
+            client = await self._client()
+            headers = await self._credentials.headers()
+            if body is not None:
+                headers["Content-Type"] = content_type or "application/json"
+            try:
+                response = await client.request(
+                    method,
+                    path,
+                    params=dict(params) if params else None,
+                    content=body,
+                    headers=headers,
+                    extensions=self._extensions,
+                )
+            except httpx.HTTPError as exc:
+                raise self._connection_error(exc) from None
+            self._note_warnings(response)
+            if response.status_code == 401 and attempt == 0 and self._credentials.refreshable:
+                await self._credentials.refresh()
+                continue
+            if response.status_code >= 400:
+                raise error_from_response(
+                    response.status_code,
+                    response.content,
+                    method=method,
+                    path=path,
+                    params=dict(params) if params else None,
+                    retry_after=response.headers.get("retry-after"),
+                )
+            try:
+                decoded = response.json()
+            except ValueError:
+                raise ApiConnectionError(
+                    f"{method} {path}: the server's answer is not JSON"
+                ) from None
+            mapping = as_mapping(decoded)
+            return mapping if mapping is not None else {"items": decoded}
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def watch(
+        self, path: str, *, params: Mapping[str, str]
+    ) -> AsyncGenerator[dict[str, Any]]:
+        """Yield each event of a watch stream (decoded JSON lines) until the server ends it.
+
+        No read timeout: a quiet watch sends nothing for minutes. Close the generator with
+        `contextlib.aclosing`.
+        """
+        query = dict(params)
+        for attempt in range(2):
+            client = await self._client()
+            headers = await self._credentials.headers()
+            try:
+                async with client.stream(
+                    "GET", path, params=query, headers=headers, extensions=self._extensions
+                ) as response:
+                    self._note_warnings(response)
+                    if (
+                        response.status_code == 401
+                        and attempt == 0
+                        and self._credentials.refreshable
+                    ):
+                        await self._credentials.refresh()
+                        continue
+                    if response.status_code >= 400:
+                        content = await response.aread()
+                        raise error_from_response(
+                            response.status_code, content, method="GET", path=path, params=query
+                        )
+                    async for line in response.aiter_lines():
+                        if line.strip():
+                            try:
+                                event = jsonlib.loads(line)
+                            except ValueError:
+                                raise ApiConnectionError(
+                                    f"GET {path}: a watch event is not JSON"
+                                ) from None
+                            mapping = as_mapping(event)
+                            if mapping is not None:
+                                yield mapping
+                    return
+            except httpx.HTTPError as exc:
+                raise self._connection_error(exc) from None
+
+    def _connection_error(self, exc: httpx.HTTPError) -> ApiConnectionError:
+        kind = type(exc).__name__
+        detail = str(exc) or kind
+        return ApiConnectionError(f"cannot talk to {self.config.server}: {kind}: {detail}")

@@ -1,0 +1,406 @@
+"""`KubeConfig`: where the API server is and how to authenticate, resolved as client-go does.
+
+Order (`KubeConfig.load()`): an explicit kubeconfig path, else `$KUBECONFIG` (a list of
+files, merged: the first file to set a map key or `current-context` wins), else the pod's
+service account when running in a pod, else `~/.kube/config`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, final
+
+import yaml
+
+from ._errors import KubeConfigError
+from ._json import as_list, as_mapping
+
+__all__ = ["SERVICE_ACCOUNT_DIR", "ExecConfig", "KubeConfig"]
+
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+"""Where a pod's service-account token, CA and namespace are mounted."""
+
+SERVICE_ACCOUNT_DIR_ENV = "TRIO_ELECTION_SERVICE_ACCOUNT_DIR"
+"""Overrides `SERVICE_ACCOUNT_DIR` (for tests of the in-cluster path)."""
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ExecConfig:
+    """A `client.authentication.k8s.io` exec credential plugin (`users[].user.exec`)."""
+
+    command: str
+    api_version: str = "client.authentication.k8s.io/v1"
+    args: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    install_hint: str = ""
+    provide_cluster_info: bool = False
+    interactive_mode: str = "IfAvailable"
+    base_dir: Path | None = None
+
+
+def _mask(value: object) -> str:
+    return "None" if value is None else "'***'"
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class KubeConfig:
+    """How to reach one Kubernetes API server. Secrets never show in `repr()`.
+
+    Build one directly (`KubeConfig(server="https://...", token="...")`) or with
+    `KubeConfig.load()`. PEM data is held as bytes; `token_file` is re-read while in use.
+    """
+
+    server: str
+    namespace: str = "default"
+    certificate_authority_data: bytes | None = field(default=None, repr=False)
+    insecure_skip_tls_verify: bool = False
+    tls_server_name: str | None = None
+    proxy_url: str | None = None
+    token: str | None = field(default=None, repr=False)
+    token_file: Path | None = None
+    client_certificate_data: bytes | None = field(default=None, repr=False)
+    client_key_data: bytes | None = field(default=None, repr=False)
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    exec: ExecConfig | None = None
+    source: str = ""
+    """Where this came from (a kubeconfig path and context, or "in-cluster"), for errors."""
+
+    def __repr__(self) -> str:
+        return (
+            f"KubeConfig(server={self.server!r}, namespace={self.namespace!r}, "
+            f"token={_mask(self.token)}, token_file={self.token_file!r}, "
+            f"client_key_data={_mask(self.client_key_data)}, "
+            f"password={_mask(self.password)}, exec={self.exec!r}, source={self.source!r})"
+        )
+
+    @classmethod
+    def load(
+        cls, kubeconfig: str | os.PathLike[str] | None = None, context: str | None = None
+    ) -> KubeConfig:
+        """Resolve the configuration as client-go does; raise `KubeConfigError` if none.
+
+        Reads files only (a blocking call; cheap). `context` picks a context by name
+        instead of `current-context`.
+        """
+        if kubeconfig is not None:
+            return _from_files([Path(kubeconfig)], context, explicit=True)
+        env = os.environ.get("KUBECONFIG", "")
+        paths = [Path(p) for p in env.split(os.pathsep) if p]
+        if paths:
+            existing = [p for p in paths if p.exists()]
+            if not existing:
+                raise KubeConfigError(
+                    f"$KUBECONFIG names no file that exists ({env}): fix the variable or unset it"
+                )
+            return _from_files(existing, context, explicit=False)
+        if _in_pod():
+            return in_cluster()
+        home = Path.home() / ".kube" / "config"
+        if home.exists():
+            return _from_files([home], context, explicit=False)
+        raise KubeConfigError(
+            "no Kubernetes configuration found: not running in a pod "
+            "(KUBERNETES_SERVICE_HOST is not set) and no kubeconfig (~/.kube/config does not "
+            "exist and $KUBECONFIG is not set); pass kubeconfig=PATH or set KUBECONFIG"
+        )
+
+
+def _service_account_dir() -> Path:
+    return Path(os.environ.get(SERVICE_ACCOUNT_DIR_ENV) or SERVICE_ACCOUNT_DIR)
+
+
+def _in_pod() -> bool:
+    return bool(
+        os.environ.get("KUBERNETES_SERVICE_HOST") and os.environ.get("KUBERNETES_SERVICE_PORT")
+    )
+
+
+def in_cluster() -> KubeConfig:
+    """The pod's service account: `KUBERNETES_SERVICE_HOST`/`PORT` and the mounted files."""
+    host = os.environ.get("KUBERNETES_SERVICE_HOST", "")
+    port = os.environ.get("KUBERNETES_SERVICE_PORT", "")
+    if not host or not port:
+        raise KubeConfigError(
+            "not running in a pod: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT must "
+            "both be set for the in-cluster configuration"
+        )
+    folder = _service_account_dir()
+    token_file = folder / "token"
+    if not token_file.is_file():
+        raise KubeConfigError(
+            f"in-cluster configuration: the service-account token {token_file} does not "
+            f"exist; mount a service account (automountServiceAccountToken: true)"
+        )
+    ca = (
+        _read(folder / "ca.crt", "in-cluster CA (ca.crt)") if (folder / "ca.crt").exists() else None
+    )
+    namespace_file = folder / "namespace"
+    namespace = (
+        _read(namespace_file, "in-cluster namespace").decode().strip()
+        if namespace_file.exists()
+        else "default"
+    )
+    if ca is not None:
+        _check_pem(ca, f"{folder / 'ca.crt'}", "CERTIFICATE")
+    server_host = f"[{host}]" if ":" in host else host
+    return KubeConfig(
+        server=f"https://{server_host}:{port}",
+        namespace=namespace or "default",
+        certificate_authority_data=ca,
+        token_file=token_file,
+        source="in-cluster",
+    )
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise KubeConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
+
+
+def _load_yaml(path: Path, explicit: bool) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        hint = "check the path given" if explicit else "check $KUBECONFIG"
+        raise KubeConfigError(f"kubeconfig {path} does not exist: {hint}") from None
+    except OSError as exc:
+        raise KubeConfigError(f"cannot read kubeconfig {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise KubeConfigError(
+            f"kubeconfig {path} is not valid YAML{where}: {problem}; fix the file"
+        ) from None
+    if data is None:
+        return {}
+    mapping = as_mapping(data)
+    if mapping is None:
+        raise KubeConfigError(f"kubeconfig {path} must be a YAML mapping (a Config object)")
+    return mapping
+
+
+@dataclass(slots=True)
+class _Merged:
+    current_context: str = ""
+    current_from: Path | None = None
+    clusters: dict[str, tuple[dict[str, Any], Path]] = field(
+        default_factory=dict[str, tuple[dict[str, Any], Path]]
+    )
+    users: dict[str, tuple[dict[str, Any], Path]] = field(
+        default_factory=dict[str, tuple[dict[str, Any], Path]]
+    )
+    contexts: dict[str, tuple[dict[str, Any], Path]] = field(
+        default_factory=dict[str, tuple[dict[str, Any], Path]]
+    )
+
+
+def _merge(paths: list[Path], explicit: bool) -> _Merged:
+    merged = _Merged()
+    for path in paths:
+        data = _load_yaml(path, explicit)
+        current = data.get("current-context")
+        if isinstance(current, str) and current and not merged.current_context:
+            merged.current_context, merged.current_from = current, path
+        for key, target in (
+            ("clusters", merged.clusters),
+            ("users", merged.users),
+            ("contexts", merged.contexts),
+        ):
+            entries = as_list(data.get(key) or [])
+            if entries is None:
+                raise KubeConfigError(f"kubeconfig {path}: {key} must be a list")
+            inner = key[:-1]
+            for raw_entry in entries:
+                entry = as_mapping(raw_entry)
+                name = None if entry is None else entry.get("name")
+                if entry is None or not isinstance(name, str):
+                    raise KubeConfigError(f"kubeconfig {path}: every entry of {key} needs a name")
+                body = as_mapping(entry.get(inner) or {})
+                if body is None:
+                    raise KubeConfigError(
+                        f"kubeconfig {path}: {key}[{name}].{inner} must be a mapping"
+                    )
+                target.setdefault(name, (body, path))  # first file wins
+    return merged
+
+
+def _from_files(paths: list[Path], context: str | None, *, explicit: bool) -> KubeConfig:
+    merged = _merge(paths, explicit)
+    files = ", ".join(str(p) for p in paths)
+    name = context or merged.current_context
+    if not name:
+        raise KubeConfigError(
+            f"kubeconfig {files} has no current-context and no context was given: "
+            f"set current-context (kubectl config use-context NAME) or pass context=NAME"
+        )
+    if name not in merged.contexts:
+        known = ", ".join(sorted(merged.contexts)) or "none"
+        raise KubeConfigError(f"context {name!r} is not in kubeconfig {files} (contexts: {known})")
+    ctx, ctx_path = merged.contexts[name]
+    cluster_name = ctx.get("cluster")
+    user_name = ctx.get("user")
+    if not isinstance(cluster_name, str) or cluster_name not in merged.clusters:
+        raise KubeConfigError(
+            f"kubeconfig {ctx_path}: context {name!r} names cluster {cluster_name!r}, which is "
+            f"not defined in {files}"
+        )
+    cluster, cluster_path = merged.clusters[cluster_name]
+    user: dict[str, Any] = {}
+    user_path = ctx_path
+    if user_name:
+        if not isinstance(user_name, str) or user_name not in merged.users:
+            raise KubeConfigError(
+                f"kubeconfig {ctx_path}: context {name!r} names user {user_name!r}, which is "
+                f"not defined in {files}"
+            )
+        user, user_path = merged.users[user_name]
+    where_cluster = f"kubeconfig {cluster_path}, clusters[{cluster_name}].cluster"
+    where_user = f"kubeconfig {user_path}, users[{user_name}].user"
+    server = cluster.get("server")
+    if not isinstance(server, str) or not server:
+        raise KubeConfigError(f"{where_cluster}: no server; set server: https://HOST:PORT")
+    namespace = ctx.get("namespace") or "default"
+    ca = _data_or_file(cluster, "certificate-authority", cluster_path, where_cluster)
+    if ca is not None:
+        _check_pem(ca, where_cluster, "CERTIFICATE")
+    cert = _data_or_file(user, "client-certificate", user_path, where_user)
+    key = _data_or_file(user, "client-key", user_path, where_user)
+    if (cert is None) != (key is None):
+        raise KubeConfigError(
+            f"{where_user}: client-certificate and client-key must be given together"
+        )
+    if cert is not None and key is not None:
+        _check_pem(cert, where_user + " client-certificate", "CERTIFICATE")
+        _check_pem(key, where_user + " client-key", "PRIVATE KEY")
+    token_file = user.get("tokenFile")
+    return KubeConfig(
+        server=server.rstrip("/"),
+        namespace=str(namespace),
+        certificate_authority_data=ca,
+        insecure_skip_tls_verify=bool(cluster.get("insecure-skip-tls-verify", False)),
+        tls_server_name=_opt_str(cluster, "tls-server-name", where_cluster),
+        proxy_url=_opt_str(cluster, "proxy-url", where_cluster),
+        token=_opt_str(user, "token", where_user),
+        token_file=_resolve(token_file, user_path) if isinstance(token_file, str) else None,
+        client_certificate_data=cert,
+        client_key_data=key,
+        username=_opt_str(user, "username", where_user),
+        password=_opt_str(user, "password", where_user),
+        exec=_exec(user.get("exec"), user_path, where_user),
+        source=f"kubeconfig {files}, context {name}",
+    )
+
+
+def _opt_str(section: dict[str, Any], key: str, where: str) -> str | None:
+    value = section.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise KubeConfigError(f"{where}: {key} must be a string")
+    return value
+
+
+def _resolve(value: str, kubeconfig: Path) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else kubeconfig.parent / path
+
+
+def _data_or_file(section: dict[str, Any], key: str, path: Path, where: str) -> bytes | None:
+    data = section.get(f"{key}-data")
+    if data:
+        if not isinstance(data, str):
+            raise KubeConfigError(f"{where}: {key}-data must be a base64 string")
+        try:
+            return base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError):
+            raise KubeConfigError(
+                f"{where}: {key}-data is not valid base64; encode the PEM file with "
+                f"`base64 -w0 FILE`"
+            ) from None
+    file = section.get(key)
+    if file:
+        if not isinstance(file, str):
+            raise KubeConfigError(f"{where}: {key} must be a file path")
+        target = _resolve(file, path)
+        try:
+            return target.read_bytes()
+        except OSError as exc:
+            raise KubeConfigError(
+                f"{where}: cannot read {key} file {target}: {exc.strerror}"
+            ) from None
+    return None
+
+
+def _check_pem(data: bytes, where: str, kind: str) -> None:
+    if b"-----BEGIN" not in data or kind.encode() not in data:
+        raise KubeConfigError(
+            f"{where}: the {kind.lower()} does not parse as PEM (expected a "
+            f"'-----BEGIN ...{kind}-----' block)"
+        )
+
+
+def _exec(raw: object, path: Path, where: str) -> ExecConfig | None:
+    if raw is None:
+        return None
+    section = as_mapping(raw)
+    if section is None:
+        raise KubeConfigError(f"{where}.exec must be a mapping")
+    command = section.get("command")
+    if not isinstance(command, str) or not command:
+        raise KubeConfigError(f"{where}.exec: command is required")
+    api_version = section.get("apiVersion") or ""
+    if api_version not in (
+        "client.authentication.k8s.io/v1",
+        "client.authentication.k8s.io/v1beta1",
+    ):
+        raise KubeConfigError(
+            f"{where}.exec: apiVersion {api_version!r} is not supported; use "
+            f"client.authentication.k8s.io/v1 or v1beta1"
+        )
+    mode = section.get("interactiveMode")
+    if mode is None:
+        if api_version.endswith("/v1"):
+            raise KubeConfigError(
+                f"{where}.exec: interactiveMode is required with {api_version} "
+                f"(Never, IfAvailable or Always)"
+            )
+        mode = "IfAvailable"
+    if mode not in ("Never", "IfAvailable", "Always"):
+        raise KubeConfigError(
+            f"{where}.exec: interactiveMode must be Never, IfAvailable or Always, got {mode!r}"
+        )
+    env_list = as_list(section.get("env") or [])
+    env: list[tuple[str, str]] = []
+    if env_list is None:
+        raise KubeConfigError(f"{where}.exec.env must be a list of name/value pairs")
+    for raw_item in env_list:
+        item = as_mapping(raw_item)
+        name = None if item is None else item.get("name")
+        if item is None or not isinstance(name, str):
+            raise KubeConfigError(f"{where}.exec.env entries need a name and a value")
+        env.append((name, str(item.get("value", ""))))
+    args = as_list(section.get("args") or [])
+    if args is None:
+        raise KubeConfigError(f"{where}.exec.args must be a list of strings")
+    return ExecConfig(
+        command=command,
+        api_version=api_version,
+        args=tuple(str(a) for a in args),
+        env=tuple(env),
+        install_hint=str(section.get("installHint") or ""),
+        provide_cluster_info=bool(section.get("provideClusterInfo", False)),
+        interactive_mode=str(mode),
+        base_dir=path.parent,
+    )

@@ -1,0 +1,240 @@
+"""Errors of the Kubernetes access layer, built from the API's `Status` bodies.
+
+    ElectionError
+    ├── ApiError                 the API answered with an error status
+    │   ├── NotFoundError          404
+    │   ├── ConflictError          409 (the object changed since it was read)
+    │   │   └── AlreadyExistsError 409 on create
+    │   ├── GoneError              410 (a watch's resourceVersion is too old)
+    │   ├── UnauthorizedError      401 (the credentials were refused)
+    │   ├── ForbiddenError         403 (RBAC: names the verb and resource to grant)
+    │   ├── InvalidError           422
+    │   ├── TooManyRequestsError   429 (`retry_after` from the Retry-After header)
+    │   └── ServerError            5xx
+    ├── ApiConnectionError       no answer: connection refused, TLS failure, proxy failure
+    └── ConfigError
+        └── KubeConfigError      a kubeconfig or in-cluster configuration that cannot work
+
+No message ever contains a token, a password, a key or an exec plugin's output.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from .._exceptions import ConfigError, ElectionError
+from ._json import as_mapping
+
+__all__ = [
+    "AlreadyExistsError",
+    "ApiConnectionError",
+    "ApiError",
+    "ConflictError",
+    "ForbiddenError",
+    "GoneError",
+    "InvalidError",
+    "KubeConfigError",
+    "NotFoundError",
+    "ServerError",
+    "TooManyRequestsError",
+    "UnauthorizedError",
+    "error_from_response",
+]
+
+
+class KubeConfigError(ConfigError):
+    """The Kubernetes configuration cannot work; the message names the file, field and fix."""
+
+
+class ApiConnectionError(ElectionError):
+    """The API server could not be reached, or the TLS handshake failed."""
+
+
+class ApiError(ElectionError):
+    """The Kubernetes API answered with an error status."""
+
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        message: str,
+        *,
+        verb: str | None = None,
+        resource: str | None = None,
+        hint: str = "",
+    ) -> None:
+        self.status = status
+        self.reason = reason
+        self.message = message
+        self.verb = verb
+        self.resource = resource
+        self.hint = hint
+        text = f"{status} {reason}: {message}"
+        super().__init__(f"{text}. {hint}" if hint else text)
+
+
+class NotFoundError(ApiError):
+    """404: the object (or its namespace) does not exist."""
+
+
+class ConflictError(ApiError):
+    """409: the object was modified since it was read."""
+
+
+class AlreadyExistsError(ConflictError):
+    """409 on create: the object already exists."""
+
+
+class GoneError(ApiError):
+    """410: the requested resourceVersion is too old (re-list, then watch again)."""
+
+
+class UnauthorizedError(ApiError):
+    """401: the server refused the credentials."""
+
+
+class ForbiddenError(ApiError):
+    """403: RBAC does not allow this verb on this resource; the message says what to grant."""
+
+
+class InvalidError(ApiError):
+    """422: the object is invalid."""
+
+
+class TooManyRequestsError(ApiError):
+    """429: the server asks to slow down; `retry_after` is its Retry-After in seconds."""
+
+    retry_after: float | None = None
+
+
+class ServerError(ApiError):
+    """5xx: the server failed."""
+
+
+_BY_STATUS: dict[int, type[ApiError]] = {
+    401: UnauthorizedError,
+    403: ForbiddenError,
+    404: NotFoundError,
+    409: ConflictError,
+    410: GoneError,
+    422: InvalidError,
+    429: TooManyRequestsError,
+}
+
+_VERB_OF_METHOD = {
+    "GET": "get",
+    "POST": "create",
+    "PUT": "update",
+    "PATCH": "patch",
+    "DELETE": "delete",
+}
+
+_GROUP_OF_RESOURCE = {"leases": "coordination.k8s.io"}
+
+_FORBIDDEN = re.compile(r'cannot (\w+) resource "([^"]+)"')
+
+
+def _verb(method: str, params: dict[str, str] | None, path: str) -> str:
+    params = params or {}
+    if params.get("watch") in ("1", "true"):
+        return "watch"
+    if method == "GET" and not _names_an_object(path):
+        return "list"
+    return _VERB_OF_METHOD.get(method, method.lower())
+
+
+def _names_an_object(path: str) -> bool:
+    parts = [p for p in path.split("/") if p]
+    # .../namespaces/<ns>/<resource>/<name> names one object; .../<resource> a collection
+    if "namespaces" in parts:
+        after = parts[parts.index("namespaces") + 1 :]
+        return len(after) >= 3
+    return False
+
+
+def _resource(path: str) -> str | None:
+    parts = [p for p in path.split("/") if p]
+    if "namespaces" in parts:
+        after = parts[parts.index("namespaces") + 1 :]
+        if len(after) >= 2:
+            return after[1]
+    return None
+
+
+def _retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        return None
+
+
+def error_from_response(
+    status: int,
+    body: bytes,
+    *,
+    method: str,
+    path: str,
+    params: dict[str, str] | None = None,
+    retry_after: str | None = None,
+) -> ApiError:
+    """The typed error for an error response, from its `Status` body when it has one."""
+    reason = ""
+    message = ""
+    details: dict[str, Any] = {}
+    try:
+        status_body = as_mapping(json.loads(body))
+    except ValueError:
+        status_body = None
+    if status_body is not None and status_body.get("kind") == "Status":
+        reason = str(status_body.get("reason") or "")
+        message = str(status_body.get("message") or "")
+        details = as_mapping(status_body.get("details")) or {}
+    if not message:
+        text = body.decode("utf-8", "replace").strip()
+        message = text[:300] if text else "(no message)"
+    cls = _BY_STATUS.get(status, ServerError if status >= 500 else ApiError)
+    if cls is ConflictError and reason == "AlreadyExists":
+        cls = AlreadyExistsError
+    verb = _verb(method, params, path)
+    resource = _resource(path) or (str(details["kind"]) if "kind" in details else None)
+    hint = ""
+    if cls is ForbiddenError:
+        match = _FORBIDDEN.search(message)
+        if match:
+            verb, resource = match.group(1), match.group(2)
+        if resource:
+            group = _GROUP_OF_RESOURCE.get(resource, "")
+            hint = (
+                f'Grant the "{verb}" verb on "{resource}": add a Role rule '
+                f'{{apiGroups: ["{group}"], resources: ["{resource}"], verbs: ["{verb}"]}} '
+                f"and bind it to this user or service account"
+            )
+    elif cls is UnauthorizedError:
+        hint = "The credentials were refused: check the token, certificate or exec plugin"
+    error = cls(
+        status,
+        reason or _default_reason(status),
+        message,
+        verb=verb,
+        resource=resource,
+        hint=hint,
+    )
+    if isinstance(error, TooManyRequestsError):
+        error.retry_after = _retry_after(retry_after)
+    return error
+
+
+def _default_reason(status: int) -> str:
+    return {
+        401: "Unauthorized",
+        403: "Forbidden",
+        404: "NotFound",
+        409: "Conflict",
+        410: "Gone",
+        422: "Invalid",
+        429: "TooManyRequests",
+    }.get(status, "InternalError" if status >= 500 else "Error")
