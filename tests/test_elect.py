@@ -416,7 +416,7 @@ async def test_leader_stops_when_the_deleted_lock_was_recreated_by_another(
 
 async def test_transitions_count_changes_of_holder(autojump_clock: trio.testing.MockClock) -> None:
     lock = te.MemoryLock()
-    terms = []
+    terms: list[int] = []
     for who in ["a", "b", "b", "a"]:
         async with te.elect(lock, identity=who) as leadership:
             terms.append(leadership.term)

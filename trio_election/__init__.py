@@ -21,6 +21,26 @@ from ._exceptions import LockConflict as LockConflict
 from ._exceptions import LockError as LockError
 from ._exceptions import LockNotFound as LockNotFound
 from ._exceptions import WatchUnavailable as WatchUnavailable
+from ._kube import AlreadyExistsError as AlreadyExistsError
+from ._kube import ApiConnectionError as ApiConnectionError
+from ._kube import ApiError as ApiError
+from ._kube import ConflictError as ConflictError
+from ._kube import ForbiddenError as ForbiddenError
+from ._kube import GoneError as GoneError
+from ._kube import InvalidError as InvalidError
+from ._kube import KubeClient as KubeClient
+from ._kube import KubeConfig as KubeConfig
+from ._kube import KubeConfigError as KubeConfigError
+from ._kube import NotFoundError as NotFoundError
+from ._kube import ServerError as ServerError
+from ._kube import TooManyRequestsError as TooManyRequestsError
+from ._kube import UnauthorizedError as UnauthorizedError
+from ._kube_locks import LEADER_ANNOTATION as LEADER_ANNOTATION
+from ._kube_locks import ConfigMapLock as ConfigMapLock
+from ._kube_locks import EndpointsLock as EndpointsLock
+from ._kube_locks import LeaseLock as LeaseLock
+from ._kube_locks import MultiLock as MultiLock
+from ._kube_locks import lock_from_string as lock_from_string
 from ._lock import UNKNOWN_HOLDER as UNKNOWN_HOLDER
 from ._lock import LeaderRecord as LeaderRecord
 from ._lock import LockHandle as LockHandle
@@ -34,30 +54,50 @@ from ._seed import run_or_die as run_or_die
 from ._version import __version__ as __version__
 
 __all__ = [
+    "LEADER_ANNOTATION",
     "UNKNOWN_HOLDER",
+    "AlreadyExistsError",
+    "ApiConnectionError",
+    "ApiError",
     "Clock",
     "ConfigError",
+    "ConfigMapLock",
+    "ConflictError",
     "Election",
     "ElectionConfig",
     "ElectionError",
+    "EndpointsLock",
+    "ForbiddenError",
+    "GoneError",
+    "InvalidError",
+    "KubeClient",
+    "KubeConfig",
+    "KubeConfigError",
     "LeaderCallbacks",
     "LeaderElector",
     "LeaderRecord",
     "Leadership",
     "LeadershipLost",
+    "LeaseLock",
     "LockConflict",
     "LockError",
     "LockHandle",
     "LockNotFound",
     "MemoryLock",
     "MemoryLockHandle",
+    "MultiLock",
+    "NotFoundError",
     "Observation",
     "ScaledClock",
+    "ServerError",
     "Statistics",
+    "TooManyRequestsError",
     "TrioClock",
+    "UnauthorizedError",
     "WatchUnavailable",
     "__version__",
     "elect",
+    "lock_from_string",
     "open_election",
     "run_or_die",
 ]

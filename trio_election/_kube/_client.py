@@ -5,9 +5,11 @@ from __future__ import annotations
 import importlib.util
 import json as jsonlib
 import logging
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Self, final
 
 import httpx
+import trio
 
 from .._version import __version__
 from ._auth import Credentials
@@ -16,7 +18,7 @@ from ._json import as_mapping
 from ._tls import ssl_context
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Mapping
+    from collections.abc import AsyncGenerator, AsyncIterator, Mapping
     from types import TracebackType
 
     from ._config import KubeConfig
@@ -197,8 +199,10 @@ class KubeClient:
                         raise error_from_response(
                             response.status_code, content, method="GET", path=path, params=query
                         )
-                    async for line in response.aiter_lines():
-                        if line.strip():
+                    async with _closing(response.aiter_lines()) as lines:
+                        async for line in lines:
+                            if not line.strip():
+                                continue
                             try:
                                 event = jsonlib.loads(line)
                             except ValueError:
@@ -216,3 +220,16 @@ class KubeClient:
         kind = type(exc).__name__
         detail = str(exc) or kind
         return ApiConnectionError(f"cannot talk to {self.config.server}: {kind}: {detail}")
+
+
+@asynccontextmanager
+async def _closing(iterator: AsyncIterator[str]) -> AsyncGenerator[AsyncIterator[str]]:
+    """Close an async iterator that may be a generator (httpx's line iterators are) on exit,
+    so that none is left for the garbage collector to finalize."""
+    try:
+        yield iterator
+    finally:
+        close = getattr(iterator, "aclose", None)
+        if close is not None:
+            with trio.CancelScope(shield=True):
+                await close()
