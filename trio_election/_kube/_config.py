@@ -289,7 +289,7 @@ def _from_files(paths: list[Path], context: str | None, *, explicit: bool) -> Ku
         server=server.rstrip("/"),
         namespace=str(namespace),
         certificate_authority_data=ca,
-        insecure_skip_tls_verify=bool(cluster.get("insecure-skip-tls-verify", False)),
+        insecure_skip_tls_verify=_opt_bool(cluster, "insecure-skip-tls-verify", where_cluster),
         tls_server_name=_opt_str(cluster, "tls-server-name", where_cluster),
         proxy_url=_opt_str(cluster, "proxy-url", where_cluster),
         token=_opt_str(user, "token", where_user),
@@ -301,6 +301,16 @@ def _from_files(paths: list[Path], context: str | None, *, explicit: bool) -> Ku
         exec=_exec(user.get("exec"), user_path, where_user),
         source=f"kubeconfig {files}, context {name}",
     )
+
+
+def _opt_bool(section: dict[str, Any], key: str, where: str) -> bool:
+    # kubectl refuses a non-boolean here; bool("false") would turn the option on
+    value = section.get(key, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise KubeConfigError(f"{where}: {key} must be true or false (unquoted), got {value!r}")
+    return value
 
 
 def _opt_str(section: dict[str, Any], key: str, where: str) -> str | None:
@@ -400,7 +410,7 @@ def _exec(raw: object, path: Path, where: str) -> ExecConfig | None:
         args=tuple(str(a) for a in args),
         env=tuple(env),
         install_hint=str(section.get("installHint") or ""),
-        provide_cluster_info=bool(section.get("provideClusterInfo", False)),
+        provide_cluster_info=_opt_bool(section, "provideClusterInfo", f"{where}.exec"),
         interactive_mode=str(mode),
         base_dir=path.parent,
     )
