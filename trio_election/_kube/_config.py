@@ -333,7 +333,8 @@ def _data_or_file(section: dict[str, Any], key: str, path: Path, where: str) -> 
         if not isinstance(data, str):
             raise KubeConfigError(f"{where}: {key}-data must be a base64 string")
         try:
-            return base64.b64decode(data, validate=True)
+            # Go's decoder (kubectl's) skips line breaks: wrapped data is valid there too
+            return base64.b64decode(data.replace("\r", "").replace("\n", ""), validate=True)
         except (binascii.Error, ValueError):
             raise KubeConfigError(
                 f"{where}: {key}-data is not valid base64; encode the PEM file with "
