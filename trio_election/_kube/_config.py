@@ -324,7 +324,8 @@ def _opt_str(section: dict[str, Any], key: str, where: str) -> str | None:
 
 def _resolve(value: str, kubeconfig: Path) -> Path:
     path = Path(value).expanduser()
-    return path if path.is_absolute() else kubeconfig.parent / path
+    # absolute: a token file is re-read later, maybe after the working directory changed
+    return path if path.is_absolute() else kubeconfig.absolute().parent / path
 
 
 def _data_or_file(section: dict[str, Any], key: str, path: Path, where: str) -> bytes | None:
@@ -413,5 +414,5 @@ def _exec(raw: object, path: Path, where: str) -> ExecConfig | None:
         install_hint=str(section.get("installHint") or ""),
         provide_cluster_info=_opt_bool(section, "provideClusterInfo", f"{where}.exec"),
         interactive_mode=str(mode),
-        base_dir=path.parent,
+        base_dir=path.absolute().parent,
     )
