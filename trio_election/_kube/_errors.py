@@ -131,9 +131,17 @@ _VERB_OF_METHOD = {
     "DELETE": "delete",
 }
 
-_GROUP_OF_RESOURCE = {"leases": "coordination.k8s.io"}
-
 _FORBIDDEN = re.compile(r'cannot (\w+) resource "([^"]+)"')
+_FORBIDDEN_GROUP = re.compile(r'in API group "([^"]*)"')
+
+
+def _group(path: str, message: str) -> str:
+    """The API group: from the apiserver's message, else from the path (`/apis/<group>/`)."""
+    match = _FORBIDDEN_GROUP.search(message)
+    if match:
+        return match.group(1)
+    parts = [p for p in path.split("?")[0].split("/") if p]
+    return parts[1] if len(parts) > 1 and parts[0] == "apis" else ""
 
 
 def _verb(method: str, params: dict[str, str] | None, path: str) -> str:
@@ -207,7 +215,7 @@ def error_from_response(
         if match:
             verb, resource = match.group(1), match.group(2)
         if resource:
-            group = _GROUP_OF_RESOURCE.get(resource, "")
+            group = _group(path, message)
             hint = (
                 f'Grant the "{verb}" verb on "{resource}": add a Role rule '
                 f'{{apiGroups: ["{group}"], resources: ["{resource}"], verbs: ["{verb}"]}} '
