@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json as jsonlib
 import logging
@@ -28,6 +29,9 @@ __all__ = ["KubeClient"]
 logger = logging.getLogger("trio_election.kube")
 
 USER_AGENT = f"trio-election/{__version__}"
+
+_DRAIN_WITHIN = 1.0
+"""How long a stopped watch may take to wind down its (closed) response stream."""
 
 
 @final
@@ -199,7 +203,7 @@ class KubeClient:
                         raise error_from_response(
                             response.status_code, content, method="GET", path=path, params=query
                         )
-                    async with _closing(response.aiter_lines()) as lines:
+                    async with _lines(response) as lines:
                         async for line in lines:
                             if not line.strip():
                                 continue
@@ -223,13 +227,19 @@ class KubeClient:
 
 
 @asynccontextmanager
-async def _closing(iterator: AsyncIterator[str]) -> AsyncGenerator[AsyncIterator[str]]:
-    """Close an async iterator that may be a generator (httpx's line iterators are) on exit,
-    so that none is left for the garbage collector to finalize."""
+async def _lines(response: httpx.Response) -> AsyncGenerator[AsyncIterator[str]]:
+    """`response.aiter_lines()`, run to its end on exit, however the watch stops.
+
+    httpx reads a body through a chain of async generators, one inside the other; closing
+    the outermost leaves the inner ones suspended, and when the garbage collector finds them
+    trio warns (a ResourceWarning for each). Closing the response first makes the chain end
+    at once (no more data, or an error), so that running it to its end takes no time."""
+    lines = response.aiter_lines()
     try:
-        yield iterator
+        yield lines
     finally:
-        close = getattr(iterator, "aclose", None)
-        if close is not None:
-            with trio.CancelScope(shield=True):
-                await close()
+        with trio.move_on_after(_DRAIN_WITHIN, shield=True):
+            await response.aclose()
+            with contextlib.suppress(Exception):  # the stream was closed on purpose
+                async for _line in lines:
+                    pass
