@@ -53,9 +53,6 @@ class KubeClient:
         self._http: httpx.AsyncClient | None = None
         self._http_cert: bytes | None = None
         self._warned: set[str] = set()
-        self._extensions: dict[str, Any] = {}
-        if config.tls_server_name:
-            self._extensions["sni_hostname"] = config.tls_server_name
         socks = config.proxy_url is not None and config.proxy_url.startswith("socks")
         if socks and importlib.util.find_spec("socksio") is None:
             raise KubeConfigError(
@@ -96,6 +93,7 @@ class KubeClient:
             cert=cert,
             key=key,
             where=config.source or config.server,
+            server_name=config.tls_server_name,
         )
         return httpx.AsyncClient(
             base_url=config.server,
@@ -147,7 +145,6 @@ class KubeClient:
                     params=dict(params) if params else None,
                     content=body,
                     headers=headers,
-                    extensions=self._extensions,
                 )
             except httpx.HTTPError as exc:
                 raise self._connection_error(exc) from None
@@ -187,9 +184,7 @@ class KubeClient:
             client = await self._client()
             headers = await self._credentials.headers()
             try:
-                async with client.stream(
-                    "GET", path, params=query, headers=headers, extensions=self._extensions
-                ) as response:
+                async with client.stream("GET", path, params=query, headers=headers) as response:
                     self._note_warnings(response)
                     if (
                         response.status_code == 401

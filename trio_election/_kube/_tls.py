@@ -7,12 +7,63 @@ import logging
 import os
 import ssl
 import tempfile
+from typing import TYPE_CHECKING
 
 from ._errors import KubeConfigError
+
+if TYPE_CHECKING:
+    import socket
 
 __all__ = ["ssl_context"]
 
 logger = logging.getLogger("trio_election.kube")
+
+
+class _ServerNameContext(ssl.SSLContext):
+    """Sends `server_name` as SNI and checks the server's certificate against it, whatever
+    host the connection goes to (`tls-server-name`). Done here rather than with httpx's
+    `sni_hostname` extension, which is not honoured through an HTTP proxy tunnel."""
+
+    server_name: str
+
+    def wrap_bio(
+        self,
+        incoming: ssl.MemoryBIO,
+        outgoing: ssl.MemoryBIO,
+        server_side: bool = False,
+        server_hostname: str | bytes | None = None,
+        session: ssl.SSLSession | None = None,
+    ) -> ssl.SSLObject:
+        del server_hostname
+        return super().wrap_bio(incoming, outgoing, server_side, self.server_name, session)
+
+    def wrap_socket(
+        self,
+        sock: socket.socket,
+        server_side: bool = False,
+        do_handshake_on_connect: bool = True,
+        suppress_ragged_eofs: bool = True,
+        server_hostname: str | bytes | None = None,
+        session: ssl.SSLSession | None = None,
+    ) -> ssl.SSLSocket:
+        del server_hostname
+        return super().wrap_socket(
+            sock,
+            server_side,
+            do_handshake_on_connect,
+            suppress_ragged_eofs,
+            self.server_name,
+            session,
+        )
+
+
+def _new_context(server_name: str | None) -> ssl.SSLContext:
+    # PROTOCOL_TLS_CLIENT: CERT_REQUIRED and check_hostname, as create_default_context()
+    if server_name is None:
+        return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context = _ServerNameContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.server_name = server_name
+    return context
 
 
 def ssl_context(
@@ -22,26 +73,28 @@ def ssl_context(
     cert: bytes | None,
     key: bytes | None,
     where: str,
+    server_name: str | None = None,
 ) -> ssl.SSLContext:
-    """Verification on (the system CAs, or `ca`) unless `insecure`; client cert if given."""
+    """Verification on (the system CAs, or `ca`) unless `insecure`; client cert if given;
+    `server_name` (`tls-server-name`) instead of the server's host for SNI and checking."""
+    context = _new_context(server_name)
     if insecure:
         logger.warning(
             "TLS verification is off for %s (insecure-skip-tls-verify): the server's "
             "identity is not checked",
             where,
         )
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     elif ca is not None:
         try:
-            context = ssl.create_default_context(cadata=ca.decode("ascii", "replace"))
+            context.load_verify_locations(cadata=ca.decode("ascii", "replace"))
         except (ssl.SSLError, ValueError):
             raise KubeConfigError(
                 f"{where}: the certificate authority does not parse as a PEM certificate"
             ) from None
     else:
-        context = ssl.create_default_context()
+        context.load_default_certs(ssl.Purpose.SERVER_AUTH)
     if cert is not None and key is not None:
         _load_client_certificate(context, cert, key, where)
     return context
