@@ -6,8 +6,9 @@ import contextlib
 import importlib.util
 import json as jsonlib
 import logging
+import ssl
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Self, final
+from typing import TYPE_CHECKING, Any, Self, cast, final
 
 import httpx
 import trio
@@ -217,8 +218,37 @@ class KubeClient:
 
     def _connection_error(self, exc: httpx.HTTPError) -> ApiConnectionError:
         kind = type(exc).__name__
-        detail = str(exc) or kind
+        detail = _reason(exc) or kind
         return ApiConnectionError(f"cannot talk to {self.config.server}: {kind}: {detail}")
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost reason in an exception chain: httpx's own message is often empty (a
+    TLS failure) or vague ("all attempts to connect ... failed")."""
+    reason = ""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return (
+                f"TLS certificate verification failed: {current.verify_message}; check the "
+                f"cluster's certificate-authority(-data) and tls-server-name"
+            )
+        if isinstance(current, ssl.SSLError):
+            return f"TLS failed: {current.reason or current}"
+        reason = str(current) or reason
+        current = _inner(current)
+    return reason
+
+
+def _inner(exc: BaseException) -> BaseException | None:
+    """What `exc` came from: its cause, its context or, for a group, its first member."""
+    if isinstance(exc, BaseExceptionGroup):
+        members: tuple[BaseException, ...] = cast("Any", exc).exceptions
+        if members:
+            return members[0]
+    return exc.__cause__ or exc.__context__
 
 
 @asynccontextmanager
