@@ -1,0 +1,500 @@
+"""`KubeClient` over `httpx.MockTransport`: JSON, typed errors, watch, warnings, credentials."""
+
+from __future__ import annotations
+
+import base64
+import gc
+import json
+import logging
+import warnings
+from contextlib import aclosing
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+import trio
+
+from trio_election._kube import (
+    AlreadyExistsError,
+    ApiConnectionError,
+    ApiError,
+    ConflictError,
+    ForbiddenError,
+    GoneError,
+    InvalidError,
+    KubeClient,
+    KubeConfig,
+    KubeConfigError,
+    NotFoundError,
+    ServerError,
+    TooManyRequestsError,
+    UnauthorizedError,
+)
+from trio_election._version import __version__
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+SERVER = "https://api.test:6443"
+LEASES = "/apis/coordination.k8s.io/v1/namespaces/ns/leases"
+
+
+def status_body(code: int, reason: str, message: str, **details: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
+    if details:
+        body["details"] = details
+    return body
+
+
+class Recorder:
+    """A mock API: answers each request with `answer(request)` and keeps every request."""
+
+    def __init__(self, answer: Callable[[httpx.Request], httpx.Response]) -> None:
+        self.answer = answer
+        self.requests: list[httpx.Request] = []
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return self.answer(request)
+
+    @property
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self.handle)
+
+    def authorizations(self) -> list[str | None]:
+        return [r.headers.get("authorization") for r in self.requests]
+
+
+def ok(body: object = None) -> Callable[[httpx.Request], httpx.Response]:
+    return lambda _request: httpx.Response(
+        200, json=body if body is not None else {"kind": "Lease"}
+    )
+
+
+async def test_request_returns_the_decoded_json() -> None:
+    lease = {"kind": "Lease", "metadata": {"name": "x", "resourceVersion": "7"}}
+    api = Recorder(ok(lease))
+    async with KubeClient(
+        KubeConfig(server=SERVER, namespace="ns"), transport=api.transport
+    ) as client:
+        assert client.namespace == "ns"
+        got = await client.request(
+            "PATCH",
+            f"{LEASES}/x",
+            params={"fieldManager": "me"},
+            json={"spec": {"holderIdentity": "a"}},
+            content_type="application/merge-patch+json",
+        )
+    assert got == lease
+    [request] = api.requests
+    assert request.method == "PATCH"
+    assert str(request.url) == f"{SERVER}{LEASES}/x?fieldManager=me"
+    assert request.headers["content-type"] == "application/merge-patch+json"
+    assert json.loads(request.content) == {"spec": {"holderIdentity": "a"}}
+    assert request.headers["user-agent"] == f"trio-election/{__version__}"
+    assert request.headers["accept"] == "application/json"
+
+
+async def test_json_body_defaults_to_application_json() -> None:
+    api = Recorder(ok())
+    async with KubeClient(KubeConfig(server=SERVER), transport=api.transport) as client:
+        await client.request("POST", LEASES, json={"kind": "Lease"})
+    assert api.requests[0].headers["content-type"] == "application/json"
+
+
+async def test_success_that_is_not_json() -> None:
+    api = Recorder(lambda _r: httpx.Response(200, text="<html>proxy login</html>"))
+    async with KubeClient(KubeConfig(server=SERVER), transport=api.transport) as client:
+        with pytest.raises(ApiConnectionError, match="not JSON"):
+            await client.request("GET", f"{LEASES}/x")
+
+
+@pytest.mark.parametrize(
+    ("code", "reason", "error_type"),
+    [
+        (404, "NotFound", NotFoundError),
+        (409, "Conflict", ConflictError),
+        (409, "AlreadyExists", AlreadyExistsError),
+        (410, "Expired", GoneError),
+        (401, "Unauthorized", UnauthorizedError),
+        (403, "Forbidden", ForbiddenError),
+        (422, "Invalid", InvalidError),
+        (429, "TooManyRequests", TooManyRequestsError),
+        (500, "InternalError", ServerError),
+        (503, "ServiceUnavailable", ServerError),
+    ],
+)
+async def test_typed_errors_from_status_bodies(
+    code: int, reason: str, error_type: type[ApiError]
+) -> None:
+    message = f"the message for {code}"
+    api = Recorder(lambda _r: httpx.Response(code, json=status_body(code, reason, message)))
+    async with KubeClient(KubeConfig(server=SERVER), transport=api.transport) as client:
+        with pytest.raises(ApiError) as info:
+            await client.request("PUT", f"{LEASES}/x", json={})
+    assert type(info.value) is error_type
+    assert info.value.status == code
+    assert info.value.reason == reason
+    assert info.value.message == message
+    assert message in str(info.value)
+
+
+async def test_already_exists_is_a_conflict() -> None:
+    body = status_body(409, "AlreadyExists", 'leases.coordination.k8s.io "x" already exists')
+    api = Recorder(lambda _r: httpx.Response(409, json=body))
+    async with KubeClient(KubeConfig(server=SERVER), transport=api.transport) as client:
+        with pytest.raises(ConflictError) as info:
+            await client.request("POST", LEASES, json={})
+    assert isinstance(info.value, AlreadyExistsError)
+
+
+async def test_forbidden_names_verb_resource_and_rule() -> None:
+    message = (
+        'leases.coordination.k8s.io "x" is forbidden: User "system:serviceaccount:ns:app" '
+        'cannot update resource "leases" in API group "coordination.k8s.io" in the namespace "ns"'
+    )
+    api = Recorder(lambda _r: httpx.Response(403, json=status_body(403, "Forbidden", message)))
+    async with KubeClient(KubeConfig(server=SERVER), transport=api.transport) as client:
+        with pytest.raises(ForbiddenError) as info:
+            await client.request("PUT", f"{LEASES}/x", json={})
+    error = info.value
+    assert (error.verb, error.resource) == ("update", "leases")
+    text = str(error)
+    assert 'resources: ["leases"]' in text
+    assert 'verbs: ["update"]' in text
+    assert 'apiGroups: ["coordination.k8s.io"]' in text
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "params", "verb", "resource", "group"),
+    [
+        ("GET", "/api/v1/namespaces/ns/configmaps/x", None, "get", "configmaps", ""),
+        ("POST", "/api/v1/namespaces/ns/endpoints", None, "create", "endpoints", ""),
+        ("GET", LEASES, {"watch": "1"}, "watch", "leases", "coordination.k8s.io"),
+        ("GET", LEASES, None, "list", "leases", "coordination.k8s.io"),
+        ("PATCH", f"{LEASES}/x", None, "patch", "leases", "coordination.k8s.io"),
+    ],
+)
+async def test_forbidden_without_a_message_uses_the_request(
+    method: str, path: str, params: dict[str, str] | None, verb: str, resource: str, group: str
+) -> None:
+    api = Recorder(lambda _r: httpx.Response(403, json=status_body(403, "Forbidden", "")))
+    async with KubeClient(KubeConfig(server=SERVER), transport=api.transport) as client:
+        with pytest.raises(ForbiddenError) as info:
+            await client.request(method, path, params=params)
+    assert (info.value.verb, info.value.resource) == (verb, resource)
+    assert f'apiGroups: ["{group}"]' in str(info.value)
+    assert f'verbs: ["{verb}"]' in str(info.value)
+
+
+async def test_forbidden_names_the_group_from_the_message() -> None:
+    message = (
+        'deployments.apps "x" is forbidden: User "u" cannot get resource "deployments" in API '
+        'group "apps" in the namespace "ns"'
+    )
+    api = Recorder(lambda _r: httpx.Response(403, json=status_body(403, "Forbidden", message)))
+    async with KubeClient(KubeConfig(server=SERVER), transport=api.transport) as client:
+        with pytest.raises(ForbiddenError) as info:
+            await client.request("GET", "/apis/apps/v1/namespaces/ns/deployments/x")
+    assert 'apiGroups: ["apps"]' in str(info.value)
+
+
+async def test_too_many_requests_retry_after() -> None:
+    body = status_body(429, "TooManyRequests", "slow down")
+    api = Recorder(lambda _r: httpx.Response(429, json=body, headers={"Retry-After": "3"}))
+    async with KubeClient(KubeConfig(server=SERVER), transport=api.transport) as client:
+        with pytest.raises(TooManyRequestsError) as info:
+            await client.request("GET", f"{LEASES}/x")
+    assert info.value.retry_after == 3.0
+
+
+@pytest.mark.parametrize(("code", "error_type"), [(502, ServerError), (404, NotFoundError)])
+async def test_error_bodies_that_are_not_json(code: int, error_type: type[ApiError]) -> None:
+    api = Recorder(lambda _r: httpx.Response(code, text="upstream connect error"))
+    async with KubeClient(KubeConfig(server=SERVER), transport=api.transport) as client:
+        with pytest.raises(error_type) as info:
+            await client.request("GET", f"{LEASES}/x")
+    assert info.value.status == code
+    assert "upstream connect error" in str(info.value)
+
+
+async def test_connection_failure_names_the_server() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    async with KubeClient(
+        KubeConfig(server=SERVER), transport=httpx.MockTransport(refuse)
+    ) as client:
+        with pytest.raises(ApiConnectionError, match=r"api\.test:6443"):
+            await client.request("GET", f"{LEASES}/x")
+        with pytest.raises(ApiConnectionError, match=r"api\.test:6443"):
+            async with aclosing(client.watch(LEASES, params={"watch": "1"})) as events:
+                async for _event in events:
+                    pass  # pragma: no cover
+
+
+# --- watch ------------------------------------------------------------------------------
+
+
+def watch_stream(*events: dict[str, Any]) -> bytes:
+    lines = [json.dumps(e) for e in events]
+    return ("\n".join([lines[0], "", *lines[1:]]) + "\n").encode()
+
+
+async def test_watch_yields_events() -> None:
+    added = {"type": "ADDED", "object": {"metadata": {"name": "x", "resourceVersion": "1"}}}
+    modified = {"type": "MODIFIED", "object": {"metadata": {"name": "x", "resourceVersion": "2"}}}
+    api = Recorder(lambda _r: httpx.Response(200, content=watch_stream(added, modified)))
+    params = {"watch": "1", "resourceVersion": "0"}
+    async with (
+        KubeClient(KubeConfig(server=SERVER), transport=api.transport) as client,
+        aclosing(client.watch(LEASES, params=params)) as events,
+    ):
+        got = [event async for event in events]
+    assert got == [added, modified]
+    assert api.requests[0].url.params["watch"] == "1"
+    assert api.requests[0].url.params["resourceVersion"] == "0"
+
+
+async def test_watch_error_status_is_typed() -> None:
+    api = Recorder(lambda _r: httpx.Response(410, json=status_body(410, "Expired", "too old")))
+    async with KubeClient(KubeConfig(server=SERVER), transport=api.transport) as client:
+        with pytest.raises(GoneError):
+            async with aclosing(client.watch(LEASES, params={"watch": "1"})) as events:
+                async for _event in events:
+                    pass  # pragma: no cover
+
+
+async def test_watch_forbidden_names_the_watch_verb() -> None:
+    api = Recorder(lambda _r: httpx.Response(403, json=status_body(403, "Forbidden", "")))
+    async with KubeClient(KubeConfig(server=SERVER), transport=api.transport) as client:
+        with pytest.raises(ForbiddenError) as info:
+            async with aclosing(client.watch(LEASES, params={"watch": "1"})) as events:
+                async for _event in events:
+                    pass  # pragma: no cover
+    assert info.value.verb == "watch"
+
+
+async def test_watch_line_that_is_not_json() -> None:
+    api = Recorder(lambda _r: httpx.Response(200, content=b'{"type": "ADDED"}\nnot json\n'))
+    async with (
+        KubeClient(KubeConfig(server=SERVER), transport=api.transport) as client,
+        aclosing(client.watch(LEASES, params={"watch": "1"})) as events,
+    ):
+        assert await events.__anext__() == {"type": "ADDED"}
+        with pytest.raises(ApiConnectionError, match="not JSON"):
+            await events.__anext__()
+
+
+# --- warnings ---------------------------------------------------------------------------
+
+
+async def test_each_warning_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    deprecated = (
+        '299 - "v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice"'
+    )
+    other = '299 - "something else"'
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        headers = [("Warning", deprecated)]
+        if request.url.params.get("twice"):
+            headers.append(("Warning", other))
+        return httpx.Response(200, json={}, headers=headers)
+
+    api = Recorder(answer)
+    caplog.set_level(logging.WARNING, logger="trio_election.kube")
+    async with KubeClient(KubeConfig(server=SERVER), transport=api.transport) as client:
+        for params in ({}, {}, {"twice": "1"}, {"twice": "1"}):
+            await client.request("GET", "/api/v1/namespaces/ns/endpoints/x", params=params)
+    texts = [r.getMessage() for r in caplog.records if r.name == "trio_election.kube"]
+    assert len(texts) == 2
+    assert "v1 Endpoints is deprecated" in texts[0]
+    assert "something else" in texts[1]
+
+
+# --- credentials ------------------------------------------------------------------------
+
+
+async def test_static_token_and_no_retry_on_401() -> None:
+    body = status_body(401, "Unauthorized", "Unauthorized")
+    api = Recorder(lambda _r: httpx.Response(401, json=body))
+    config = KubeConfig(server=SERVER, token="static-SECRET")
+    async with KubeClient(config, transport=api.transport) as client:
+        with pytest.raises(UnauthorizedError) as info:
+            await client.request("GET", f"{LEASES}/x")
+    assert api.authorizations() == ["Bearer static-SECRET"]
+    assert "SECRET" not in str(info.value)
+    assert "SECRET" not in repr(client)
+
+
+async def test_basic_auth() -> None:
+    api = Recorder(ok())
+    config = KubeConfig(server=SERVER, username="bob", password="pw-SECRET")
+    async with KubeClient(config, transport=api.transport) as client:
+        await client.request("GET", f"{LEASES}/x")
+    expected = base64.b64encode(b"bob:pw-SECRET").decode()
+    assert api.authorizations() == [f"Basic {expected}"]
+    assert "SECRET" not in repr(config)
+
+
+async def test_no_credentials_sends_no_authorization() -> None:
+    api = Recorder(ok())
+    async with KubeClient(KubeConfig(server=SERVER), transport=api.transport) as client:
+        await client.request("GET", f"{LEASES}/x")
+    assert api.authorizations() == [None]
+
+
+def token_file_config(tmp_path: Path, token: str) -> KubeConfig:
+    path = tmp_path / "token"
+    path.write_text(token + "\n")
+    return KubeConfig(server=SERVER, token_file=path, token="stale-static")
+
+
+async def test_token_file_is_reread_within_a_minute(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    config = token_file_config(tmp_path, "first-SECRET")
+    api = Recorder(ok())
+    async with KubeClient(config, transport=api.transport) as client:
+        await client.request("GET", f"{LEASES}/x")
+        assert config.token_file is not None
+        config.token_file.write_text("second-SECRET\n")
+        await trio.sleep(60)
+        await client.request("GET", f"{LEASES}/x")
+    assert api.authorizations() == ["Bearer first-SECRET", "Bearer second-SECRET"]
+    assert "SECRET" not in caplog.text
+    assert "SECRET" not in repr(config)
+
+
+def refuse_unless(token: str) -> Callable[[httpx.Request], httpx.Response]:
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.headers.get("authorization") == f"Bearer {token}":
+            return httpx.Response(200, json={"kind": "Lease"})
+        return httpx.Response(401, json=status_body(401, "Unauthorized", "Unauthorized"))
+
+    return answer
+
+
+async def test_token_file_is_reread_on_401(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    config = token_file_config(tmp_path, "old")
+    api = Recorder(refuse_unless("old"))
+    async with KubeClient(config, transport=api.transport) as client:
+        await client.request("GET", f"{LEASES}/x")
+        assert config.token_file is not None
+        config.token_file.write_text("new")
+        api.answer = refuse_unless("new")
+        await trio.sleep(1)  # well within the minute: only the 401 makes it look again
+        assert await client.request("GET", f"{LEASES}/x") == {"kind": "Lease"}
+    assert api.authorizations() == ["Bearer old", "Bearer old", "Bearer new"]
+
+
+async def test_token_file_401_is_retried_once_then_fails(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    config = token_file_config(tmp_path, "refused-SECRET")
+    api = Recorder(refuse_unless("something else"))
+    async with KubeClient(config, transport=api.transport) as client:
+        with pytest.raises(UnauthorizedError) as info:
+            await client.request("GET", f"{LEASES}/x")
+        assert len(api.requests) == 2
+        with pytest.raises(UnauthorizedError):
+            async with aclosing(client.watch(LEASES, params={"watch": "1"})) as events:
+                async for _event in events:
+                    pass  # pragma: no cover
+        assert len(api.requests) == 4
+    assert "SECRET" not in str(info.value)
+
+
+async def test_watch_rereads_the_token_on_401(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    config = token_file_config(tmp_path, "old")
+    assert config.token_file is not None
+    accepted = "old"
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.headers.get("authorization") != f"Bearer {accepted}":
+            return httpx.Response(401, json=status_body(401, "Unauthorized", "Unauthorized"))
+        if request.url.params.get("watch"):
+            return httpx.Response(200, content=b'{"type": "ADDED", "object": {}}\n')
+        return httpx.Response(200, json={})
+
+    api = Recorder(answer)
+    async with KubeClient(config, transport=api.transport) as client:
+        await client.request("GET", f"{LEASES}/x")
+        config.token_file.write_text("new")
+        accepted = "new"
+        async with aclosing(client.watch(LEASES, params={"watch": "1"})) as events:
+            got = [event async for event in events]
+    assert got == [{"type": "ADDED", "object": {}}]
+    assert api.authorizations() == ["Bearer old", "Bearer old", "Bearer new"]
+
+
+async def test_in_cluster_token_rotates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, autojump_clock: trio.testing.MockClock
+) -> None:
+    folder = tmp_path / "sa"
+    folder.mkdir()
+    (folder / "token").write_text("bound-1")
+    (folder / "namespace").write_text("prod")
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    monkeypatch.setenv("TRIO_ELECTION_SERVICE_ACCOUNT_DIR", str(folder))
+    api = Recorder(ok())
+    async with KubeClient(KubeConfig.load(), transport=api.transport) as client:
+        assert client.namespace == "prod"
+        await client.request("GET", f"{LEASES}/x")
+        (folder / "token").write_text("bound-2")
+        await trio.sleep(61)
+        await client.request("GET", f"{LEASES}/x")
+    assert api.authorizations() == ["Bearer bound-1", "Bearer bound-2"]
+    assert str(api.requests[0].url).startswith("https://10.0.0.1/")
+
+
+async def test_token_file_that_vanished_keeps_the_last_token(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = token_file_config(tmp_path, "kept-SECRET")
+    api = Recorder(ok())
+    async with KubeClient(config, transport=api.transport) as client:
+        await client.request("GET", f"{LEASES}/x")
+        assert config.token_file is not None
+        config.token_file.unlink()
+        await trio.sleep(61)
+        await client.request("GET", f"{LEASES}/x")
+    assert api.authorizations() == ["Bearer kept-SECRET", "Bearer kept-SECRET"]
+    assert str(config.token_file) in caplog.text
+    assert "SECRET" not in caplog.text
+
+
+async def test_missing_token_file(tmp_path: Path) -> None:
+    config = KubeConfig(server=SERVER, token_file=tmp_path / "absent", source="kubeconfig K")
+    async with KubeClient(config, transport=Recorder(ok()).transport) as client:
+        with pytest.raises(KubeConfigError, match="token file") as info:
+            await client.request("GET", f"{LEASES}/x")
+    assert str(tmp_path / "absent") in str(info.value)
+
+
+async def test_stopping_a_watch_leaves_no_generator_behind() -> None:
+    events = [{"type": "ADDED", "object": {"n": n}} for n in range(3)]
+    api = Recorder(lambda _r: httpx.Response(200, content=watch_stream(*events)))
+    async with KubeClient(KubeConfig(server=SERVER), transport=api.transport) as client:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            async with aclosing(client.watch(LEASES, params={"watch": "1"})) as stream:
+                async for event in stream:
+                    assert event == events[0]
+                    break
+            gc.collect()
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []

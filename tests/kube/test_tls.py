@@ -1,0 +1,205 @@
+"""TLS against real servers on loopback (real sockets and real time: no virtual clock)."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import warnings
+from contextlib import aclosing
+from typing import TYPE_CHECKING
+
+import pytest
+import trio
+
+from trio_election._kube import ApiConnectionError, KubeClient, KubeConfig, KubeConfigError
+
+from ._loopback import WATCH_PATH, connect_proxy, https_server
+from .conftest import SERVER_NAME, b64, kubeconfig, write_plugin
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from .conftest import Pki
+
+
+async def test_server_verified_with_the_configured_ca(pki: Pki) -> None:
+    async with https_server(pki.server, pki.ca) as server:
+        config = KubeConfig(server=server.url, certificate_authority_data=pki.ca_pem)
+        async with KubeClient(config) as client:
+            assert await client.request("GET", "/version") == {"ok": True}
+    assert [r.path for r in server.requests] == ["/version"]
+    assert server.requests[0].client_cn is None
+
+
+async def test_verification_is_on_by_default(pki: Pki) -> None:
+    async with (
+        https_server(pki.server, pki.ca) as server,
+        KubeClient(KubeConfig(server=server.url)) as client,
+    ):
+        with pytest.raises(ApiConnectionError, match=f"127.0.0.1:{server.port}"):
+            await client.request("GET", "/version")
+    assert server.requests == []
+
+
+async def test_server_of_another_ca_is_refused(pki: Pki) -> None:
+    async with https_server(pki.server, pki.ca) as server:
+        config = KubeConfig(
+            server=server.url, certificate_authority_data=pki.other_ca.cert_pem.bytes()
+        )
+        async with KubeClient(config) as client:
+            with pytest.raises(ApiConnectionError) as info:
+                await client.request("GET", "/version")
+    assert server.url in str(info.value)
+    assert "certificate verification failed" in str(info.value)
+    assert server.requests == []
+
+
+async def test_client_certificate_from_kubeconfig_files(tmp_path: Path, pki: Pki) -> None:
+    (tmp_path / "client.crt").write_bytes(pki.client_cert_pem)
+    (tmp_path / "client.key").write_bytes(pki.client_key_pem)
+    async with https_server(pki.server, pki.ca) as server:
+        path = kubeconfig(
+            tmp_path / "kc",
+            cluster={"server": server.url, "certificate-authority-data": b64(pki.ca_pem)},
+            user={"client-certificate": "client.crt", "client-key": "client.key"},
+        )
+        async with KubeClient(KubeConfig.load(path)) as client:
+            await client.request("GET", "/version")
+    assert server.requests[0].client_cn == "alice"
+    assert "authorization" not in server.requests[0].headers
+
+
+async def test_client_certificate_from_an_exec_plugin(tmp_path: Path, pki: Pki) -> None:
+    status = {
+        "clientCertificateData": pki.client_cert_pem.decode(),
+        "clientKeyData": pki.client_key_pem.decode(),
+    }
+    plugin = write_plugin(tmp_path / "bin", status, api_version="client.authentication.k8s.io/v1")
+    async with https_server(pki.server, pki.ca) as server:
+        path = kubeconfig(
+            tmp_path / "kc",
+            cluster={"server": server.url, "certificate-authority-data": b64(pki.ca_pem)},
+            user={
+                "exec": {
+                    "apiVersion": "client.authentication.k8s.io/v1",
+                    "command": str(plugin.path),
+                    "interactiveMode": "Never",
+                }
+            },
+        )
+        async with KubeClient(KubeConfig.load(path)) as client:
+            await client.request("GET", "/version")
+            await client.request("GET", "/version")
+    assert [r.client_cn for r in server.requests] == ["alice", "alice"]
+    assert len(plugin.runs()) == 1
+
+
+async def test_tls_server_name(pki: Pki) -> None:
+    async with https_server(pki.named_server, pki.ca) as server:
+        plain = KubeConfig(server=server.url, certificate_authority_data=pki.ca_pem)
+        async with KubeClient(plain) as client:
+            with pytest.raises(ApiConnectionError):
+                await client.request("GET", "/version")
+        named = KubeConfig(
+            server=server.url, certificate_authority_data=pki.ca_pem, tls_server_name=SERVER_NAME
+        )
+        async with KubeClient(named) as client:
+            assert await client.request("GET", "/version") == {"ok": True}
+    assert [r.sni for r in server.requests] == [SERVER_NAME]
+
+
+async def test_proxy_url(pki: Pki) -> None:
+    async with https_server(pki.server, pki.ca) as server, connect_proxy() as proxy:
+        config = KubeConfig(
+            server=server.url, certificate_authority_data=pki.ca_pem, proxy_url=proxy.url
+        )
+        async with KubeClient(config) as client:
+            assert await client.request("GET", "/version") == {"ok": True}
+    assert proxy.connects == [f"CONNECT 127.0.0.1:{server.port}"]
+    assert len(server.requests) == 1
+
+
+async def test_tls_server_name_through_a_proxy(pki: Pki) -> None:
+    async with https_server(pki.named_server, pki.ca) as server, connect_proxy() as proxy:
+        config = KubeConfig(
+            server=server.url,
+            certificate_authority_data=pki.ca_pem,
+            tls_server_name=SERVER_NAME,
+            proxy_url=proxy.url,
+        )
+        async with KubeClient(config) as client:
+            assert await client.request("GET", "/version") == {"ok": True}
+    assert proxy.connects == [f"CONNECT 127.0.0.1:{server.port}"]
+    assert [r.sni for r in server.requests] == [SERVER_NAME]
+
+
+async def test_insecure_accepts_any_server_with_one_warning(
+    pki: Pki, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="trio_election.kube")
+    async with https_server(pki.server, pki.ca) as server:
+        config = KubeConfig(
+            server=server.url,
+            certificate_authority_data=None,
+            insecure_skip_tls_verify=True,
+            token="insecure-SECRET",
+        )
+        async with KubeClient(config) as client:
+            await client.request("GET", "/version")
+            await client.request("GET", "/version")
+    warned = [r for r in caplog.records if "insecure-skip-tls-verify" in r.getMessage()]
+    assert len(warned) == 1
+    assert "SECRET" not in caplog.text
+    assert [r.headers["authorization"] for r in server.requests] == ["Bearer insecure-SECRET"] * 2
+
+
+async def test_connection_refused_names_the_server() -> None:
+    with trio.socket.socket() as sock:
+        await sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, never listening: refused
+        async with KubeClient(KubeConfig(server=f"https://127.0.0.1:{port}")) as client:
+            with pytest.raises(ApiConnectionError, match=f"https://127.0.0.1:{port}") as info:
+                await client.request("GET", "/version")
+    assert "Connection refused" in str(info.value)
+
+
+async def test_ca_that_does_not_parse(pki: Pki) -> None:
+    garbage = b"-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n"
+    config = KubeConfig(
+        server="https://127.0.0.1:1", certificate_authority_data=garbage, source="kubeconfig K"
+    )
+    with pytest.raises(KubeConfigError, match="certificate authority does not parse") as info:
+        KubeClient(config)
+    assert "kubeconfig K" in str(info.value)
+
+
+async def test_key_that_does_not_match(pki: Pki) -> None:
+    other = pki.ca.issue_cert("bob@example.org")
+    config = KubeConfig(
+        server="https://127.0.0.1:1",
+        client_certificate_data=pki.client_cert_pem,
+        client_key_data=other.private_key_pem.bytes(),
+        source="kubeconfig K",
+    )
+    with pytest.raises(KubeConfigError, match="client certificate and key") as info:
+        KubeClient(config)
+    key_line = other.private_key_pem.bytes().decode().splitlines()[1]
+    assert key_line not in str(info.value)
+
+
+async def test_watch_over_tls_stopped_early_cleans_up(pki: Pki) -> None:
+    async with https_server(pki.server, pki.ca) as server:
+        config = KubeConfig(server=server.url, certificate_authority_data=pki.ca_pem)
+        async with KubeClient(config) as client:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                got: list[dict[str, object]] = []
+                async with aclosing(client.watch(WATCH_PATH, params={"watch": "1"})) as events:
+                    async for event in events:
+                        got.append(event)
+                        if len(got) == 2:
+                            break
+                gc.collect()
+            assert await client.request("GET", "/version") == {"ok": True}
+    assert got == [{"type": "ADDED", "object": {"n": n}} for n in range(2)]
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
