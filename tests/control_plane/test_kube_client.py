@@ -1,0 +1,259 @@
+"""`KubeConfig` + `KubeClient` against the real kube-apiserver: every way to authenticate,
+typed errors as the apiserver really sends them, a watch. Real TLS, real time."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import stat
+import sys
+import textwrap
+from contextlib import aclosing
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import trio
+import yaml
+
+from trio_election._kube import (
+    AlreadyExistsError,
+    ConflictError,
+    ForbiddenError,
+    KubeClient,
+    KubeConfig,
+    NotFoundError,
+    UnauthorizedError,
+)
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from trio_election.testing import ControlPlane, TestUser
+
+pytestmark = pytest.mark.control_plane
+
+LEASE_RIGHTS = {"leases": ["get", "create", "update", "patch", "list", "watch"]}
+WHOAMI = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
+
+
+def leases(namespace: str) -> str:
+    return f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+
+
+def lease_body(name: str, holder: str = "a") -> dict[str, Any]:
+    return {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": name},
+        "spec": {"holderIdentity": holder, "leaseDurationSeconds": 15},
+    }
+
+
+async def whoami(client: KubeClient) -> str:
+    review = await client.request(
+        "POST", WHOAMI, json={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+    )
+    return str(review["status"]["userInfo"]["username"])
+
+
+@pytest.fixture(scope="module")
+def namespace(control_plane: ControlPlane) -> str:
+    return control_plane.create_namespace("kube-client")
+
+
+@pytest.fixture(scope="module")
+def holder(control_plane: ControlPlane, namespace: str) -> TestUser:
+    return control_plane.user("holder", namespace=namespace, verbs=LEASE_RIGHTS)
+
+
+def kubeconfig_for(
+    path: Path, control_plane: ControlPlane, user: dict[str, Any], namespace: str
+) -> Path:
+    data = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "test",
+        "clusters": [
+            {
+                "name": "test",
+                "cluster": {
+                    "server": control_plane.server,
+                    "certificate-authority": str(control_plane.ca_file),
+                },
+            }
+        ],
+        "users": [{"name": "test", "user": user}],
+        "contexts": [
+            {"name": "test", "context": {"cluster": "test", "user": "test", "namespace": namespace}}
+        ],
+    }
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+async def test_token_from_the_users_kubeconfig(holder: TestUser) -> None:
+    config = KubeConfig.load(holder.kubeconfig)
+    async with KubeClient(config) as client:
+        assert client.namespace == holder.namespace
+        assert await whoami(client) == holder.username
+        name = f"token-{secrets.token_hex(3)}"
+        created = await client.request("POST", leases(holder.namespace), json=lease_body(name))
+        got = await client.request("GET", f"{leases(holder.namespace)}/{name}")
+    assert got["spec"]["holderIdentity"] == "a"
+    assert got["metadata"]["uid"] == created["metadata"]["uid"]
+
+
+async def test_token_file(tmp_path: Path, control_plane: ControlPlane, holder: TestUser) -> None:
+    (tmp_path / "token").write_text(holder.token + "\n")
+    path = kubeconfig_for(tmp_path / "kc", control_plane, {"tokenFile": "token"}, holder.namespace)
+    async with KubeClient(KubeConfig.load(path)) as client:
+        assert await whoami(client) == holder.username
+
+
+async def test_client_certificate(
+    tmp_path: Path, control_plane: ControlPlane, namespace: str
+) -> None:
+    cert, key = control_plane.client_cert_user("carol", groups=["carol-group"])
+    path = kubeconfig_for(
+        tmp_path / "kc",
+        control_plane,
+        {"client-certificate": str(cert), "client-key": str(key)},
+        namespace,
+    )
+    async with KubeClient(KubeConfig.load(path)) as client:
+        assert await whoami(client) == "carol"
+        with pytest.raises(ForbiddenError) as info:  # a certificate with no rights bound
+            await client.request("GET", f"{leases(namespace)}/anything")
+    assert 'User "carol"' in info.value.message
+
+
+async def test_exec_plugin(tmp_path: Path, control_plane: ControlPlane, holder: TestUser) -> None:
+    log = tmp_path / "runs"
+    plugin = tmp_path / "print-token"
+    credential = {
+        "apiVersion": "client.authentication.k8s.io/v1",
+        "kind": "ExecCredential",
+        "status": {"token": holder.token},
+    }
+    plugin.write_text(
+        f"#!{sys.executable}\n"
+        + textwrap.dedent(
+            f"""
+            import os
+            with open({str(log)!r}, "a") as out:
+                out.write(os.environ["KUBERNETES_EXEC_INFO"] + "\\n")
+            print({json.dumps(json.dumps(credential))})
+            """
+        )
+    )
+    plugin.chmod(plugin.stat().st_mode | stat.S_IXUSR)
+    user = {
+        "exec": {
+            "apiVersion": "client.authentication.k8s.io/v1",
+            "command": str(plugin),
+            "interactiveMode": "Never",
+            "provideClusterInfo": True,
+        }
+    }
+    path = kubeconfig_for(tmp_path / "kc", control_plane, user, holder.namespace)
+    async with KubeClient(KubeConfig.load(path)) as client:
+        assert await whoami(client) == holder.username
+        await client.request("GET", leases(holder.namespace))
+    [info] = [json.loads(line) for line in log.read_text().splitlines()]
+    assert info["spec"]["cluster"]["server"] == control_plane.server
+
+
+async def test_refused_token(control_plane: ControlPlane) -> None:
+    config = KubeConfig(
+        server=control_plane.server,
+        certificate_authority_data=control_plane.ca_pem,
+        token="not-a-real-token",
+    )
+    async with KubeClient(config) as client:
+        with pytest.raises(UnauthorizedError) as info:
+            await client.request("GET", leases("default"))
+    assert info.value.status == 401
+    assert "not-a-real-token" not in str(info.value)
+
+
+async def test_forbidden_names_verb_and_resource(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    nobody = control_plane.user("nobody", namespace=namespace, verbs={})
+    async with KubeClient(KubeConfig.load(nobody.kubeconfig)) as client:
+        with pytest.raises(ForbiddenError) as info:
+            await client.request("GET", f"{leases(namespace)}/x")
+        with pytest.raises(ForbiddenError) as watch_info:
+            async with aclosing(client.watch(leases(namespace), params={"watch": "1"})) as events:
+                async for _event in events:
+                    pass  # pragma: no cover
+    error = info.value
+    assert (error.verb, error.resource) == ("get", "leases")
+    text = str(error)
+    assert nobody.username in text
+    assert 'apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["get"]' in text
+    assert (watch_info.value.verb, watch_info.value.resource) == ("watch", "leases")
+
+
+async def test_not_found_already_exists_and_stale_resource_version(holder: TestUser) -> None:
+    base = leases(holder.namespace)
+    name = f"conflict-{secrets.token_hex(3)}"
+    async with KubeClient(KubeConfig.load(holder.kubeconfig)) as client:
+        with pytest.raises(NotFoundError):
+            await client.request("GET", f"{base}/{name}")
+        created = await client.request("POST", base, json=lease_body(name))
+        with pytest.raises(AlreadyExistsError):
+            await client.request("POST", base, json=lease_body(name))
+        first = dict(created, spec={"holderIdentity": "b", "leaseDurationSeconds": 15})
+        updated = await client.request("PUT", f"{base}/{name}", json=first)
+        assert updated["metadata"]["resourceVersion"] != created["metadata"]["resourceVersion"]
+        stale = dict(created, spec={"holderIdentity": "c", "leaseDurationSeconds": 15})
+        with pytest.raises(ConflictError) as info:
+            await client.request("PUT", f"{base}/{name}", json=stale)
+        assert not isinstance(info.value, AlreadyExistsError)
+        assert info.value.status == 409
+        assert "the object has been modified" in info.value.message
+        got = await client.request("GET", f"{base}/{name}")
+    assert got["spec"]["holderIdentity"] == "b"
+
+
+async def test_watch_sees_an_update(holder: TestUser) -> None:
+    base = leases(holder.namespace)
+    name = f"watched-{secrets.token_hex(3)}"
+    async with KubeClient(KubeConfig.load(holder.kubeconfig)) as client:
+        created = await client.request("POST", base, json=lease_body(name))
+        params = {
+            "watch": "1",
+            "fieldSelector": f"metadata.name={name}",
+            "resourceVersion": created["metadata"]["resourceVersion"],
+            "timeoutSeconds": "30",
+        }
+        events: list[dict[str, Any]] = []
+        with trio.fail_after(20):
+            async with aclosing(client.watch(base, params=params)) as stream:
+                changed = dict(created, spec={"holderIdentity": "z", "leaseDurationSeconds": 15})
+                await client.request("PUT", f"{base}/{name}", json=changed)
+                async for event in stream:
+                    events.append(event)
+                    break
+    [event] = events
+    assert event["type"] == "MODIFIED"
+    assert event["object"]["spec"]["holderIdentity"] == "z"
+
+
+async def test_endpoints_deprecation_warning_logged_once(
+    control_plane: ControlPlane, namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="trio_election.kube")
+    config = KubeConfig(
+        server=control_plane.server,
+        certificate_authority_data=control_plane.ca_pem,
+        token=control_plane.admin_token,
+    )
+    async with KubeClient(config) as client:
+        for _ in range(3):
+            await client.request("GET", f"/api/v1/namespaces/{namespace}/endpoints")
+    warned = [r.getMessage() for r in caplog.records if "Endpoints is deprecated" in r.getMessage()]
+    assert len(warned) == 1
+    assert control_plane.admin_token not in caplog.text
