@@ -195,7 +195,9 @@ def _parse_exec_output(stdout: bytes, plugin: ExecConfig, where: str) -> ExecRes
         try:
             when = dt.datetime.fromisoformat(stamp)
         except ValueError:
-            raise KubeConfigError(f"{where}: expirationTimestamp is not an RFC 3339 time") from None
+            when = None
+        if when is None or when.tzinfo is None:  # RFC 3339 always has an offset
+            raise KubeConfigError(f"{where}: expirationTimestamp is not an RFC 3339 time")
         remaining = (when - dt.datetime.now(dt.UTC)).total_seconds()
         expires_at = trio.current_time() + remaining
     return ExecResult(
