@@ -221,6 +221,11 @@ def output_of(text: str) -> str:
             ' "status": {"clientCertificateData": "SECRET"}}',
             "neither a token",
         ),
+        (
+            '{"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential",'
+            ' "status": {"token": "SECRET", "expirationTimestamp": "2030-01-01T00:00:00"}}',
+            "expirationTimestamp is not an RFC 3339 time",
+        ),
     ],
 )
 async def test_output_that_is_not_a_credential(
