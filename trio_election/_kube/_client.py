@@ -100,7 +100,8 @@ class KubeClient:
             base_url=config.server,
             verify=context,
             transport=self._transport,
-            proxy=config.proxy_url,
+            # httpx would send proxied requests around a given transport
+            proxy=config.proxy_url if self._transport is None else None,
             timeout=httpx.Timeout(None),
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
         )
