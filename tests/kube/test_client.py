@@ -498,3 +498,11 @@ async def test_stopping_a_watch_leaves_no_generator_behind() -> None:
                     break
             gc.collect()
     assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
+async def test_a_given_transport_carries_every_request_even_with_a_proxy() -> None:
+    api = Recorder(ok())
+    config = KubeConfig(server=SERVER, proxy_url="http://127.0.0.1:9")
+    async with KubeClient(config, transport=api.transport) as client:
+        assert await client.request("GET", f"{LEASES}/x") == {"kind": "Lease"}
+    assert len(api.requests) == 1
