@@ -88,6 +88,7 @@ async def test_fifty_candidates_for_an_hour_with_crashes_hangs_and_conflicts(
             else:
                 victim.handle.delay = rng.uniform(0.1, 3)
                 nursery.start_soon(heal_later, victim.handle, rng.uniform(5, 60))
+        await trio.sleep(LEASE + RETRY + 1)  # time for a failover after the last crash
         nursery.cancel_scope.cancel()
 
     history.assert_one_leader()

@@ -449,8 +449,10 @@ class Engine:
         while True:
             self.raise_fatal()
             changed = self._changed
-            at = self._may_take_at()
-            if self.clock.now() >= at:
+            # compare in trio's time, the time the wait below is measured in: comparing in
+            # a scaled clock's time can round just short of `at` and wait for nothing forever
+            at = self.clock.to_trio(self._may_take_at())
+            if trio.current_time() >= at:
                 outcome, term = await self._try_take()
                 if term is not None:
                     return term
@@ -459,7 +461,7 @@ class Engine:
                 with trio.move_on_after(self._trio_span(self._poll_delay())):
                     await changed.wait()
                 continue
-            with trio.move_on_at(self.clock.to_trio(at)):
+            with trio.move_on_at(at):
                 await changed.wait()
 
     async def _try_take(self) -> tuple[str, Leadership | None]:
