@@ -183,6 +183,11 @@ def record_from_lease_spec(spec: object) -> LeaderRecord | None:
     if not isinstance(spec, dict):
         return None
     fields: dict[str, Any] = spec  # pyright: ignore[reportUnknownVariableType]
+    return _record_from_fields(fields, transitions_key="leaseTransitions")
+
+
+def _record_from_fields(fields: dict[str, Any], *, transitions_key: str) -> LeaderRecord | None:
+    """The record in a Lease spec or an annotation's JSON (they differ in one key's name)."""
     holder = _holder(fields.get("holderIdentity"))
     if holder is None:
         return None
@@ -191,7 +196,7 @@ def record_from_lease_spec(spec: object) -> LeaderRecord | None:
         lease_duration_seconds=_duration(fields.get("leaseDurationSeconds")),
         acquire_time=parse_time(fields.get("acquireTime")),
         renew_time=parse_time(fields.get("renewTime")),
-        leader_transitions=_transitions(fields.get("leaseTransitions")),
+        leader_transitions=_transitions(fields.get(transitions_key)),
     )
 
 
@@ -231,16 +236,7 @@ def record_from_annotation(value: object) -> LeaderRecord | None:
     if not isinstance(decoded, dict):
         return None
     fields: dict[str, Any] = decoded  # pyright: ignore[reportUnknownVariableType]
-    holder = _holder(fields.get("holderIdentity"))
-    if holder is None:
-        return None
-    return LeaderRecord(
-        holder_identity=holder,
-        lease_duration_seconds=_duration(fields.get("leaseDurationSeconds")),
-        acquire_time=parse_time(fields.get("acquireTime")),
-        renew_time=parse_time(fields.get("renewTime")),
-        leader_transitions=_transitions(fields.get("leaderTransitions")),
-    )
+    return _record_from_fields(fields, transitions_key="leaderTransitions")
 
 
 def annotation_from_record(record: LeaderRecord) -> str:
