@@ -53,6 +53,7 @@ class KubeClient:
         self._credentials = Credentials(config)
         self._http: httpx.AsyncClient | None = None
         self._http_cert: bytes | None = None
+        self._in_use: dict[httpx.AsyncClient, int] = {}
         self._warned: set[str] = set()
         socks = config.proxy_url is not None and config.proxy_url.startswith("socks")
         if socks and importlib.util.find_spec("socksio") is None:
@@ -83,8 +84,8 @@ class KubeClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
+        for http in {*self._in_use, *([self._http] if self._http is not None else [])}:
+            await http.aclose()
 
     def _make_http(self, cert: bytes | None, key: bytes | None) -> httpx.AsyncClient:
         config = self.config
@@ -110,13 +111,32 @@ class KubeClient:
         if self.config.exec is not None:
             result = await self._credentials.exec_result()
             cert = result.client_certificate_data
-            if self._http is None or cert != self._http_cert:
-                if self._http is not None:
-                    await self._http.aclose()
+            # a given transport makes its own connections: no certificate of ours to change
+            renew = cert != self._http_cert and self._transport is None
+            if self._http is None or renew:
+                old = self._http
                 self._http = self._make_http(cert, result.client_key_data)
                 self._http_cert = cert
+                if old is not None and old not in self._in_use:
+                    await old.aclose()  # else the last request using it closes it
         assert self._http is not None
         return self._http
+
+    @asynccontextmanager
+    async def _borrowed(self) -> AsyncGenerator[httpx.AsyncClient]:
+        """The current httpx client, kept open while in use: when an exec plugin's client
+        certificate changes, requests and watches still running on the old one finish."""
+        http = await self._client()
+        self._in_use[http] = self._in_use.get(http, 0) + 1
+        try:
+            yield http
+        finally:
+            left = self._in_use.pop(http) - 1
+            if left:
+                self._in_use[http] = left
+            elif http is not self._http:
+                with trio.CancelScope(shield=True):
+                    await http.aclose()
 
     def _note_warnings(self, response: httpx.Response) -> None:
         for text in response.headers.get_list("warning"):
@@ -136,20 +156,20 @@ class KubeClient:
         """Send one request and return the decoded JSON body; raise a typed `ApiError`."""
         body = None if json is None else jsonlib.dumps(json).encode()
         for attempt in range(2):
-            client = await self._client()
-            headers = await self._credentials.headers()
-            if body is not None:
-                headers["Content-Type"] = content_type or "application/json"
-            try:
-                response = await client.request(
-                    method,
-                    path,
-                    params=dict(params) if params else None,
-                    content=body,
-                    headers=headers,
-                )
-            except httpx.HTTPError as exc:
-                raise self._connection_error(exc) from None
+            async with self._borrowed() as client:
+                headers = await self._credentials.headers()
+                if body is not None:
+                    headers["Content-Type"] = content_type or "application/json"
+                try:
+                    response = await client.request(
+                        method,
+                        path,
+                        params=dict(params) if params else None,
+                        content=body,
+                        headers=headers,
+                    )
+                except httpx.HTTPError as exc:
+                    raise self._connection_error(exc) from None
             self._note_warnings(response)
             if response.status_code == 401 and attempt == 0 and self._credentials.refreshable:
                 await self._credentials.refresh()
@@ -183,39 +203,41 @@ class KubeClient:
         """
         query = dict(params)
         for attempt in range(2):
-            client = await self._client()
-            headers = await self._credentials.headers()
-            try:
-                async with client.stream("GET", path, params=query, headers=headers) as response:
-                    self._note_warnings(response)
-                    if (
-                        response.status_code == 401
-                        and attempt == 0
-                        and self._credentials.refreshable
-                    ):
-                        await self._credentials.refresh()
-                        continue
-                    if response.status_code >= 400:
-                        content = await response.aread()
-                        raise error_from_response(
-                            response.status_code, content, method="GET", path=path, params=query
-                        )
-                    async with _lines(response) as lines:
-                        async for line in lines:
-                            if not line.strip():
-                                continue
-                            try:
-                                event = jsonlib.loads(line)
-                            except ValueError:
-                                raise ApiConnectionError(
-                                    f"GET {path}: a watch event is not JSON"
-                                ) from None
-                            mapping = as_mapping(event)
-                            if mapping is not None:
-                                yield mapping
-                    return
-            except httpx.HTTPError as exc:
-                raise self._connection_error(exc) from None
+            async with self._borrowed() as client:
+                headers = await self._credentials.headers()
+                try:
+                    async with client.stream(
+                        "GET", path, params=query, headers=headers
+                    ) as response:
+                        self._note_warnings(response)
+                        if (
+                            response.status_code == 401
+                            and attempt == 0
+                            and self._credentials.refreshable
+                        ):
+                            await self._credentials.refresh()
+                            continue
+                        if response.status_code >= 400:
+                            content = await response.aread()
+                            raise error_from_response(
+                                response.status_code, content, method="GET", path=path, params=query
+                            )
+                        async with _lines(response) as lines:
+                            async for line in lines:
+                                if not line.strip():
+                                    continue
+                                try:
+                                    event = jsonlib.loads(line)
+                                except ValueError:
+                                    raise ApiConnectionError(
+                                        f"GET {path}: a watch event is not JSON"
+                                    ) from None
+                                mapping = as_mapping(event)
+                                if mapping is not None:
+                                    yield mapping
+                        return
+                except httpx.HTTPError as exc:
+                    raise self._connection_error(exc) from None
 
     def _connection_error(self, exc: httpx.HTTPError) -> ApiConnectionError:
         kind = type(exc).__name__
