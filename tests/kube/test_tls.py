@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import logging
 import warnings
@@ -10,14 +11,19 @@ from typing import TYPE_CHECKING
 
 import pytest
 import trio
+import trio.testing
 
 from trio_election._kube import ApiConnectionError, KubeClient, KubeConfig, KubeConfigError
 
 from ._loopback import WATCH_PATH, connect_proxy, https_server
-from .conftest import SERVER_NAME, b64, kubeconfig, write_plugin
+from .conftest import SERVER_NAME, b64, kubeconfig, set_status, write_plugin
+
+V1 = "client.authentication.k8s.io/v1"
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    import trustme
 
     from .conftest import Pki
 
@@ -203,3 +209,36 @@ async def test_watch_over_tls_stopped_early_cleans_up(pki: Pki) -> None:
             assert await client.request("GET", "/version") == {"ok": True}
     assert got == [{"type": "ADDED", "object": {"n": n}} for n in range(2)]
     assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
+async def test_exec_certificate_renewed_while_a_watch_runs(
+    tmp_path: Path, pki: Pki, mock_clock: trio.testing.MockClock
+) -> None:
+    # real sockets: the mock clock never jumps by itself, only where the test says so
+    def status(cert: trustme.LeafCert) -> dict[str, str]:
+        expires = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+        return {
+            "clientCertificateData": cert.cert_chain_pems[0].bytes().decode(),
+            "clientKeyData": cert.private_key_pem.bytes().decode(),
+            "expirationTimestamp": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+
+    plugin = write_plugin(tmp_path / "bin", status(pki.client), api_version=V1)
+    exec_section = {"apiVersion": V1, "command": str(plugin.path), "interactiveMode": "Never"}
+    async with https_server(pki.server, pki.ca) as server:
+        path = kubeconfig(
+            tmp_path / "kc",
+            cluster={"server": server.url, "certificate-authority-data": b64(pki.ca_pem)},
+            user={"exec": exec_section},
+        )
+        async with (
+            KubeClient(KubeConfig.load(path)) as client,
+            aclosing(client.watch(WATCH_PATH, params={"watch": "1"})) as events,
+        ):
+            assert await events.__anext__() == {"type": "ADDED", "object": {"n": 0}}
+            set_status(plugin, status(pki.ca.issue_cert("bob@example.org", common_name="bob")))
+            mock_clock.jump(2 * 3600)
+            assert await client.request("GET", "/version") == {"ok": True}
+            assert await events.__anext__() == {"type": "ADDED", "object": {"n": 1}}
+    assert [r.client_cn for r in server.requests] == ["alice", "bob"]
+    assert len(plugin.runs()) == 2
