@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 import logging
+import os
+import pty
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -19,6 +23,7 @@ from trio_election._kube import KubeClient, KubeConfig, KubeConfigError, Unautho
 from .conftest import Plugin, b64, kubeconfig, set_status, write_plugin, write_script
 
 if TYPE_CHECKING:
+    from collections.abc import Generator
     from pathlib import Path
 
     import trio.testing
@@ -173,13 +178,72 @@ async def test_relative_command_is_found_next_to_the_kubeconfig(tmp_path: Path) 
     assert api.seen == ["Bearer rel"]
 
 
-async def test_interactive_mode_always_is_refused(tmp_path: Path) -> None:
-    plugin = write_plugin(tmp_path / "bin", {"token": "t"}, api_version=V1)
-    config = exec_config(tmp_path, plugin, interactiveMode="Always")
-    async with KubeClient(config, transport=Api("t").transport) as client:
-        with pytest.raises(KubeConfigError, match="interactiveMode: Always"):
+@contextmanager
+def stdin_is(terminal: bool) -> Generator[None]:
+    """File descriptor 0 of this process is a pseudo-terminal, or /dev/null, meanwhile."""
+    if terminal:
+        master, replacement = pty.openpty()
+    else:
+        master, replacement = None, os.open(os.devnull, os.O_RDONLY)
+    saved = os.dup(0)
+    try:
+        os.dup2(replacement, 0)
+        yield
+    finally:
+        os.dup2(saved, 0)
+        for fd in (saved, replacement, master):
+            if fd is not None:
+                os.close(fd)
+
+
+def terminal_probe(folder: Path) -> tuple[Path, Path]:
+    """A plugin that records what it was told (spec.interactive) and what it got (a tty)."""
+    log = folder / "probe.log"
+    script = write_script(
+        folder / "probe",
+        f"""
+        import json, os
+        info = json.loads(os.environ["KUBERNETES_EXEC_INFO"])
+        with open({str(log)!r}, "a") as out:
+            out.write(json.dumps([info["spec"]["interactive"], os.isatty(0)]) + "\\n")
+        print(json.dumps({{"apiVersion": {V1!r}, "kind": "ExecCredential",
+                           "status": {{"token": "t"}}}}))
+        """,
+    )
+    return script, log
+
+
+@pytest.mark.parametrize(
+    ("mode", "terminal", "interactive"),
+    [
+        ("Never", True, False),
+        ("Never", False, False),
+        ("IfAvailable", True, True),
+        ("IfAvailable", False, False),
+        ("Always", True, True),
+    ],
+)
+async def test_interactive_mode_decides_whether_the_plugin_gets_the_terminal(
+    tmp_path: Path, mode: str, terminal: bool, interactive: bool
+) -> None:
+    script, log = terminal_probe(tmp_path / "bin")
+    config = exec_config(tmp_path, str(script), interactiveMode=mode)
+    with stdin_is(terminal=terminal):
+        async with KubeClient(config, transport=Api("t").transport) as client:
             await client.request("GET", LEASE)
-    assert plugin.runs() == []
+    # told the truth (spec.interactive) and given the terminal only when interactive
+    assert json.loads(log.read_text()) == [interactive, interactive]
+
+
+async def test_interactive_mode_always_without_a_terminal_is_refused(tmp_path: Path) -> None:
+    script, log = terminal_probe(tmp_path / "bin")
+    config = exec_config(tmp_path, str(script), interactiveMode="Always")
+    with stdin_is(terminal=False):
+        async with KubeClient(config, transport=Api("t").transport) as client:
+            with pytest.raises(KubeConfigError, match="interactiveMode: Always") as info:
+                await client.request("GET", LEASE)
+    assert "standard input is not a terminal" in str(info.value)
+    assert not log.exists()
 
 
 async def test_missing_command_shows_the_install_hint(tmp_path: Path) -> None:

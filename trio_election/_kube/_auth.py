@@ -111,8 +111,30 @@ class Credentials:
             return self._exec
 
 
-def _exec_info(plugin: ExecConfig, config: KubeConfig) -> str:
-    spec: dict[str, Any] = {"interactive": False}
+def _stdin_is_terminal() -> bool:
+    try:
+        return os.isatty(0)
+    except OSError:  # pragma: no cover - no file descriptor 0 at all
+        return False
+
+
+def _interactive(plugin: ExecConfig, where: str) -> bool:
+    """Whether the plugin gets this process's terminal, as client-go decides it: `Never`
+    never; `IfAvailable` when standard input is a terminal; `Always` requires one."""
+    if plugin.interactive_mode == "Never":
+        return False
+    terminal = _stdin_is_terminal()
+    if plugin.interactive_mode == "Always" and not terminal:
+        raise KubeConfigError(
+            f"{where} needs an interactive terminal (interactiveMode: Always), but standard "
+            f"input is not a terminal; set interactiveMode: Never or IfAvailable, or configure "
+            f"the plugin to run without one"
+        )
+    return terminal
+
+
+def _exec_info(plugin: ExecConfig, config: KubeConfig, interactive: bool) -> str:
+    spec: dict[str, Any] = {"interactive": interactive}
     if plugin.provide_cluster_info:
         cluster: dict[str, Any] = {
             "server": config.server,
@@ -132,24 +154,21 @@ def _exec_info(plugin: ExecConfig, config: KubeConfig) -> str:
 
 async def _run_exec(plugin: ExecConfig, config: KubeConfig) -> ExecResult:
     where = f"exec plugin {plugin.command!r} ({config.source})"
-    if plugin.interactive_mode == "Always":
-        raise KubeConfigError(
-            f"{where} needs an interactive terminal (interactiveMode: Always), which a "
-            f"leader-election process does not have; configure the plugin to run without one"
-        )
+    interactive = _interactive(plugin, where)
     command = plugin.command
     if os.sep in command and plugin.base_dir is not None and not os.path.isabs(command):
         command = str(plugin.base_dir / command)
     env = dict(os.environ)
     env.update(dict(plugin.env))
-    env["KUBERNETES_EXEC_INFO"] = _exec_info(plugin, config)
+    env["KUBERNETES_EXEC_INFO"] = _exec_info(plugin, config, interactive)
     try:
+        # as kubectl: the terminal only when interactive; the plugin's standard error is
+        # this process's (its messages are for the user, never read or logged by us)
         done = await trio.run_process(
             [command, *plugin.args],
             env=env,
-            stdin=subprocess.DEVNULL,
+            stdin=None if interactive else subprocess.DEVNULL,
             capture_stdout=True,
-            capture_stderr=True,
             check=False,
         )
     except FileNotFoundError:
