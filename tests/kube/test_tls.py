@@ -7,6 +7,7 @@ import gc
 import logging
 import warnings
 from contextlib import aclosing
+from functools import partial
 from typing import TYPE_CHECKING
 
 import pytest
@@ -242,3 +243,41 @@ async def test_exec_certificate_renewed_while_a_watch_runs(
             assert await events.__anext__() == {"type": "ADDED", "object": {"n": 1}}
     assert [r.client_cn for r in server.requests] == ["alice", "bob"]
     assert len(plugin.runs()) == 2
+
+
+async def test_more_watches_than_an_ordinary_connection_pool(pki: Pki) -> None:
+    # each election keeps a watch open on the shared client; httpx's default pool (100
+    # connections) would make the next request wait for a free connection forever
+    async def follow(client: KubeClient, *, task_status: trio.TaskStatus[None]) -> None:
+        async with aclosing(client.watch(WATCH_PATH, params={"watch": "1"})) as events:
+            async for _event in events:
+                task_status.started()
+                await trio.sleep_forever()
+
+    async with https_server(pki.server, pki.ca) as server:
+        config = KubeConfig(server=server.url, certificate_authority_data=pki.ca_pem)
+        async with KubeClient(config) as client, trio.open_nursery() as nursery:
+            with trio.fail_after(20):
+                for _ in range(110):
+                    await nursery.start(follow, client)
+                assert await client.request("GET", "/version") == {"ok": True}
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_server_that_never_answers_the_handshake(monkeypatch: pytest.MonkeyPatch) -> None:
+    # no read timeout, but connecting (TCP and TLS handshake) is bounded
+    monkeypatch.setattr("trio_election._kube._client.CONNECT_TIMEOUT", 0.5)
+
+    async def mute(stream: trio.SocketStream) -> None:
+        async with stream:
+            await trio.sleep_forever()
+
+    async with trio.open_nursery() as nursery:
+        [listener] = await nursery.start(partial(trio.serve_tcp, mute, 0, host="127.0.0.1"))
+        port = listener.socket.getsockname()[1]
+        async with KubeClient(KubeConfig(server=f"https://127.0.0.1:{port}")) as client:
+            with trio.fail_after(10), pytest.raises(ApiConnectionError) as info:
+                await client.request("GET", "/version")
+        nursery.cancel_scope.cancel()
+    assert f"https://127.0.0.1:{port}" in str(info.value)
+    assert "ConnectTimeout" in str(info.value)

@@ -31,6 +31,9 @@ logger = logging.getLogger("trio_election.kube")
 
 USER_AGENT = f"trio-election/{__version__}"
 
+CONNECT_TIMEOUT = 30.0
+"""Seconds to open a connection (TCP and TLS handshake), as client-go's dialer allows."""
+
 _DRAIN_WITHIN = 1.0
 """How long a stopped watch may take to wind down its (closed) response stream."""
 
@@ -103,7 +106,12 @@ class KubeClient:
             transport=self._transport,
             # httpx would send proxied requests around a given transport
             proxy=config.proxy_url if self._transport is None else None,
-            timeout=httpx.Timeout(None),
+            # reading waits as long as the caller's cancel scope allows (a watch is quiet for
+            # minutes); only connecting (TCP and the TLS handshake) has a bound of its own
+            timeout=httpx.Timeout(None, connect=CONNECT_TIMEOUT),
+            # every election keeps a watch open: no cap on connections, or the 101st
+            # request would wait for a free one forever
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=20),
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
         )
 
