@@ -172,3 +172,52 @@ async def connect_proxy() -> AsyncGenerator[Proxy]:
         proxy.port = listeners[0].socket.getsockname()[1]
         yield proxy
         nursery.cancel_scope.cancel()
+
+
+async def _receive_exactly(stream: trio.SocketStream, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = await stream.receive_some(size - len(data))
+        if not chunk:
+            raise trio.BrokenResourceError("closed in the middle of a SOCKS message")
+        data += chunk
+    return data
+
+
+@asynccontextmanager
+async def socks5_proxy() -> AsyncGenerator[Proxy]:
+    """A SOCKS5 proxy (RFC 1928, no authentication, CONNECT only) to loopback targets,
+    recording each target as `host:port`."""
+    proxy = Proxy(port=0)
+
+    async def handle(client: trio.SocketStream) -> None:
+        try:
+            _version, methods = await _receive_exactly(client, 2)
+            await _receive_exactly(client, methods)
+            await client.send_all(b"\x05\x00")  # no authentication
+            _version, command, _reserved, kind = await _receive_exactly(client, 4)
+            if kind == 1:
+                host = ".".join(str(b) for b in await _receive_exactly(client, 4))
+            elif kind == 3:
+                [size] = await _receive_exactly(client, 1)
+                host = (await _receive_exactly(client, size)).decode()
+            else:
+                return
+            port = int.from_bytes(await _receive_exactly(client, 2), "big")
+            proxy.connects.append(f"{host}:{port}")
+            if command != 1 or host not in ("127.0.0.1", "localhost"):
+                await client.send_all(b"\x05\x02\x00\x01\x00\x00\x00\x00\x00\x00")
+                return
+            upstream = await trio.open_tcp_stream(host, port)
+            await client.send_all(b"\x05\x00\x00\x01\x00\x00\x00\x00\x00\x00")
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_pipe, client, upstream)
+                nursery.start_soon(_pipe, upstream, client)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(partial(trio.serve_tcp, handle, 0, host="127.0.0.1"))
+        proxy.port = listeners[0].socket.getsockname()[1]
+        yield proxy
+        nursery.cancel_scope.cancel()

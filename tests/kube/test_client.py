@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
+    from .conftest import Pki
+
 SERVER = "https://api.test:6443"
 LEASES = "/apis/coordination.k8s.io/v1/namespaces/ns/leases"
 
@@ -506,3 +508,22 @@ async def test_a_given_transport_carries_every_request_even_with_a_proxy() -> No
     async with KubeClient(config, transport=api.transport) as client:
         assert await client.request("GET", f"{LEASES}/x") == {"kind": "Lease"}
     assert len(api.requests) == 1
+
+
+def test_socks_proxy_without_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("trio_election._kube._client._socks_installed", lambda: False)
+    config = KubeConfig(server=SERVER, proxy_url="socks5://user:pw-SECRET@127.0.0.1:1080")
+    with pytest.raises(KubeConfigError, match="SOCKS proxy") as info:
+        KubeClient(config)
+    assert "pip install 'trio-election[socks]'" in str(info.value)
+    assert "SECRET" not in str(info.value)
+
+
+def test_a_config_built_directly_is_checked_too(pki: Pki) -> None:
+    with pytest.raises(KubeConfigError, match="proxy-url must be SCHEME://HOST"):
+        KubeClient(KubeConfig(server=SERVER, proxy_url="ftp://proxy.test:21"))
+    insecure = KubeConfig(
+        server=SERVER, insecure_skip_tls_verify=True, certificate_authority_data=pki.ca_pem
+    )
+    with pytest.raises(KubeConfigError, match="insecure-skip-tls-verify is on"):
+        KubeClient(insecure)

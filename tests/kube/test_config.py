@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from pathlib import Path
@@ -161,6 +162,15 @@ def test_in_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pki: Pki) -
     assert config.source == "in-cluster"
 
 
+def test_in_cluster_pod_namespace_variable_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the downward API's $POD_NAMESPACE comes before the mounted file, as in client-go
+    in_pod(monkeypatch, service_account(tmp_path / "sa", namespace="prod"))
+    monkeypatch.setenv("POD_NAMESPACE", "from-downward-api")
+    assert KubeConfig.load().namespace == "from-downward-api"
+
+
 def test_in_cluster_ipv6_and_default_namespace(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -307,10 +317,56 @@ def test_data_fields_win_over_files_and_may_be_wrapped(tmp_path: Path, pki: Pki)
 
 
 def test_user_token_and_basic_auth(tmp_path: Path) -> None:
+    config = KubeConfig.load(kubeconfig(tmp_path / "kc", user={"token": "abc"}))
+    assert (config.token, config.username, config.password) == ("abc", None, None)
     config = KubeConfig.load(
-        kubeconfig(tmp_path / "kc", user={"token": "abc", "username": "bob", "password": "pw"})
+        kubeconfig(tmp_path / "kc", user={"username": "bob", "password": "pw"})
     )
-    assert (config.token, config.username, config.password) == ("abc", "bob", "pw")
+    assert (config.token, config.username, config.password) == (None, "bob", "pw")
+
+
+@pytest.mark.parametrize("token", [{"token": "tok-SECRET"}, {"tokenFile": "token.txt"}])
+def test_token_and_basic_auth_together_are_refused(tmp_path: Path, token: dict[str, str]) -> None:
+    path = kubeconfig(tmp_path / "kc", user={**token, "username": "bob", "password": "pw-SECRET"})
+    with pytest.raises(KubeConfigError, match="only one is allowed") as info:
+        KubeConfig.load(path)
+    assert f"kubeconfig {path}, users[main].user" in str(info.value)
+    assert "SECRET" not in str(info.value)
+
+
+def test_insecure_with_a_certificate_authority_is_refused(tmp_path: Path, pki: Pki) -> None:
+    path = kubeconfig(
+        tmp_path / "kc",
+        cluster={
+            "server": "https://x:1",
+            "insecure-skip-tls-verify": True,
+            "certificate-authority-data": b64(pki.ca_pem),
+        },
+    )
+    with pytest.raises(KubeConfigError, match="insecure-skip-tls-verify") as info:
+        KubeConfig.load(path)
+    assert f"kubeconfig {path}, clusters[main].cluster" in str(info.value)
+    assert "remove one" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "proxy", ["ftp://proxy.test:21", "proxy.test:3128", "http://:3128", "http://proxy.test:port"]
+)
+def test_proxy_url_that_cannot_work(tmp_path: Path, proxy: str) -> None:
+    path = kubeconfig(tmp_path / "kc", cluster={"server": "https://x:1", "proxy-url": proxy})
+    with pytest.raises(KubeConfigError, match="proxy-url must be SCHEME://HOST") as info:
+        KubeConfig.load(path)
+    assert f"kubeconfig {path}, clusters[main].cluster" in str(info.value)
+
+
+def test_proxy_url_password_is_not_shown(tmp_path: Path) -> None:
+    path = kubeconfig(
+        tmp_path / "kc", cluster={"server": "https://x:1", "proxy-url": "gopher://u:pw-SECRET@p:1"}
+    )
+    with pytest.raises(KubeConfigError) as info:
+        KubeConfig.load(path)
+    assert "gopher://u:***@p:1" in str(info.value)
+    assert "SECRET" not in str(info.value)
 
 
 def test_exec_v1(tmp_path: Path) -> None:
@@ -530,8 +586,6 @@ def test_repr_hides_secrets(tmp_path: Path, pki: Pki) -> None:
             tmp_path / "kc",
             user={
                 "token": "tok-SECRET",
-                "username": "bob",
-                "password": "pw-SECRET",
                 "client-certificate-data": b64(pki.client_cert_pem),
                 "client-key-data": b64(pki.client_key_pem),
                 "exec": {
@@ -542,7 +596,9 @@ def test_repr_hides_secrets(tmp_path: Path, pki: Pki) -> None:
             },
         )
     )
-    text = repr(config)
+    # basic auth cannot come with a token in one kubeconfig: the same config with it instead
+    basic = dataclasses.replace(config, token=None, username="bob", password="pw-SECRET")
+    text = repr(config) + repr(basic)
     assert "SECRET" not in text
     assert "PRIVATE" not in text
     key_body = pki.client_key_pem.decode().splitlines()[1]

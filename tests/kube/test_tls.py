@@ -16,7 +16,7 @@ import trio.testing
 
 from trio_election._kube import ApiConnectionError, KubeClient, KubeConfig, KubeConfigError
 
-from ._loopback import WATCH_PATH, connect_proxy, https_server
+from ._loopback import WATCH_PATH, connect_proxy, https_server, socks5_proxy
 from .conftest import SERVER_NAME, b64, kubeconfig, set_status, write_plugin
 
 V1 = "client.authentication.k8s.io/v1"
@@ -123,6 +123,22 @@ async def test_proxy_url(pki: Pki) -> None:
         async with KubeClient(config) as client:
             assert await client.request("GET", "/version") == {"ok": True}
     assert proxy.connects == [f"CONNECT 127.0.0.1:{server.port}"]
+    assert len(server.requests) == 1
+
+
+async def test_socks5_proxy_url(pki: Pki) -> None:
+    pytest.importorskip(
+        "socksio", reason="needs the socks extra: pip install 'trio-election[socks]'"
+    )
+    async with https_server(pki.server, pki.ca) as server, socks5_proxy() as proxy:
+        config = KubeConfig(
+            server=server.url,
+            certificate_authority_data=pki.ca_pem,
+            proxy_url=proxy.url.replace("http://", "socks5://"),
+        )
+        async with KubeClient(config) as client:
+            assert await client.request("GET", "/version") == {"ok": True}
+    assert proxy.connects == [f"127.0.0.1:{server.port}"]
     assert len(server.requests) == 1
 
 

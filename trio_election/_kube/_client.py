@@ -15,6 +15,7 @@ import trio
 
 from .._version import __version__
 from ._auth import Credentials
+from ._config import check_proxy_url, mask_url
 from ._errors import ApiConnectionError, KubeConfigError, error_from_response
 from ._json import as_mapping
 from ._tls import ssl_context
@@ -58,10 +59,13 @@ class KubeClient:
         self._http_cert: bytes | None = None
         self._in_use: dict[httpx.AsyncClient, int] = {}
         self._warned: set[str] = set()
+        where = config.source or "KubeConfig"
+        if config.proxy_url is not None and transport is None:
+            check_proxy_url(config.proxy_url, f"{where}: proxy-url")
         socks = config.proxy_url is not None and config.proxy_url.startswith("socks")
-        if socks and importlib.util.find_spec("socksio") is None:
+        if socks and not _socks_installed():
             raise KubeConfigError(
-                f"{config.source}: proxy-url {config.proxy_url} is a SOCKS proxy; "
+                f"{where}: proxy-url {mask_url(config.proxy_url or '')} is a SOCKS proxy; "
                 f"install the extra: pip install 'trio-election[socks]'"
             )
         if config.exec is None:
@@ -251,6 +255,11 @@ class KubeClient:
         kind = type(exc).__name__
         detail = _reason(exc) or kind
         return ApiConnectionError(f"cannot talk to {self.config.server}: {kind}: {detail}")
+
+
+def _socks_installed() -> bool:
+    """Whether httpx can talk to SOCKS proxies (the `socks` extra: `socksio`)."""
+    return importlib.util.find_spec("socksio") is not None
 
 
 def _reason(exc: BaseException) -> str:

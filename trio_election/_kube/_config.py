@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, final
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
@@ -142,7 +143,8 @@ def in_cluster() -> KubeConfig:
         _read(folder / "ca.crt", "in-cluster CA (ca.crt)") if (folder / "ca.crt").exists() else None
     )
     namespace_file = folder / "namespace"
-    namespace = (
+    # as client-go's in-cluster config: $POD_NAMESPACE (the downward API) first
+    namespace = os.environ.get("POD_NAMESPACE") or (
         _read(namespace_file, "in-cluster namespace").decode().strip()
         if namespace_file.exists()
         else "default"
@@ -285,22 +287,70 @@ def _from_files(paths: list[Path], context: str | None, *, explicit: bool) -> Ku
         _check_pem(cert, where_user + " client-certificate", "CERTIFICATE")
         _check_pem(key, where_user + " client-key", "PRIVATE KEY")
     token_file = user.get("tokenFile")
+    insecure = _opt_bool(cluster, "insecure-skip-tls-verify", where_cluster)
+    if insecure and ca is not None:
+        raise KubeConfigError(
+            f"{where_cluster}: insecure-skip-tls-verify is true and a certificate-authority is "
+            f"given (kubectl refuses this too); remove one of them"
+        )
+    token = _opt_str(user, "token", where_user)
+    username = _opt_str(user, "username", where_user)
+    password = _opt_str(user, "password", where_user)
+    if (token is not None or token_file) and (username is not None or password is not None):
+        raise KubeConfigError(
+            f"{where_user}: both a token (token or tokenFile) and basic auth (username, "
+            f"password) are given; only one is allowed (as in kubectl): remove one of them"
+        )
+    proxy_url = _opt_str(cluster, "proxy-url", where_cluster)
+    if proxy_url is not None:
+        check_proxy_url(proxy_url, f"{where_cluster}: proxy-url")
     return KubeConfig(
         server=server.rstrip("/"),
         namespace=str(namespace),
         certificate_authority_data=ca,
-        insecure_skip_tls_verify=_opt_bool(cluster, "insecure-skip-tls-verify", where_cluster),
+        insecure_skip_tls_verify=insecure,
         tls_server_name=_opt_str(cluster, "tls-server-name", where_cluster),
-        proxy_url=_opt_str(cluster, "proxy-url", where_cluster),
-        token=_opt_str(user, "token", where_user),
+        proxy_url=proxy_url,
+        token=token,
         token_file=_resolve(token_file, user_path) if isinstance(token_file, str) else None,
         client_certificate_data=cert,
         client_key_data=key,
-        username=_opt_str(user, "username", where_user),
-        password=_opt_str(user, "password", where_user),
+        username=username,
+        password=password,
         exec=_exec(user.get("exec"), user_path, where_user),
         source=f"kubeconfig {files}, context {name}",
     )
+
+
+PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
+"""The `proxy-url` schemes that can work (client-go's http, https and socks5, and socks5h)."""
+
+
+def check_proxy_url(url: str, where: str) -> None:
+    """Refuse a proxy URL that no proxy could be reached with; never shows its password."""
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # a port that is not a number raises here
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in PROXY_SCHEMES or not parts.hostname:
+        raise KubeConfigError(
+            f"{where} must be SCHEME://HOST[:PORT] with a scheme among "
+            f"{', '.join(PROXY_SCHEMES)}, got {mask_url(url)!r}"
+        )
+
+
+def mask_url(url: str) -> str:
+    """`url` with a password in it replaced by `***`."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(not a URL)" if "@" in url else url
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
 
 
 def _opt_bool(section: dict[str, Any], key: str, where: str) -> bool:

@@ -77,6 +77,11 @@ def ssl_context(
 ) -> ssl.SSLContext:
     """Verification on (the system CAs, or `ca`) unless `insecure`; client cert if given;
     `server_name` (`tls-server-name`) instead of the server's host for SNI and checking."""
+    if insecure and ca is not None:
+        raise KubeConfigError(
+            f"{where}: insecure-skip-tls-verify is on and a certificate authority is given "
+            f"(kubectl refuses this too); remove one of them"
+        )
     context = _new_context(server_name)
     if insecure:
         logger.warning(
