@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+import trio
+import trio.testing
 
 from trio_election._kube import KubeClient, KubeConfig, KubeConfigError, UnauthorizedError
 
@@ -25,8 +27,6 @@ from .conftest import Plugin, b64, kubeconfig, set_status, write_plugin, write_s
 if TYPE_CHECKING:
     from collections.abc import Generator
     from pathlib import Path
-
-    import trio.testing
 
     from .conftest import Pki
 
@@ -167,6 +167,50 @@ async def test_run_again_after_a_401(tmp_path: Path) -> None:
         + ["Bearer new-SECRET"] * 2
     )
     assert "SECRET" not in str(info.value)
+
+
+async def test_a_late_401_for_replaced_credentials_runs_the_plugin_no_more(
+    tmp_path: Path,
+) -> None:
+    # two requests share the plugin's token; the slow one's refusal arrives only after the
+    # fast one has been refused, run the plugin again and succeeded with the new token
+    plugin = write_plugin(tmp_path / "bin", {"token": "old"}, api_version=V1)
+    config = exec_config(tmp_path, plugin)
+    slow_sent, renewed = trio.Event(), trio.Event()
+    seen: list[tuple[str, str]] = []
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        auth = request.headers["authorization"]
+        seen.append((request.url.path.rpartition("/")[2], auth))
+        if auth == "Bearer new":
+            renewed.set()
+            return httpx.Response(200, json={"kind": "Lease"})
+        if request.url.path.endswith("/slow"):
+            slow_sent.set()
+            await renewed.wait()
+        return httpx.Response(401, json={"kind": "Status", "code": 401})
+
+    results: list[dict[str, Any]] = []
+
+    async def slow(client: KubeClient) -> None:
+        results.append(await client.request("GET", f"{LEASE}/slow"))
+
+    async with (
+        KubeClient(config, transport=httpx.MockTransport(handle)) as client,
+        trio.open_nursery() as nursery,
+    ):
+        nursery.start_soon(slow, client)
+        await slow_sent.wait()
+        set_status(plugin, {"token": "new"})
+        results.append(await client.request("GET", LEASE))
+    assert results == [{"kind": "Lease"}] * 2
+    assert len(plugin.runs()) == 2  # the first token, and one renewal: not one per 401
+    assert seen == [
+        ("slow", "Bearer old"),
+        ("x", "Bearer old"),
+        ("x", "Bearer new"),
+        ("slow", "Bearer new"),
+    ]
 
 
 async def test_relative_command_is_found_next_to_the_kubeconfig(tmp_path: Path) -> None:

@@ -50,6 +50,7 @@ class Credentials:
         self._file_read_at = -float("inf")
         self._exec: ExecResult | None = None
         self._exec_lock = trio.Lock()
+        self._generation = 0
 
     @property
     def refreshable(self) -> bool:
@@ -72,10 +73,21 @@ class Credentials:
             return {"Authorization": f"Basic {base64.b64encode(pair).decode()}"}
         return {}
 
-    async def refresh(self) -> None:
-        """Forget cached credentials after a 401, so the next request reads them anew."""
-        self._file_read_at = -float("inf")
-        self._exec = None
+    @property
+    def generation(self) -> int:
+        """Counts the credentials obtained so far (plugin runs, token file changes)."""
+        return self._generation
+
+    async def refresh(self, generation: int) -> None:
+        """Forget cached credentials after a 401, so the next request reads them anew.
+
+        `generation` is the one the refused request was sent with: a 401 that answers a
+        request sent before the credentials were renewed (requests run concurrently) is no
+        news, and does not run the plugin once more.
+        """
+        if generation == self._generation:
+            self._file_read_at = -float("inf")
+            self._exec = None
         await trio.lowlevel.checkpoint()
 
     def _read_token_file(self) -> str:
@@ -94,6 +106,8 @@ class Credentials:
                 ) from None
             if not token:
                 raise KubeConfigError(f"the token file {path} is empty ({self._config.source})")
+            if token != self._file_token:
+                self._generation += 1
             self._file_token = token
             self._file_read_at = now
         return self._file_token
@@ -108,6 +122,7 @@ class Credentials:
                 return cached
             assert self._config.exec is not None
             self._exec = await _run_exec(self._config.exec, self._config)
+            self._generation += 1
             return self._exec
 
 

@@ -170,6 +170,7 @@ class KubeClient:
         for attempt in range(2):
             async with self._borrowed() as client:
                 headers = await self._credentials.headers()
+                generation = self._credentials.generation
                 if body is not None:
                     headers["Content-Type"] = content_type or "application/json"
                 try:
@@ -184,7 +185,7 @@ class KubeClient:
                     raise self._connection_error(exc) from None
             self._note_warnings(response)
             if response.status_code == 401 and attempt == 0 and self._credentials.refreshable:
-                await self._credentials.refresh()
+                await self._credentials.refresh(generation)
                 continue
             if response.status_code >= 400:
                 raise error_from_response(
@@ -217,6 +218,7 @@ class KubeClient:
         for attempt in range(2):
             async with self._borrowed() as client:
                 headers = await self._credentials.headers()
+                generation = self._credentials.generation
                 try:
                     async with client.stream(
                         "GET", path, params=query, headers=headers
@@ -227,7 +229,7 @@ class KubeClient:
                             and attempt == 0
                             and self._credentials.refreshable
                         ):
-                            await self._credentials.refresh()
+                            await self._credentials.refresh(generation)
                             continue
                         if response.status_code >= 400:
                             content = await response.aread()
