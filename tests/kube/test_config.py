@@ -591,16 +591,26 @@ def test_repr_hides_secrets(tmp_path: Path, pki: Pki) -> None:
                 "exec": {
                     "apiVersion": "client.authentication.k8s.io/v1beta1",
                     "command": "c",
+                    "args": ["get-token", "--oidc-client-secret=arg-SECRET"],
                     "env": [{"name": "API_KEY", "value": "env-SECRET"}],
                 },
             },
         )
     )
     # basic auth cannot come with a token in one kubeconfig: the same config with it instead
-    basic = dataclasses.replace(config, token=None, username="bob", password="pw-SECRET")
+    basic = dataclasses.replace(
+        config,
+        token=None,
+        username="bob",
+        password="pw-SECRET",
+        proxy_url="http://proxy-user:proxy-SECRET@proxy.test:3128",
+    )
     text = repr(config) + repr(basic)
     assert "SECRET" not in text
     assert "PRIVATE" not in text
     key_body = pki.client_key_pem.decode().splitlines()[1]
     assert key_body not in text
     assert "https://127.0.0.1:6443" in text  # still useful
+    assert "command='c'" in text
+    assert "API_KEY" in text
+    assert "http://proxy-user:***@proxy.test:3128" in text

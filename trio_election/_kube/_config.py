@@ -43,6 +43,16 @@ class ExecConfig:
     interactive_mode: str = "IfAvailable"
     base_dir: Path | None = None
 
+    def __repr__(self) -> str:
+        # arguments and env values may hold secrets (e.g. --oidc-client-secret=...)
+        names = ", ".join(name for name, _ in self.env)
+        return (
+            f"ExecConfig(command={self.command!r}, api_version={self.api_version!r}, "
+            f"args=<{len(self.args)} hidden>, env=<values of [{names}] hidden>, "
+            f"interactive_mode={self.interactive_mode!r}, "
+            f"provide_cluster_info={self.provide_cluster_info!r})"
+        )
+
 
 def _mask(value: object) -> str:
     return "None" if value is None else "'***'"
@@ -76,8 +86,11 @@ class KubeConfig:
     def __repr__(self) -> str:
         return (
             f"KubeConfig(server={self.server!r}, namespace={self.namespace!r}, "
+            f"insecure_skip_tls_verify={self.insecure_skip_tls_verify!r}, "
+            f"tls_server_name={self.tls_server_name!r}, "
+            f"proxy_url={None if self.proxy_url is None else mask_url(self.proxy_url)!r}, "
             f"token={_mask(self.token)}, token_file={self.token_file!r}, "
-            f"client_key_data={_mask(self.client_key_data)}, "
+            f"client_key_data={_mask(self.client_key_data)}, username={self.username!r}, "
             f"password={_mask(self.password)}, exec={self.exec!r}, source={self.source!r})"
         )
 
