@@ -115,6 +115,13 @@ async def test_cluster_info_when_asked_for(tmp_path: Path, pki: Pki) -> None:
             "server": "https://127.0.0.1:6443",
             "certificate-authority-data": b64(pki.ca_pem),
             "tls-server-name": "api.internal",
+            "extensions": [
+                {"name": "other", "extension": {"x": 1}},
+                {
+                    "name": "client.authentication.k8s.io/exec",
+                    "extension": {"audience": "api.internal", "region": "eu-1"},
+                },
+            ],
         },
     )
     async with KubeClient(config, transport=Api("t").transport) as client:
@@ -126,6 +133,7 @@ async def test_cluster_info_when_asked_for(tmp_path: Path, pki: Pki) -> None:
     assert base64.b64decode(cluster["certificate-authority-data"]) == pki.ca_pem
     assert cluster["tls-server-name"] == "api.internal"
     assert cluster["insecure-skip-tls-verify"] is False
+    assert cluster["config"] == {"audience": "api.internal", "region": "eu-1"}
 
 
 async def test_cached_until_expiration(tmp_path: Path, mock_clock: trio.testing.MockClock) -> None:

@@ -163,6 +163,8 @@ def _exec_info(plugin: ExecConfig, config: KubeConfig, interactive: bool) -> str
             cluster["certificate-authority-data"] = base64.b64encode(
                 config.certificate_authority_data
             ).decode()
+        if plugin.cluster_config is not None:
+            cluster["config"] = json.loads(plugin.cluster_config)
         spec["cluster"] = cluster
     return json.dumps({"apiVersion": plugin.api_version, "kind": "ExecCredential", "spec": spec})
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,9 @@ class ExecConfig:
     provide_cluster_info: bool = False
     interactive_mode: str = "IfAvailable"
     base_dir: Path | None = None
+    cluster_config: str | None = None
+    """The cluster's `client.authentication.k8s.io/exec` extension (JSON text), passed to the
+    plugin as `spec.cluster.config` with `provide_cluster_info`."""
 
     def __repr__(self) -> str:
         # arguments and env values may hold secrets (e.g. --oidc-client-secret=...)
@@ -330,9 +334,21 @@ def _from_files(paths: list[Path], context: str | None, *, explicit: bool) -> Ku
         client_key_data=key,
         username=username,
         password=password,
-        exec=_exec(user.get("exec"), user_path, where_user),
+        exec=_exec(user.get("exec"), user_path, where_user, _exec_extension(cluster)),
         source=f"kubeconfig {files}, context {name}",
     )
+
+
+EXEC_EXTENSION = "client.authentication.k8s.io/exec"
+"""The cluster extension whose content an exec plugin gets as `spec.cluster.config`."""
+
+
+def _exec_extension(cluster: dict[str, Any]) -> str | None:
+    for raw in as_list(cluster.get("extensions")) or []:
+        entry = as_mapping(raw)
+        if entry is not None and entry.get("name") == EXEC_EXTENSION:
+            return json.dumps(entry.get("extension"))
+    return None
 
 
 PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
@@ -426,7 +442,9 @@ def _check_pem(data: bytes, where: str, kind: str) -> None:
         )
 
 
-def _exec(raw: object, path: Path, where: str) -> ExecConfig | None:
+def _exec(
+    raw: object, path: Path, where: str, cluster_config: str | None = None
+) -> ExecConfig | None:
     if raw is None:
         return None
     section = as_mapping(raw)
@@ -478,4 +496,5 @@ def _exec(raw: object, path: Path, where: str) -> ExecConfig | None:
         provide_cluster_info=_opt_bool(section, "provideClusterInfo", f"{where}.exec"),
         interactive_mode=str(mode),
         base_dir=path.absolute().parent,
+        cluster_config=cluster_config,
     )
