@@ -193,6 +193,7 @@ async def test_forbidden_names_verb_and_resource(
     text = str(error)
     assert nobody.username in text
     assert 'apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["get"]' in text
+    assert f'to a Role in namespace "{namespace}"' in text
     assert (watch_info.value.verb, watch_info.value.resource) == ("watch", "leases")
 
 

@@ -173,20 +173,44 @@ async def test_forbidden_names_verb_resource_and_rule() -> None:
     assert 'resources: ["leases"]' in text
     assert 'verbs: ["update"]' in text
     assert 'apiGroups: ["coordination.k8s.io"]' in text
+    assert 'to a Role in namespace "ns"' in text
+
+
+NS_ROLE = 'to a Role in namespace "ns"'
+CLUSTER_ROLE = "to a ClusterRole"
 
 
 @pytest.mark.parametrize(
-    ("method", "path", "params", "verb", "resource", "group"),
+    ("method", "path", "params", "verb", "resource", "group", "role"),
     [
-        ("GET", "/api/v1/namespaces/ns/configmaps/x", None, "get", "configmaps", ""),
-        ("POST", "/api/v1/namespaces/ns/endpoints", None, "create", "endpoints", ""),
-        ("GET", LEASES, {"watch": "1"}, "watch", "leases", "coordination.k8s.io"),
-        ("GET", LEASES, None, "list", "leases", "coordination.k8s.io"),
-        ("PATCH", f"{LEASES}/x", None, "patch", "leases", "coordination.k8s.io"),
+        ("GET", "/api/v1/namespaces/ns/configmaps/x", None, "get", "configmaps", "", NS_ROLE),
+        ("POST", "/api/v1/namespaces/ns/endpoints", None, "create", "endpoints", "", NS_ROLE),
+        ("GET", LEASES, {"watch": "1"}, "watch", "leases", "coordination.k8s.io", NS_ROLE),
+        ("GET", LEASES, None, "list", "leases", "coordination.k8s.io", NS_ROLE),
+        ("PATCH", f"{LEASES}/x", None, "patch", "leases", "coordination.k8s.io", NS_ROLE),
+        ("DELETE", LEASES, None, "deletecollection", "leases", "coordination.k8s.io", NS_ROLE),
+        ("PUT", "/api/v1/namespaces/ns/pods/p/status", None, "update", "pods/status", "", NS_ROLE),
+        # cluster-scoped: a namespace object itself, and a list across all namespaces
+        ("GET", "/api/v1/namespaces/ns", None, "get", "namespaces", "", CLUSTER_ROLE),
+        (
+            "GET",
+            "/apis/coordination.k8s.io/v1/leases",
+            None,
+            "list",
+            "leases",
+            "coordination.k8s.io",
+            CLUSTER_ROLE,
+        ),
     ],
 )
 async def test_forbidden_without_a_message_uses_the_request(
-    method: str, path: str, params: dict[str, str] | None, verb: str, resource: str, group: str
+    method: str,
+    path: str,
+    params: dict[str, str] | None,
+    verb: str,
+    resource: str,
+    group: str,
+    role: str,
 ) -> None:
     api = Recorder(lambda _r: httpx.Response(403, json=status_body(403, "Forbidden", "")))
     async with KubeClient(KubeConfig(server=SERVER), transport=api.transport) as client:
@@ -194,7 +218,9 @@ async def test_forbidden_without_a_message_uses_the_request(
             await client.request(method, path, params=params)
     assert (info.value.verb, info.value.resource) == (verb, resource)
     assert f'apiGroups: ["{group}"]' in str(info.value)
+    assert f'resources: ["{resource}"]' in str(info.value)
     assert f'verbs: ["{verb}"]' in str(info.value)
+    assert role in str(info.value)
 
 
 async def test_forbidden_names_the_group_from_the_message() -> None:

@@ -22,10 +22,14 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from .._exceptions import ConfigError, ElectionError
 from ._json import as_mapping
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = [
     "AlreadyExistsError",
@@ -131,44 +135,60 @@ _VERB_OF_METHOD = {
     "DELETE": "delete",
 }
 
-_FORBIDDEN = re.compile(r'cannot (\w+) resource "([^"]+)"')
+_FORBIDDEN = re.compile(r'cannot ([\w]+) resource "([^"]+)"')
 _FORBIDDEN_GROUP = re.compile(r'in API group "([^"]*)"')
+_FORBIDDEN_NAMESPACE = re.compile(r'in the namespace "([^"]*)"')
 
 
-def _group(path: str, message: str) -> str:
-    """The API group: from the apiserver's message, else from the path (`/apis/<group>/`)."""
-    match = _FORBIDDEN_GROUP.search(message)
-    if match:
-        return match.group(1)
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """What a request path addresses: `/api/v1/...` or `/apis/<group>/<version>/...`, then
+    `[namespaces/<ns>/]<resource>[/<name>[/<subresource>]]`."""
+
+    group: str = ""
+    namespace: str | None = None
+    resource: str | None = None  # with its subresource, as RBAC names it: "pods/log"
+    name: str | None = None
+
+
+def _target(path: str) -> _Target:
     parts = [p for p in path.split("?")[0].split("/") if p]
-    return parts[1] if len(parts) > 1 and parts[0] == "apis" else ""
+    if parts[:1] == ["api"]:
+        group, rest = "", parts[2:]
+    elif parts[:1] == ["apis"] and len(parts) >= 3:
+        group, rest = parts[1], parts[3:]
+    else:
+        return _Target()
+    namespace = None
+    if len(rest) >= 3 and rest[0] == "namespaces":  # a namespaced resource
+        namespace, rest = rest[1], rest[2:]
+    if not rest:
+        return _Target(group=group, namespace=namespace)
+    resource = rest[0] if len(rest) < 3 else f"{rest[0]}/{rest[2]}"
+    return _Target(group, namespace, resource, rest[1] if len(rest) >= 2 else None)
 
 
-def _verb(method: str, params: dict[str, str] | None, path: str) -> str:
-    params = params or {}
-    if params.get("watch") in ("1", "true"):
+def _verb(method: str, params: Mapping[str, str] | None, target: _Target) -> str:
+    if (params or {}).get("watch") in ("1", "true"):
         return "watch"
-    if method == "GET" and not _names_an_object(path):
+    if method == "GET" and target.name is None:
         return "list"
+    if method == "DELETE" and target.name is None:
+        return "deletecollection"
     return _VERB_OF_METHOD.get(method, method.lower())
 
 
-def _names_an_object(path: str) -> bool:
-    parts = [p for p in path.split("/") if p]
-    # .../namespaces/<ns>/<resource>/<name> names one object; .../<resource> a collection
-    if "namespaces" in parts:
-        after = parts[parts.index("namespaces") + 1 :]
-        return len(after) >= 3
-    return False
-
-
-def _resource(path: str) -> str | None:
-    parts = [p for p in path.split("/") if p]
-    if "namespaces" in parts:
-        after = parts[parts.index("namespaces") + 1 :]
-        if len(after) >= 2:
-            return after[1]
-    return None
+def _rbac_hint(verb: str, resource: str, group: str, namespace: str | None) -> str:
+    rule = f'{{apiGroups: ["{group}"], resources: ["{resource}"], verbs: ["{verb}"]}}'
+    where = (
+        f'to a Role in namespace "{namespace}" and bind it (RoleBinding)'
+        if namespace
+        else "to a ClusterRole and bind it (ClusterRoleBinding)"
+    )
+    return (
+        f'Grant the "{verb}" verb on "{resource}": add the rule {rule} {where} to this user '
+        f"or service account"
+    )
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -186,7 +206,7 @@ def error_from_response(
     *,
     method: str,
     path: str,
-    params: dict[str, str] | None = None,
+    params: Mapping[str, str] | None = None,
     retry_after: str | None = None,
 ) -> ApiError:
     """The typed error for an error response, from its `Status` body when it has one."""
@@ -207,20 +227,22 @@ def error_from_response(
     cls = _BY_STATUS.get(status, ServerError if status >= 500 else ApiError)
     if cls is ConflictError and reason == "AlreadyExists":
         cls = AlreadyExistsError
-    verb = _verb(method, params, path)
-    resource = _resource(path) or (str(details["kind"]) if "kind" in details else None)
+    target = _target(path)
+    verb = _verb(method, params, target)
+    resource = target.resource or (str(details["kind"]) if "kind" in details else None)
     hint = ""
     if cls is ForbiddenError:
-        match = _FORBIDDEN.search(message)
-        if match:
+        # the apiserver's own words are exact (the verb it checked, e.g. "watch"); the
+        # request is the fallback when the body is not a Status
+        group, namespace = target.group, target.namespace
+        if match := _FORBIDDEN.search(message):
             verb, resource = match.group(1), match.group(2)
+            if group_match := _FORBIDDEN_GROUP.search(message):
+                group = group_match.group(1)
+            namespace_match = _FORBIDDEN_NAMESPACE.search(message)
+            namespace = namespace_match.group(1) if namespace_match else None
         if resource:
-            group = _group(path, message)
-            hint = (
-                f'Grant the "{verb}" verb on "{resource}": add a Role rule '
-                f'{{apiGroups: ["{group}"], resources: ["{resource}"], verbs: ["{verb}"]}} '
-                f"and bind it to this user or service account"
-            )
+            hint = _rbac_hint(verb, resource, group, namespace)
     elif cls is UnauthorizedError:
         hint = "The credentials were refused: check the token, certificate or exec plugin"
     error = cls(
