@@ -330,22 +330,30 @@ async def test_each_warning_is_logged_once(caplog: pytest.LogCaptureFixture) -> 
         '299 - "v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice"'
     )
     other = '299 - "something else"'
+    # two warnings folded into one header line on the way, one with an escaped quote
+    folded = '299 - "third, with a comma", 299 - "fourth \\"quoted\\""'
 
     def answer(request: httpx.Request) -> httpx.Response:
         headers = [("Warning", deprecated)]
         if request.url.params.get("twice"):
             headers.append(("Warning", other))
+        if request.url.params.get("folded"):
+            headers.append(("Warning", folded))
         return httpx.Response(200, json={}, headers=headers)
 
     api = Recorder(answer)
     caplog.set_level(logging.WARNING, logger="trio_election.kube")
     async with KubeClient(KubeConfig(server=SERVER), transport=api.transport) as client:
-        for params in ({}, {}, {"twice": "1"}, {"twice": "1"}):
+        for params in ({}, {}, {"twice": "1"}, {"twice": "1"}, {"folded": "1"}, {"folded": "1"}):
             await client.request("GET", "/api/v1/namespaces/ns/endpoints/x", params=params)
     texts = [r.getMessage() for r in caplog.records if r.name == "trio_election.kube"]
-    assert len(texts) == 2
-    assert "v1 Endpoints is deprecated" in texts[0]
-    assert "something else" in texts[1]
+    prefix = f"{SERVER}: the API server warns: "
+    assert texts == [
+        prefix + "v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice",
+        prefix + "something else",
+        prefix + "third, with a comma",
+        prefix + 'fourth "quoted"',
+    ]
 
 
 # --- credentials ------------------------------------------------------------------------

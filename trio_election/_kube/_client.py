@@ -6,6 +6,7 @@ import contextlib
 import importlib.util
 import json as jsonlib
 import logging
+import re
 import ssl
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Self, cast, final
@@ -151,10 +152,11 @@ class KubeClient:
                     await http.aclose()
 
     def _note_warnings(self, response: httpx.Response) -> None:
-        for text in response.headers.get_list("warning"):
-            if text not in self._warned:
-                self._warned.add(text)
-                logger.warning("%s: the API server warns: %s", self.config.server, text)
+        for header in response.headers.get_list("warning"):
+            for text in _warning_texts(header):
+                if text not in self._warned:
+                    self._warned.add(text)
+                    logger.warning("%s: the API server warns: %s", self.config.server, text)
 
     async def request(
         self,
@@ -257,6 +259,16 @@ class KubeClient:
         kind = type(exc).__name__
         detail = _reason(exc) or kind
         return ApiConnectionError(f"cannot talk to {self.config.server}: {kind}: {detail}")
+
+
+_WARNING = re.compile(r'\d{3} \S+ "((?:[^"\\]|\\.)*)"')
+"""One warning of a `Warning` header (RFC 7234): `299 - "text"`, the text quoted."""
+
+
+def _warning_texts(header: str) -> list[str]:
+    """The texts of a `Warning` header (one, or several joined by commas on the way)."""
+    texts = [re.sub(r"\\(.)", r"\1", m.group(1)) for m in _WARNING.finditer(header)]
+    return texts or [header]
 
 
 def _socks_installed() -> bool:
