@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
 
 from trio_election._kube import ExecConfig, KubeConfig, KubeConfigError
 
@@ -566,6 +567,108 @@ def test_key_that_is_not_pem(tmp_path: Path, pki: Pki) -> None:
     with pytest.raises(KubeConfigError, match="client-key") as info:
         KubeConfig.load(path)
     assert "secret-ish" not in str(info.value)
+
+
+GARBAGE_CERT = b"-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n"
+GARBAGE_KEY = b"-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n"
+
+
+def test_ca_with_pem_markers_that_does_not_parse(tmp_path: Path) -> None:
+    # refused when loading, naming the entry and the field (not at the first request)
+    path = kubeconfig(
+        tmp_path / "kc",
+        cluster={"server": "https://x:1", "certificate-authority-data": b64(GARBAGE_CERT)},
+    )
+    with pytest.raises(KubeConfigError) as info:
+        KubeConfig.load(path)
+    assert str(info.value) == (
+        f"kubeconfig {path}, clusters[main].cluster.certificate-authority-data: "
+        "the certificate authority does not parse as a PEM certificate"
+    )
+
+
+def test_ca_file_that_does_not_parse_names_the_file(tmp_path: Path) -> None:
+    (tmp_path / "ca.crt").write_bytes(GARBAGE_CERT)
+    path = kubeconfig(
+        tmp_path / "kc", cluster={"server": "https://x:1", "certificate-authority": "ca.crt"}
+    )
+    with pytest.raises(KubeConfigError, match="certificate authority does not parse") as info:
+        KubeConfig.load(path)
+    assert f"certificate-authority ({tmp_path / 'ca.crt'})" in str(info.value)
+
+
+def test_in_cluster_ca_with_pem_markers_that_does_not_parse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    in_pod(monkeypatch, service_account(tmp_path / "sa", ca=GARBAGE_CERT))
+    with pytest.raises(KubeConfigError, match="certificate authority does not parse") as info:
+        KubeConfig.load()
+    assert str(tmp_path / "sa" / "ca.crt") in str(info.value)
+
+
+def test_client_certificate_that_does_not_parse(tmp_path: Path, pki: Pki) -> None:
+    path = kubeconfig(
+        tmp_path / "kc",
+        user={
+            "client-certificate-data": b64(GARBAGE_CERT),
+            "client-key-data": b64(pki.client_key_pem),
+        },
+    )
+    with pytest.raises(KubeConfigError) as info:
+        KubeConfig.load(path)
+    assert str(info.value) == (
+        f"kubeconfig {path}, users[main].user.client-certificate-data: "
+        "the client certificate does not parse as a PEM certificate"
+    )
+
+
+def test_client_key_that_does_not_parse(tmp_path: Path, pki: Pki) -> None:
+    path = kubeconfig(
+        tmp_path / "kc",
+        user={
+            "client-certificate-data": b64(pki.client_cert_pem),
+            "client-key-data": b64(GARBAGE_KEY),
+        },
+    )
+    with pytest.raises(KubeConfigError) as info:
+        KubeConfig.load(path)
+    assert str(info.value) == (
+        f"kubeconfig {path}, users[main].user.client-key-data: "
+        "the client key does not parse as a PEM private key"
+    )
+
+
+def test_client_key_of_another_certificate(tmp_path: Path, pki: Pki) -> None:
+    other = pki.ca.issue_cert("bob@example.org")
+    (tmp_path / "bob.key").write_bytes(other.private_key_pem.bytes())
+    path = kubeconfig(
+        tmp_path / "kc",
+        user={"client-certificate-data": b64(pki.client_cert_pem), "client-key": "bob.key"},
+    )
+    with pytest.raises(KubeConfigError, match="client certificate and key do not match") as info:
+        KubeConfig.load(path)
+    assert f"users[main].user.client-key ({tmp_path / 'bob.key'})" in str(info.value)
+    assert other.private_key_pem.bytes().decode().splitlines()[1] not in str(info.value)
+
+
+def test_client_key_with_a_passphrase(tmp_path: Path, pki: Pki) -> None:
+    # refused with a clear message; OpenSSL is never left to prompt on a terminal
+    key = serialization.load_pem_private_key(pki.client_key_pem, password=None)
+    encrypted = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"passphrase"),
+    )
+    path = kubeconfig(
+        tmp_path / "kc",
+        user={
+            "client-certificate-data": b64(pki.client_cert_pem),
+            "client-key-data": b64(encrypted),
+        },
+    )
+    with pytest.raises(KubeConfigError, match="encrypted with a passphrase") as info:
+        KubeConfig.load(path)
+    assert "users[main].user.client-key-data" in str(info.value)
 
 
 @pytest.mark.parametrize("present", ["client-certificate-data", "client-key-data"])

@@ -20,6 +20,7 @@ import yaml
 
 from ._errors import KubeConfigError
 from ._json import as_list, as_mapping
+from ._tls import check_certificates
 
 __all__ = ["SERVICE_ACCOUNT_DIR", "ExecConfig", "KubeConfig"]
 
@@ -167,7 +168,9 @@ def in_cluster() -> KubeConfig:
         else "default"
     )
     if ca is not None:
-        _check_pem(ca, f"{folder / 'ca.crt'}", "CERTIFICATE")
+        where = f"in-cluster CA {folder / 'ca.crt'}"
+        _check_pem(ca, where, "CERTIFICATE")
+        check_certificates(ca=ca, cert=None, key=None, ca_where=where, cert_where="", key_where="")
     server_host = f"[{host}]" if ":" in host else host
     return KubeConfig(
         server=f"https://{server_host}:{port}",
@@ -303,6 +306,14 @@ def _from_files(paths: list[Path], context: str | None, *, explicit: bool) -> Ku
     if cert is not None and key is not None:
         _check_pem(cert, where_user + " client-certificate", "CERTIFICATE")
         _check_pem(key, where_user + " client-key", "PRIVATE KEY")
+    check_certificates(
+        ca=ca,
+        cert=cert,
+        key=key,
+        ca_where=f"{where_cluster}.{_field(cluster, 'certificate-authority', cluster_path)}",
+        cert_where=f"{where_user}.{_field(user, 'client-certificate', user_path)}",
+        key_where=f"{where_user}.{_field(user, 'client-key', user_path)}",
+    )
     token_file = user.get("tokenFile")
     insecure = _opt_bool(cluster, "insecure-skip-tls-verify", where_cluster)
     if insecure and ca is not None:
@@ -405,6 +416,14 @@ def _resolve(value: str, kubeconfig: Path) -> Path:
     path = Path(value).expanduser()
     # absolute: a token file is re-read later, maybe after the working directory changed
     return path if path.is_absolute() else kubeconfig.absolute().parent / path
+
+
+def _field(section: dict[str, Any], key: str, path: Path) -> str:
+    """Which field `_data_or_file` read `key` from, for messages: the data, or the file."""
+    if section.get(f"{key}-data"):
+        return f"{key}-data"
+    file = section.get(key)
+    return f"{key} ({_resolve(file, path)})" if isinstance(file, str) else key
 
 
 def _data_or_file(section: dict[str, Any], key: str, path: Path, where: str) -> bytes | None:

@@ -14,7 +14,7 @@ from ._errors import KubeConfigError
 if TYPE_CHECKING:
     import socket
 
-__all__ = ["ssl_context"]
+__all__ = ["check_certificates", "ssl_context"]
 
 logger = logging.getLogger("trio_election.kube")
 
@@ -92,20 +92,61 @@ def ssl_context(
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     elif ca is not None:
-        try:
-            context.load_verify_locations(cadata=ca.decode("ascii", "replace"))
-        except (ssl.SSLError, ValueError):
-            raise KubeConfigError(
-                f"{where}: the certificate authority does not parse as a PEM certificate"
-            ) from None
+        _load_ca(context, ca, where)
     else:
         context.load_default_certs(ssl.Purpose.SERVER_AUTH)
     if cert is not None and key is not None:
-        _load_client_certificate(context, cert, key, where)
+        _load_client_certificate(context, cert, key, where, where)
     return context
 
 
-def _load_client_certificate(context: ssl.SSLContext, cert: bytes, key: bytes, where: str) -> None:
+def check_certificates(
+    *,
+    ca: bytes | None,
+    cert: bytes | None,
+    key: bytes | None,
+    ca_where: str,
+    cert_where: str,
+    key_where: str,
+) -> None:
+    """Parse a CA and a client certificate and key as `ssl_context` will, so that a
+    configuration is refused when it is loaded, naming the field that is wrong."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if ca is not None:
+        _load_ca(context, ca, ca_where)
+    if cert is not None and key is not None:
+        _load_client_certificate(context, cert, key, cert_where, key_where)
+
+
+def _load_ca(context: ssl.SSLContext, ca: bytes, where: str) -> None:
+    try:
+        context.load_verify_locations(cadata=ca.decode("ascii", "replace"))
+    except (ssl.SSLError, ValueError):
+        raise KubeConfigError(
+            f"{where}: the certificate authority does not parse as a PEM certificate"
+        ) from None
+
+
+class _Encrypted(Exception):
+    """The key asks for a passphrase (raised by the password callback)."""
+
+
+def _no_passphrase() -> bytes:
+    # without a callback OpenSSL would prompt on the terminal, blocking the event loop
+    raise _Encrypted
+
+
+def _load_client_certificate(
+    context: ssl.SSLContext, cert: bytes, key: bytes, cert_where: str, key_where: str
+) -> None:
+    try:  # the certificate alone first, so that an error can say which of the two is wrong
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(
+            cadata=cert.decode("ascii", "replace")
+        )
+    except (ssl.SSLError, ValueError):
+        raise KubeConfigError(
+            f"{cert_where}: the client certificate does not parse as a PEM certificate"
+        ) from None
     # load_cert_chain reads files only: write both to a private file, load, remove
     fd, path = tempfile.mkstemp(prefix="trio-election-", suffix=".pem")
     try:
@@ -113,10 +154,25 @@ def _load_client_certificate(context: ssl.SSLContext, cert: bytes, key: bytes, w
         with os.fdopen(fd, "wb") as out:
             out.write(cert.rstrip(b"\n") + b"\n" + key)
         try:
-            context.load_cert_chain(path)
-        except (ssl.SSLError, ValueError):
+            context.load_cert_chain(path, password=_no_passphrase)
+        except _Encrypted:
             raise KubeConfigError(
-                f"{where}: the client certificate and key do not parse or do not match"
+                f"{key_where}: the client key is encrypted with a passphrase, which is not "
+                f"supported; keep it unencrypted (openssl pkey -in KEY -out PLAIN) in a file "
+                f"only this user can read"
+            ) from None
+        except ssl.SSLError as exc:
+            if exc.reason == "KEY_VALUES_MISMATCH":
+                raise KubeConfigError(
+                    f"{key_where}: the client certificate and key do not match (the key "
+                    f"belongs to another certificate)"
+                ) from None
+            raise KubeConfigError(
+                f"{key_where}: the client key does not parse as a PEM private key"
+            ) from None
+        except ValueError:
+            raise KubeConfigError(
+                f"{key_where}: the client key does not parse as a PEM private key"
             ) from None
     finally:
         with contextlib.suppress(FileNotFoundError):
