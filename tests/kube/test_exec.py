@@ -358,6 +358,26 @@ async def test_output_that_is_not_a_credential(
     assert "SECRET" not in caplog.text
 
 
+async def test_plugin_certificate_that_does_not_parse(tmp_path: Path, pki: Pki) -> None:
+    garbage_key = "-----BEGIN PRIVATE KEY-----\nU0VDUkVU\n-----END PRIVATE KEY-----\n"
+    plugin = write_plugin(
+        tmp_path / "bin",
+        {"clientCertificateData": pki.client_cert_pem.decode(), "clientKeyData": garbage_key},
+        api_version=V1,
+    )
+    config = exec_config(tmp_path, plugin)
+    async with KubeClient(config, transport=Api("t").transport) as client:
+        for _ in range(2):  # refused each time, not cached
+            with pytest.raises(KubeConfigError) as info:
+                await client.request("GET", LEASE)
+            assert str(info.value).endswith(
+                "status.clientKeyData: the client key does not parse as a PEM private key"
+            )
+            assert str(plugin.path) in str(info.value)
+            assert "U0VDUkVU" not in str(info.value)
+    assert len(plugin.runs()) == 2
+
+
 async def test_failing_plugin(tmp_path: Path) -> None:
     script = write_script(
         tmp_path / "bin" / "fails", "import sys\nprint('SECRET on stdout')\nsys.exit(3)\n"

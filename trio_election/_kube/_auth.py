@@ -16,6 +16,7 @@ import trio
 
 from ._errors import KubeConfigError
 from ._json import as_mapping
+from ._tls import check_certificates
 
 if TYPE_CHECKING:
     from ._config import ExecConfig, KubeConfig
@@ -224,6 +225,16 @@ def _parse_exec_output(stdout: bytes, plugin: ExecConfig, where: str) -> ExecRes
         raise KubeConfigError(
             f"{where}: the ExecCredential status has neither a token nor "
             f"clientCertificateData and clientKeyData"
+        )
+    if cert and key:
+        # parsed now, so that a bad one is refused here (naming the field) and not cached
+        check_certificates(
+            ca=None,
+            cert=str(cert).encode(),
+            key=str(key).encode(),
+            ca_where="",
+            cert_where=f"{where}: status.clientCertificateData",
+            key_where=f"{where}: status.clientKeyData",
         )
     expires_at = None
     stamp = status.get("expirationTimestamp")
