@@ -561,3 +561,16 @@ def test_a_config_built_directly_is_checked_too(pki: Pki) -> None:
     )
     with pytest.raises(KubeConfigError, match="insecure-skip-tls-verify is on"):
         KubeClient(insecure)
+
+
+async def test_server_path_prefix_is_kept() -> None:
+    api = Recorder(ok())
+    config = KubeConfig(server="https://rancher.test/k8s/clusters/c-1")
+    async with KubeClient(config, transport=api.transport) as client:
+        await client.request("GET", f"{LEASES}/x")
+    assert str(api.requests[0].url) == f"https://rancher.test/k8s/clusters/c-1{LEASES}/x"
+
+
+def test_server_that_is_not_a_url_is_refused() -> None:
+    with pytest.raises(KubeConfigError, match=r"server must be https://HOST"):
+        KubeClient(KubeConfig(server="k8s.test:6443"))

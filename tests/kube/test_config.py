@@ -525,6 +525,25 @@ def test_no_server(tmp_path: Path) -> None:
     assert str(path) in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "server", ["127.0.0.1:6443", "ftp://k8s.test", "https://", "https://k8s.test:port"]
+)
+def test_server_that_is_not_a_url(tmp_path: Path, server: str) -> None:
+    path = kubeconfig(tmp_path / "kc", cluster={"server": server})
+    with pytest.raises(KubeConfigError) as info:
+        KubeConfig.load(path)
+    assert str(info.value) == (
+        f"kubeconfig {path}, clusters[main].cluster: server must be "
+        f"https://HOST[:PORT][/PATH], got {server!r}"
+    )
+
+
+def test_server_with_a_path_prefix(tmp_path: Path) -> None:
+    # e.g. a cluster behind a management proxy
+    path = kubeconfig(tmp_path / "kc", cluster={"server": "https://rancher.test/k8s/clusters/c-1/"})
+    assert KubeConfig.load(path).server == "https://rancher.test/k8s/clusters/c-1"
+
+
 def test_bad_base64(tmp_path: Path) -> None:
     path = kubeconfig(
         tmp_path / "kc",

@@ -16,7 +16,7 @@ import trio
 
 from .._version import __version__
 from ._auth import Credentials
-from ._config import check_proxy_url, mask_url
+from ._config import check_proxy_url, check_server_url, mask_url
 from ._errors import ApiConnectionError, KubeConfigError, error_from_response
 from ._json import as_mapping
 from ._tls import ssl_context
@@ -61,6 +61,7 @@ class KubeClient:
         self._in_use: dict[httpx.AsyncClient, int] = {}
         self._warned: set[str] = set()
         where = config.source or "KubeConfig"
+        check_server_url(config.server, f"{where}: server")
         if config.proxy_url is not None and transport is None:
             check_proxy_url(config.proxy_url, f"{where}: proxy-url")
         socks = config.proxy_url is not None and config.proxy_url.startswith("socks")

@@ -293,6 +293,7 @@ def _from_files(paths: list[Path], context: str | None, *, explicit: bool) -> Ku
     server = cluster.get("server")
     if not isinstance(server, str) or not server:
         raise KubeConfigError(f"{where_cluster}: no server; set server: https://HOST:PORT")
+    check_server_url(server, f"{where_cluster}: server")
     namespace = ctx.get("namespace") or "default"
     ca = _data_or_file(cluster, "certificate-authority", cluster_path, where_cluster)
     if ca is not None:
@@ -360,6 +361,17 @@ def _exec_extension(cluster: dict[str, Any]) -> str | None:
         if entry is not None and entry.get("name") == EXEC_EXTENSION:
             return json.dumps(entry.get("extension"))
     return None
+
+
+def check_server_url(url: str, where: str) -> None:
+    """Refuse a server that is not an http(s) URL with a host."""
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # a port that is not a number raises here
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("https", "http") or not parts.hostname:
+        raise KubeConfigError(f"{where} must be https://HOST[:PORT][/PATH], got {mask_url(url)!r}")
 
 
 PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
