@@ -5,10 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import logging
+import os
+import ssl
+import tempfile
 import warnings
 from contextlib import aclosing
 from functools import partial
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import trio
@@ -22,8 +26,6 @@ from .conftest import SERVER_NAME, b64, kubeconfig, set_status, write_plugin
 V1 = "client.authentication.k8s.io/v1"
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     import trustme
 
     from .conftest import Pki
@@ -297,3 +299,34 @@ async def test_a_server_that_never_answers_the_handshake(monkeypatch: pytest.Mon
         nursery.cancel_scope.cancel()
     assert f"https://127.0.0.1:{port}" in str(info.value)
     assert "ConnectTimeout" in str(info.value)
+
+
+async def test_client_key_passes_through_a_private_file_that_is_removed(
+    pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ssl loads a client certificate from a file only: the key goes to a file only this
+    # user can read, and is gone once loaded
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    seen: list[tuple[str, int, bool]] = []
+    load = ssl.SSLContext.load_cert_chain
+
+    def spy(context: ssl.SSLContext, certfile: str, *args: Any, **kwargs: Any) -> None:
+        content = Path(certfile).read_bytes()
+        seen.append((certfile, os.stat(certfile).st_mode & 0o777, pki.client_key_pem in content))
+        load(context, certfile, *args, **kwargs)
+
+    monkeypatch.setattr(ssl.SSLContext, "load_cert_chain", spy)
+    config = KubeConfig(
+        server="https://127.0.0.1:1",
+        certificate_authority_data=pki.ca_pem,
+        client_certificate_data=pki.client_cert_pem,
+        client_key_data=pki.client_key_pem,
+    )
+    async with KubeClient(config):
+        pass
+    [(path, mode, has_key)] = seen
+    assert Path(path).parent == temp
+    assert (mode, has_key) == (0o600, True)
+    assert list(temp.iterdir()) == []
