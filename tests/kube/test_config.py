@@ -163,6 +163,19 @@ def test_in_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pki: Pki) -
     assert config.source == "in-cluster"
 
 
+def test_in_cluster_with_a_folder_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = service_account(tmp_path / "elsewhere", namespace="given")
+    in_pod(monkeypatch, tmp_path / "no-such-folder")
+    config = KubeConfig.in_cluster(folder)
+    assert (config.server, config.namespace) == ("https://10.0.0.1:443", "given")
+    assert config.token_file == folder / "token"
+
+
+def test_in_cluster_outside_a_pod(tmp_path: Path) -> None:
+    with pytest.raises(KubeConfigError, match="not running in a pod"):
+        KubeConfig.in_cluster(service_account(tmp_path / "sa"))
+
+
 def test_in_cluster_pod_namespace_variable_wins(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -16,10 +16,10 @@ import trio
 
 from .._version import __version__
 from ._auth import Credentials
-from ._config import check_proxy_url, check_server_url, mask_url
 from ._errors import ApiConnectionError, KubeConfigError, error_from_response
 from ._json import as_mapping
 from ._tls import ssl_context
+from ._urls import check_proxy_url, check_server_url, mask_url
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator, Mapping

@@ -14,7 +14,7 @@ from ._errors import KubeConfigError
 if TYPE_CHECKING:
     import socket
 
-__all__ = ["check_certificates", "ssl_context"]
+__all__ = ["check_certificates", "check_pem", "ssl_context"]
 
 logger = logging.getLogger("trio_election.kube")
 
@@ -177,3 +177,12 @@ def _load_client_certificate(
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
+
+
+def check_pem(data: bytes, where: str, kind: str) -> None:
+    """Refuse data without a PEM block of `kind` (CERTIFICATE, PRIVATE KEY)."""
+    if b"-----BEGIN" not in data or kind.encode() not in data:
+        raise KubeConfigError(
+            f"{where}: the {kind.lower()} does not parse as PEM (expected a "
+            f"'-----BEGIN ...{kind}-----' block)"
+        )
