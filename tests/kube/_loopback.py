@@ -19,6 +19,15 @@ if TYPE_CHECKING:
 WATCH_PATH = "/watch"
 """A request for this path gets a stream of three JSON lines that never ends."""
 
+QUIET_WATCH_PATH = "/quiet-watch"
+"""A stream of one JSON line, then nothing for `QUIET` seconds, one more line, and its end."""
+
+QUIET_PATH = "/quiet"
+"""An answer (`{"ok": true}`) only after `QUIET` seconds."""
+
+QUIET = 5.5
+"""Longer than httpx's default read timeout (5 s)."""
+
 
 @dataclass
 class Seen:
@@ -96,6 +105,21 @@ async def https_server(
                     client_cn=_common_name(stream.getpeercert()),
                 )
             )
+            if path.startswith(QUIET_WATCH_PATH):
+                await stream.send_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    b"Transfer-Encoding: chunked\r\n\r\n"
+                )
+                for n in range(2):
+                    if n:
+                        await trio.sleep(QUIET)
+                    event = json.dumps({"type": "ADDED", "object": {"n": n}}).encode() + b"\n"
+                    await stream.send_all(b"%x\r\n%s\r\n" % (len(event), event))
+                await stream.send_all(b"0\r\n\r\n")
+                await stream.aclose()
+                return
+            if path.startswith(QUIET_PATH):
+                await trio.sleep(QUIET)
             if path.startswith(WATCH_PATH):
                 await stream.send_all(
                     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"

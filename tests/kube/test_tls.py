@@ -20,7 +20,15 @@ import trio.testing
 
 from trio_election._kube import ApiConnectionError, KubeClient, KubeConfig, KubeConfigError
 
-from ._loopback import WATCH_PATH, connect_proxy, https_server, socks5_proxy
+from ._loopback import (
+    QUIET,
+    QUIET_PATH,
+    QUIET_WATCH_PATH,
+    WATCH_PATH,
+    connect_proxy,
+    https_server,
+    socks5_proxy,
+)
 from .conftest import SERVER_NAME, b64, kubeconfig, set_status, write_plugin
 
 V1 = "client.authentication.k8s.io/v1"
@@ -330,3 +338,22 @@ async def test_client_key_passes_through_a_private_file_that_is_removed(
     assert Path(path).parent == temp
     assert (mode, has_key) == (0o600, True)
     assert list(temp.iterdir()) == []
+
+
+async def test_no_read_timeout_for_quiet_answers_and_watches(pki: Pki) -> None:
+    # a watch may be quiet for minutes, and a slow answer is the caller's to bound: neither
+    # may fail on a read timeout of the client's own (httpx's default would be 5 s)
+    got: list[dict[str, Any]] = []
+
+    async def follow(client: KubeClient) -> None:
+        async with aclosing(client.watch(QUIET_WATCH_PATH, params={"watch": "1"})) as events:
+            got.extend([event async for event in events])
+
+    async with https_server(pki.server, pki.ca) as server:
+        config = KubeConfig(server=server.url, certificate_authority_data=pki.ca_pem)
+        async with KubeClient(config) as client, trio.open_nursery() as nursery:
+            nursery.start_soon(follow, client)
+            started = trio.current_time()
+            assert await client.request("GET", QUIET_PATH) == {"ok": True}
+    assert trio.current_time() - started >= QUIET
+    assert got == [{"type": "ADDED", "object": {"n": n}} for n in range(2)]
