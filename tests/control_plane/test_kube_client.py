@@ -164,6 +164,43 @@ async def test_exec_plugin(tmp_path: Path, control_plane: ControlPlane, holder: 
     assert info["spec"]["cluster"]["server"] == control_plane.server
 
 
+async def test_exec_plugin_client_certificate(
+    tmp_path: Path, control_plane: ControlPlane, namespace: str
+) -> None:
+    cert, key = control_plane.client_cert_user("dave")
+    credential = {
+        "apiVersion": "client.authentication.k8s.io/v1beta1",
+        "kind": "ExecCredential",
+        "status": {
+            "clientCertificateData": cert.read_text(),
+            "clientKeyData": key.read_text(),
+        },
+    }
+    plugin = tmp_path / "print-certificate"
+    plugin.write_text(f"#!{sys.executable}\nprint({json.dumps(json.dumps(credential))})\n")
+    plugin.chmod(plugin.stat().st_mode | stat.S_IXUSR)
+    user = {"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": str(plugin)}}
+    path = kubeconfig_for(tmp_path / "kc", control_plane, user, namespace)
+    async with KubeClient(KubeConfig.load(path)) as client:
+        assert await whoami(client) == "dave"
+
+
+async def test_token_file_reread_after_a_401(
+    tmp_path: Path, control_plane: ControlPlane, holder: TestUser
+) -> None:
+    # the file holds a refused token; once it holds a good one, the next request's 401 makes
+    # the client read it again (well before the once-a-minute re-read) and succeed
+    token_file = tmp_path / "token"
+    token_file.write_text("expired-token\n")
+    path = kubeconfig_for(tmp_path / "kc", control_plane, {"tokenFile": "token"}, holder.namespace)
+    async with KubeClient(KubeConfig.load(path)) as client:
+        with pytest.raises(UnauthorizedError) as info:
+            await whoami(client)
+        token_file.write_text(holder.token + "\n")
+        assert await whoami(client) == holder.username
+    assert "expired-token" not in str(info.value)
+
+
 async def test_refused_token(control_plane: ControlPlane) -> None:
     config = KubeConfig(
         server=control_plane.server,
