@@ -574,3 +574,35 @@ async def test_server_path_prefix_is_kept() -> None:
 def test_server_that_is_not_a_url_is_refused() -> None:
     with pytest.raises(KubeConfigError, match=r"server must be https://HOST"):
         KubeClient(KubeConfig(server="k8s.test:6443"))
+
+
+def echo(request: httpx.Request) -> httpx.Response:
+    """A misbehaving proxy that echoes the request's headers in its error page."""
+    lines = [f"{name}: {value}" for name, value in request.headers.items()]
+    return httpx.Response(502, text="Bad gateway. You sent:\n" + "\n".join(lines))
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        KubeConfig(server=SERVER, token="tok-SECRET"),
+        KubeConfig(server=SERVER, username="bob", password="pw-SECRET"),
+    ],
+    ids=["token", "basic"],
+)
+async def test_credentials_echoed_in_an_error_body_are_masked(config: KubeConfig) -> None:
+    api = Recorder(echo)
+    async with KubeClient(config, transport=api.transport) as client:
+        with pytest.raises(ServerError) as info:
+            await client.request("GET", f"{LEASES}/x")
+        with pytest.raises(ServerError) as watch_info:
+            async with aclosing(client.watch(LEASES, params={"watch": "1"})) as events:
+                async for _event in events:
+                    pass  # pragma: no cover
+    scheme, _, sent = api.requests[0].headers["authorization"].lower().partition(" ")
+    sent = api.requests[0].headers["authorization"].partition(" ")[2]
+    for error in (info.value, watch_info.value):
+        assert "You sent" in error.message  # the body is still shown...
+        assert "SECRET" not in str(error)  # ...but not the credentials
+        assert sent not in str(error)
+        assert f"authorization: {scheme} ***" in error.message.lower()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import importlib.util
 import json as jsonlib
@@ -198,6 +199,7 @@ class KubeClient:
                     path=path,
                     params=dict(params) if params else None,
                     retry_after=response.headers.get("retry-after"),
+                    secrets=self._secrets(headers),
                 )
             try:
                 decoded = response.json()
@@ -237,7 +239,12 @@ class KubeClient:
                         if response.status_code >= 400:
                             content = await response.aread()
                             raise error_from_response(
-                                response.status_code, content, method="GET", path=path, params=query
+                                response.status_code,
+                                content,
+                                method="GET",
+                                path=path,
+                                params=query,
+                                secrets=self._secrets(headers),
                             )
                         async with _lines(response) as lines:
                             async for line in lines:
@@ -255,6 +262,15 @@ class KubeClient:
                         return
                 except httpx.HTTPError as exc:
                     raise self._connection_error(exc) from None
+
+    def _secrets(self, headers: Mapping[str, str]) -> list[str]:
+        """What must never show in a message: the credentials of the request just sent."""
+        found = [self.config.token or "", self.config.password or ""]
+        scheme, _, credential = headers.get("Authorization", "").partition(" ")
+        found.append(credential)
+        if credential and scheme == "Basic":
+            found.append(base64.b64decode(credential).decode("utf-8", "replace"))
+        return [secret for secret in found if secret]
 
     def _connection_error(self, exc: httpx.HTTPError) -> ApiConnectionError:
         kind = type(exc).__name__

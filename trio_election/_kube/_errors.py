@@ -29,7 +29,7 @@ from .._exceptions import ConfigError, ElectionError
 from ._json import as_mapping
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Collection, Mapping
 
 __all__ = [
     "AlreadyExistsError",
@@ -208,8 +208,12 @@ def error_from_response(
     path: str,
     params: Mapping[str, str] | None = None,
     retry_after: str | None = None,
+    secrets: Collection[str] = (),
 ) -> ApiError:
-    """The typed error for an error response, from its `Status` body when it has one."""
+    """The typed error for an error response, from its `Status` body when it has one.
+
+    Any of `secrets` (the credentials sent) found in the body is masked: a proxy or a
+    debugging endpoint may echo the request back."""
     reason = ""
     message = ""
     details: dict[str, Any] = {}
@@ -224,6 +228,9 @@ def error_from_response(
     if not message:
         text = body.decode("utf-8", "replace").strip()
         message = text[:300] if text else "(no message)"
+    for secret in secrets:
+        if secret:
+            message = message.replace(secret, "***")
     cls = _BY_STATUS.get(status, ServerError if status >= 500 else ApiError)
     if cls is ConflictError and reason == "AlreadyExists":
         cls = AlreadyExistsError
