@@ -244,13 +244,26 @@ async def test_too_many_requests_retry_after() -> None:
     assert info.value.retry_after == 3.0
 
 
-@pytest.mark.parametrize(("code", "error_type"), [(502, ServerError), (404, NotFoundError)])
-async def test_error_bodies_that_are_not_json(code: int, error_type: type[ApiError]) -> None:
+@pytest.mark.parametrize(
+    ("code", "error_type", "reason"),
+    [
+        (502, ServerError, "BadGateway"),
+        (503, ServerError, "ServiceUnavailable"),
+        (504, ServerError, "Timeout"),
+        (404, NotFoundError, "NotFound"),
+        (400, ApiError, "BadRequest"),
+    ],
+)
+async def test_error_bodies_that_are_not_json(
+    code: int, error_type: type[ApiError], reason: str
+) -> None:
+    # e.g. a load balancer's error page: typed by status, the reason as the apiserver's
     api = Recorder(lambda _r: httpx.Response(code, text="upstream connect error"))
     async with KubeClient(KubeConfig(server=SERVER), transport=api.transport) as client:
         with pytest.raises(error_type) as info:
             await client.request("GET", f"{LEASES}/x")
-    assert info.value.status == code
+    assert type(info.value) is error_type
+    assert (info.value.status, info.value.reason) == (code, reason)
     assert "upstream connect error" in str(info.value)
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from .._exceptions import ConfigError, ElectionError
@@ -266,12 +267,17 @@ def error_from_response(
 
 
 def _default_reason(status: int) -> str:
-    return {
-        401: "Unauthorized",
-        403: "Forbidden",
-        404: "NotFound",
+    """The apiserver's `reason` for `status`, for bodies that are not a Status (a proxy's)."""
+    known = {
         409: "Conflict",
         410: "Gone",
         422: "Invalid",
-        429: "TooManyRequests",
-    }.get(status, "InternalError" if status >= 500 else "Error")
+        500: "InternalError",
+        504: "Timeout",
+    }
+    if status in known:
+        return known[status]
+    try:  # NotFound, TooManyRequests, ServiceUnavailable, BadGateway, ... as Kubernetes spells
+        return re.sub(r"[^A-Za-z]", "", HTTPStatus(status).phrase.title())
+    except ValueError:
+        return "InternalError" if status >= 500 else "Error"
