@@ -300,6 +300,18 @@ def test_relative_paths_resolve_against_the_kubeconfig_folder(
     assert config.token_file.read_text() == "file-token\n"
 
 
+@pytest.mark.parametrize(("content", "problem"), [(None, "No such file"), ("\n", "is empty")])
+def test_token_file_that_cannot_serve(tmp_path: Path, content: str | None, problem: str) -> None:
+    # refused when loading, as kubectl does, not at the first request
+    if content is not None:
+        (tmp_path / "token").write_text(content)
+    path = kubeconfig(tmp_path / "kc", user={"tokenFile": "token"})
+    with pytest.raises(KubeConfigError, match=problem) as info:
+        KubeConfig.load(path)
+    assert f"kubeconfig {path}, users[main].user.tokenFile" in str(info.value)
+    assert str(tmp_path / "token") in str(info.value)
+
+
 def test_relative_token_file_survives_a_change_of_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -341,6 +353,7 @@ def test_user_token_and_basic_auth(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("token", [{"token": "tok-SECRET"}, {"tokenFile": "token.txt"}])
 def test_token_and_basic_auth_together_are_refused(tmp_path: Path, token: dict[str, str]) -> None:
+    (tmp_path / "token.txt").write_text("file-SECRET")
     path = kubeconfig(tmp_path / "kc", user={**token, "username": "bob", "password": "pw-SECRET"})
     with pytest.raises(KubeConfigError, match="only one is allowed") as info:
         KubeConfig.load(path)

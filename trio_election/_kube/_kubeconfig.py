@@ -151,7 +151,7 @@ def from_files(paths: list[Path], context: str | None, *, explicit: bool) -> Kub
         cert_where=f"{where_user}.{_field(user, 'client-certificate', user_path)}",
         key_where=f"{where_user}.{_field(user, 'client-key', user_path)}",
     )
-    token_file = user.get("tokenFile")
+    token_file_path = _token_file(user, user_path, where_user)
     insecure = _opt_bool(cluster, "insecure-skip-tls-verify", where_cluster)
     if insecure and ca is not None:
         raise KubeConfigError(
@@ -161,7 +161,7 @@ def from_files(paths: list[Path], context: str | None, *, explicit: bool) -> Kub
     token = _opt_str(user, "token", where_user)
     username = _opt_str(user, "username", where_user)
     password = _opt_str(user, "password", where_user)
-    if (token is not None or token_file) and (username is not None or password is not None):
+    if (token is not None or token_file_path) and (username is not None or password is not None):
         raise KubeConfigError(
             f"{where_user}: both a token (token or tokenFile) and basic auth (username, "
             f"password) are given; only one is allowed (as in kubectl): remove one of them"
@@ -177,7 +177,7 @@ def from_files(paths: list[Path], context: str | None, *, explicit: bool) -> Kub
         tls_server_name=_opt_str(cluster, "tls-server-name", where_cluster),
         proxy_url=proxy_url,
         token=token,
-        token_file=_resolve(token_file, user_path) if isinstance(token_file, str) else None,
+        token_file=token_file_path,
         client_certificate_data=cert,
         client_key_data=key,
         username=username,
@@ -222,6 +222,23 @@ def _resolve(value: str, kubeconfig: Path) -> Path:
     path = Path(value).expanduser()
     # absolute: a token file is re-read later, maybe after the working directory changed
     return path if path.is_absolute() else kubeconfig.absolute().parent / path
+
+
+def _token_file(user: dict[str, Any], path: Path, where: str) -> Path | None:
+    """`tokenFile`, resolved, and readable now (it is read again while in use)."""
+    value = _opt_str(user, "tokenFile", where)
+    if value is None:
+        return None
+    token_file = _resolve(value, path)
+    try:
+        token = token_file.read_text().strip()
+    except OSError as exc:
+        raise KubeConfigError(
+            f"{where}.tokenFile: cannot read {token_file}: {exc.strerror}"
+        ) from None
+    if not token:
+        raise KubeConfigError(f"{where}.tokenFile: {token_file} is empty")
+    return token_file
 
 
 def _field(section: dict[str, Any], key: str, path: Path) -> str:
