@@ -314,6 +314,18 @@ async def test_missing_command_shows_the_install_hint(tmp_path: Path) -> None:
     assert str(tmp_path / "kc") in message
 
 
+async def test_command_that_is_not_executable(tmp_path: Path) -> None:
+    script = tmp_path / "bin" / "not-executable"
+    script.parent.mkdir()
+    script.write_text("print('never run')\n")
+    config = exec_config(tmp_path, str(script))
+    async with KubeClient(config, transport=Api("t").transport) as client:
+        with pytest.raises(KubeConfigError, match="the command is not executable") as info:
+            await client.request("GET", LEASE)
+    assert str(script) in str(info.value)
+    assert str(tmp_path / "kc") in str(info.value)
+
+
 def output_of(text: str) -> str:
     return f"import sys\nsys.stdout.write({text!r})\n"
 

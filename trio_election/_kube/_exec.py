@@ -103,7 +103,9 @@ async def run_exec(plugin: ExecConfig, config: KubeConfig) -> ExecResult:
         hint = f" {plugin.install_hint.strip()}" if plugin.install_hint else ""
         raise KubeConfigError(f"{where}: the command was not found.{hint}") from None
     except PermissionError:
-        raise KubeConfigError(f"{where}: the command is not executable") from None
+        raise KubeConfigError(
+            f"{where}: the command is not executable; make it so (chmod +x) or fix the path"
+        ) from None
     if done.returncode != 0:
         raise KubeConfigError(
             f"{where} exited with status {done.returncode}; run it by hand to see why"
