@@ -16,10 +16,10 @@ import httpx
 import pytest
 import trio
 import yaml
-from trio_election._kube import KubeClient, KubeConfig
-from trio_election._kube._errors import ForbiddenError
 
 import trio_election as te
+from trio_election._kube import KubeClient, KubeConfig
+from trio_election._kube._errors import ForbiddenError
 from trio_election._kube_locks import (
     LEADER_ANNOTATION,
     ConfigMapLock,

@@ -20,7 +20,6 @@ from trio_election._kube_locks import (
 
 if TYPE_CHECKING:
     from trio_election._kube import KubeClient
-
     from trio_election.testing._fake_api import FakeKubeApi
 
 T0 = dt.datetime(2024, 5, 1, 10, 5, 2, tzinfo=dt.UTC)

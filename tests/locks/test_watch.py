@@ -18,7 +18,6 @@ from .conftest import LOCK_TYPES
 
 if TYPE_CHECKING:
     from trio_election._kube import KubeClient
-
     from trio_election._kube_locks import KubeLock
 
 T0 = dt.datetime(2024, 5, 1, 10, 5, 2, tzinfo=dt.UTC)
