@@ -25,6 +25,7 @@ from ._kube import AlreadyExistsError as AlreadyExistsError
 from ._kube import ApiConnectionError as ApiConnectionError
 from ._kube import ApiError as ApiError
 from ._kube import ConflictError as ConflictError
+from ._kube import ExecConfig as ExecConfig
 from ._kube import ForbiddenError as ForbiddenError
 from ._kube import GoneError as GoneError
 from ._kube import InvalidError as InvalidError
@@ -66,6 +67,7 @@ __all__ = [
     "Election",
     "ElectionConfig",
     "ElectionError",
+    "ExecConfig",
     "EndpointsLock",
     "ForbiddenError",
     "GoneError",
