@@ -12,13 +12,14 @@ import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import httpx
 import pytest
 import trio
 
 import trio_election as te
 from trio_election._kube import KubeClient, KubeConfig
 from trio_election.testing import History
+
+from ._transport import Recorder
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -40,31 +41,6 @@ def timing(lock: str) -> dict[str, float]:
     return FAST if lock.startswith("leases/") else FAST_SECONDS
 
 
-class Transport(httpx.AsyncBaseTransport):
-    """TLS to the control plane; counts conflicts; can hold every request (a partition)."""
-
-    def __init__(self, control_plane: ControlPlane) -> None:
-        self._inner = httpx.AsyncHTTPTransport(verify=control_plane.ssl_context())
-        self.conflicts = 0
-        self.hanging = False
-        self._healed = trio.Event()
-
-    def heal(self) -> None:
-        self.hanging = False
-        self._healed.set()
-        self._healed = trio.Event()
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        while self.hanging:
-            await self._healed.wait()
-        response = await self._inner.handle_async_request(request)
-        self.conflicts += response.status_code == 409
-        return response
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-
 @dataclass
 class Candidate:
     identity: str
@@ -74,10 +50,10 @@ class Candidate:
     work: tuple[float, float] = (0.3, 1.5)
     rest: float = 0.2
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
-    transport: Transport | None = None
+    transport: Recorder | None = None
 
     async def run(self, history: History, rng: random.Random) -> None:
-        self.transport = Transport(self.control_plane)
+        self.transport = Recorder(self.control_plane)
         config = KubeConfig(
             server=self.control_plane.server, namespace=self.user.namespace, token=self.user.token
         )
