@@ -145,7 +145,10 @@ def test_kubectl_reads_a_lease_as_yaml(
     control_plane: ControlPlane, admin: httpx.Client, namespace: str
 ) -> None:
     if not (control_plane.bin_dir / "kubectl").exists():
-        pytest.skip("no kubectl next to kube-apiserver")
+        # $KUBEBUILDER_ASSETS may hold no kubectl; the build script always makes one
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true: no kubectl next to kube-apiserver", pytrace=False)
+        pytest.skip("no kubectl next to kube-apiserver: python scripts/build_control_plane.py")
     admin.post(LEASES.format(namespace=namespace), json=lease("shown", "alice"))
     done = control_plane.kubectl("get", "lease", "shown", "-n", namespace, "-o", "yaml")
     assert done.returncode == 0, done.stderr
