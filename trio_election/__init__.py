@@ -12,14 +12,13 @@ from ._clock import TrioClock as TrioClock
 from ._election import Election as Election
 from ._election import elect as elect
 from ._election import open_election as open_election
-from ._engine import Leadership as Leadership
-from ._engine import Statistics as Statistics
 from ._exceptions import ConfigError as ConfigError
 from ._exceptions import ElectionError as ElectionError
 from ._exceptions import LeadershipLost as LeadershipLost
 from ._exceptions import LockConflict as LockConflict
 from ._exceptions import LockError as LockError
 from ._exceptions import LockNotFound as LockNotFound
+from ._exceptions import Terminated as Terminated
 from ._exceptions import WatchUnavailable as WatchUnavailable
 from ._kube import AlreadyExistsError as AlreadyExistsError
 from ._kube import ApiConnectionError as ApiConnectionError
@@ -42,6 +41,8 @@ from ._kube_locks import EndpointsLock as EndpointsLock
 from ._kube_locks import LeaseLock as LeaseLock
 from ._kube_locks import MultiLock as MultiLock
 from ._kube_locks import lock_from_string as lock_from_string
+from ._leadership import Leadership as Leadership
+from ._leadership import Statistics as Statistics
 from ._lock import UNKNOWN_HOLDER as UNKNOWN_HOLDER
 from ._lock import LeaderRecord as LeaderRecord
 from ._lock import LockHandle as LockHandle
@@ -93,6 +94,7 @@ __all__ = [
     "ScaledClock",
     "ServerError",
     "Statistics",
+    "Terminated",
     "TooManyRequestsError",
     "TrioClock",
     "UnauthorizedError",

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Protocol, final, runtime_checkable
 
 import trio
 
 from ._clock import Clock, TrioClock
 from ._config import Timing, check_identity, default_identity
-from ._engine import Engine, Leadership, Statistics
-from ._exceptions import ConfigError, LeadershipLost
+from ._engine import Engine
+from ._exceptions import ConfigError, LeadershipLost, Terminated
 from ._lock import LockHandle
 from ._memory import MemoryLock
+from ._sigterm import watch_sigterm
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Callable
+    from collections.abc import AsyncGenerator, Callable, Generator
 
     from ._kube import KubeClient
+    from ._leadership import Leadership, Statistics
+    from ._sigterm import SigtermWatch
 
 __all__ = ["Election", "elect", "open_election"]
 
@@ -168,7 +171,7 @@ class Election:
                 renewing.cancel()
                 engine.end_term(term)
                 if engine.release_on_exit:
-                    await engine.release()
+                    await engine.release(term)
         finally:
             self._in_leading = False
 
@@ -193,6 +196,7 @@ async def open_election(
     renew_deadline: float = 10.0,
     retry_period: float = 2.0,
     release_on_exit: bool = True,
+    stop_on_sigterm: bool = True,
     clock: Clock | None = None,
     on_leader_change: Callable[[str | None], None] | None = None,
 ) -> AsyncGenerator[Election]:
@@ -203,6 +207,10 @@ async def open_election(
     Kubernetes lock and no `client`, a client is opened from `KubeConfig.load()` and closed
     on exit. The default identity is ``<hostname>_<uuid4>``. `clock` (default: trio's)
     is for tests; `on_leader_change` is called synchronously with each new holder.
+
+    SIGTERM (`stop_on_sigterm`, when trio runs in the main thread) cancels the block: the
+    leader's work unwinds, the lock is released, and `Terminated` (a `SystemExit` with status
+    143) is raised, whatever the block did with the cancellation.
 
     Blocks on entry until the lock has been read once. Raises `ConfigError` for invalid
     arguments, and errors that retrying cannot cure (a missing permission) unwrapped.
@@ -218,18 +226,34 @@ async def open_election(
             release_on_exit=release_on_exit,
             on_leader_change=on_leader_change,
         )
-        await engine.first_read()
         raised: BaseException | None = None
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(engine.run_follower)
-            try:
-                yield Election(engine, nursery)
-            except BaseException as exc:  # re-raised below, outside the nursery, unwrapped
-                raised = exc
-            finally:
-                nursery.cancel_scope.cancel()
+        with _sigterm_scope(stop_on_sigterm) as (scope, watch), scope:
+            await engine.first_read()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(engine.run_follower)
+                try:
+                    yield Election(engine, nursery)
+                except BaseException as exc:  # re-raised below, outside the nursery, unwrapped
+                    raised = exc
+                finally:
+                    nursery.cancel_scope.cancel()
+        if watch is not None and watch.received:
+            raise Terminated from raised
         if raised is not None:
             raise raised
+
+
+@contextmanager
+def _sigterm_scope(
+    enabled: bool,
+) -> Generator[tuple[trio.CancelScope, SigtermWatch | None]]:
+    """A cancel scope that SIGTERM cancels (while `enabled`), and the registration."""
+    scope = trio.CancelScope()
+    if not enabled:
+        yield scope, None
+        return
+    with watch_sigterm(lambda: scope.cancel(reason="SIGTERM")) as watch:
+        yield scope, watch
 
 
 @asynccontextmanager
@@ -242,6 +266,7 @@ async def elect(
     renew_deadline: float = 10.0,
     retry_period: float = 2.0,
     release_on_exit: bool = True,
+    stop_on_sigterm: bool = True,
     clock: Clock | None = None,
 ) -> AsyncGenerator[Leadership]:
     """Wait until leader, then run the block as the leader's work; one term only.
@@ -253,6 +278,8 @@ async def elect(
     - the block's own exception, unchanged (not in an ExceptionGroup), after the release;
     - `LeadershipLost` after the block has unwound whenever the term ended by loss, even
       if the block caught the cancellation;
+    - `Terminated` (a `SystemExit`, status 143) after a SIGTERM cancelled the block and the
+      lock was released (`stop_on_sigterm`, see `open_election`);
     - `ConfigError` for invalid arguments; errors that retrying cannot cure, unwrapped.
     """
     async with (
@@ -264,6 +291,7 @@ async def elect(
             renew_deadline=renew_deadline,
             retry_period=retry_period,
             release_on_exit=release_on_exit,
+            stop_on_sigterm=stop_on_sigterm,
             clock=clock,
         ) as election,
         election.leading() as leadership,

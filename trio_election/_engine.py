@@ -13,12 +13,17 @@ How it decides (the safety rules):
   change seen; `duration` is the record's `leaseDurationSeconds`, or our own lease duration
   when the record's is missing or invalid, or when the record cannot be read. A record that
   names our identity but was not written by this process is waited out like any other.
+  A record that is exactly one this process sent (a write the server applied late) is ours.
   A missing object after a holder was seen is waited out for that holder's lease.
   Expiry-based takeovers wait a random delay of at most
   `MAX_EXPIRY_DELAY_FRACTION * retry_period` first.
 - Every write carries the version it was based on; a conflict means someone else wrote first.
 - A term's deadline is the send time of the last renew that changed the record, plus
   `renew_deadline`; the leader's cancel scope fires then, even if a lock call hangs.
+- A term ends at once when an observed record stops naming us (another holder, an empty
+  holder, an unreadable record, a deleted object): the leader keeps watching while it leads.
+- Which errors heal is the lock layer's knowledge: `LockError` is retried, any other
+  `ElectionError` is fatal.
 """
 
 from __future__ import annotations
@@ -27,8 +32,8 @@ import dataclasses
 import logging
 import math
 import random
+from collections import deque
 from contextlib import aclosing
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, final
 
 import trio
@@ -36,7 +41,8 @@ import trio
 from ._clock import Clock, sleep_until
 from ._config import JITTER_FACTOR, MAX_EXPIRY_DELAY_FRACTION, Timing
 from ._exceptions import ElectionError, LockConflict, LockError, LockNotFound, WatchUnavailable
-from ._lock import LeaderRecord, LockHandle, Observation
+from ._leadership import Leadership, Statistics
+from ._lock import UNKNOWN_HOLDER, LeaderRecord, LockHandle, Observation
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -52,91 +58,24 @@ WATCH_FAILURES_BEFORE_POLLING = 3
 """Consecutive watch failures after which a follower polls for a while."""
 
 POLLS_BEFORE_WATCHING_AGAIN = 30
-"""After falling back to polling because watches kept failing, try watching again."""
+"""After falling back to polling (the watch failed or was refused), try watching again."""
+
+SENT_RECORDS_KEPT = 8
+"""How many of the records this process wrote last it recognises as its own."""
+
+RAW_SHOWN = 200
+"""How much of an unreadable record a warning shows."""
 
 
-@final
-class Leadership:
-    """One term as leader.
-
-    - `identity`: our identity; `lock`: the lock's description;
-    - `term`: the record's transitions count at acquisition (a fencing token that grows with
-      every change of holder);
-    - `acquired_at`: trio time at which the acquiring write was sent;
-    - `deadline`: trio time by which the body is cancelled unless the lease is renewed first;
-    - `lost`: True once the term ended by loss (the deadline passed, another holder was seen,
-      or renewing became impossible);
-    - `cancel_scope`: the scope the leader's work runs in.
-    """
-
-    __slots__ = (
-        "_clock_deadline",
-        "_lost",
-        "_reason",
-        "acquired_at",
-        "cancel_scope",
-        "identity",
-        "lock",
-        "term",
-    )
-
-    def __init__(
-        self, *, identity: str, lock: str, term: int, acquired_at: float, deadline: float
-    ) -> None:
-        self.identity = identity
-        self.lock = lock
-        self.term = term
-        self.acquired_at = acquired_at
-        self.cancel_scope = trio.CancelScope(deadline=deadline)
-        self._clock_deadline = math.inf
-        self._lost = False
-        self._reason = ""
-
-    def __repr__(self) -> str:
-        state = "lost" if self.lost else "live"
-        return f"<Leadership {self.identity!r} of {self.lock} term={self.term} {state}>"
-
-    @property
-    def deadline(self) -> float:
-        return self.cancel_scope.deadline
-
-    @property
-    def lost(self) -> bool:
-        return self._lost or trio.current_time() >= self.cancel_scope.deadline
-
-    @property
-    def reason(self) -> str:
-        """Why the term was lost ('' while it was not)."""
-        if self._lost:
-            return self._reason
-        if self.lost:
-            return "renew deadline passed without a successful renew"
-        return ""
-
-    def _lose(self, reason: str) -> None:
-        if not self.lost:
-            self._lost = True
-            self._reason = reason
-            logger.warning("%s lost %s: %s", self.identity, self.lock, reason)
-            self.cancel_scope.cancel(reason=f"leadership lost: {reason}")
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class Statistics:
-    """A snapshot of one candidate's state (`election.statistics()`)."""
-
-    identity: str
-    lock: str
-    leader: str | None
-    is_leader: bool
-    term: int | None
-    watching: bool
-    observed_at: float | None
-    renewals: int
-    failed_renewals: int
-    slow_path_renewals: int
-    transitions_seen: int
+def _why_not_ours(obs: Observation) -> str:
+    """Why an observed state of the lock ends our term."""
+    if not obs.exists:
+        return "the lock object was deleted"
+    if obs.holder is None:
+        return "another process released the lock (its record has an empty holder)"
+    if obs.holder == UNKNOWN_HOLDER:
+        return "the lock's record was overwritten with one that cannot be read"
+    return f"{obs.holder} holds the lock now"
 
 
 class _Outcome:
@@ -179,6 +118,11 @@ class Engine:
         self._changed = trio.Event()
         self._fatal: BaseException | None = None
         self._warned_identity = False
+        self._warned_raw: str | None = None
+        self._sent: deque[LeaderRecord] = deque(maxlen=SENT_RECORDS_KEPT)
+        self._max_transitions: int | None = None
+        self._renew_failing = False
+        self._last_renew_error = ""
         # our terms
         self._term: Leadership | None = None
         self._term_ended = trio.Event()
@@ -249,6 +193,19 @@ class Engine:
             )
         if obs.exists and obs.holder is not None:
             self._last_held = (obs.record, self._observed_time)
+        if obs.record is not None:
+            seen = obs.record.leader_transitions
+            if self._max_transitions is None or seen > self._max_transitions:
+                self._max_transitions = seen
+        elif obs.exists and obs.raw != self._warned_raw:
+            self._warned_raw = obs.raw
+            shown = obs.raw if len(obs.raw) <= RAW_SHOWN else obs.raw[:RAW_SHOWN] + "..."
+            logger.warning(
+                "%s: the leader record cannot be read; it counts as held by an unknown holder "
+                "and is waited out like any lease: %r",
+                self.handle.description,
+                shown,
+            )
         self._obs = obs
         holder = obs.holder
         if holder != self._leader:
@@ -260,8 +217,8 @@ class Engine:
             if self._on_leader_change is not None:
                 self._on_leader_change(holder)
         term = self._term
-        if term is not None and holder is not None and holder != self.identity:
-            term._lose(f"{holder} holds the lock now")
+        if term is not None and holder != self.identity:
+            term._lose(_why_not_ours(obs))
         self._changed.set()
         self._changed = trio.Event()
 
@@ -316,24 +273,31 @@ class Engine:
             self._fail(exc)
 
     async def _follow(self) -> None:
-        can_watch = True
+        """Watch; after a failure wait a poll delay and watch again (a leader too: it must
+        see a foreign write at once). Poll for a while when watching is refused or keeps
+        failing, then try watching again. While leading and polling, the renewals read."""
         failures = 0
         polls_left = 0
+        refused_before = False
         while True:
-            if can_watch and polls_left == 0:
+            if polls_left == 0:
                 try:
                     await self._watch_session()
                     failures = 0
                     continue
                 except WatchUnavailable as exc:
-                    logger.warning(
-                        "%s: cannot watch (%s); polling every %.3g-%.3g s instead",
+                    log = logger.info if refused_before else logger.warning
+                    log(
+                        "%s: cannot watch (%s); polling every %.3g-%.3g s, trying to watch "
+                        "again after %d polls",
                         self.handle.description,
                         exc,
                         self.timing.retry_period,
                         self.timing.retry_period * (1 + JITTER_FACTOR),
+                        POLLS_BEFORE_WATCHING_AGAIN,
                     )
-                    can_watch = False
+                    refused_before = True
+                    polls_left = POLLS_BEFORE_WATCHING_AGAIN
                 except LockError as exc:
                     failures += 1
                     logger.info("%s: watch failed: %s", self.handle.description, exc)
@@ -349,8 +313,8 @@ class Engine:
             await trio.sleep(self._trio_span(self._poll_delay()))
             if polls_left:
                 polls_left -= 1
-            while self._term is not None:
-                await self._term_ended.wait()  # the leader's renewals keep the view fresh
+                if self._term is not None:
+                    continue  # the leader's renewals keep its view fresh
             try:
                 await self.read()
             except LockError as exc:
@@ -405,6 +369,14 @@ class Engine:
         if record is not None and record.holder_identity == self.identity:
             if obs.version == self._own_version:
                 return now
+            if record in self._sent:
+                logger.warning(
+                    "%s: a write of ours that had timed out was applied late by the API "
+                    "server; the record is ours, leading again with a conditional write",
+                    self.handle.description,
+                )
+                self._own_version = obs.version
+                return now
             if not self._warned_identity:
                 self._warned_identity = True
                 logger.warning(
@@ -421,24 +393,16 @@ class Engine:
         return record.lease_duration_seconds
 
     def _new_record(self) -> LeaderRecord:
-        obs = self._obs
-        assert obs is not None
+        """The record that starts a new term: transitions one above any this process saw
+        (0 for a lock that was never seen held), acquire and renew time now."""
         wall = self.clock.wall()
-        if obs.exists and obs.record is not None:
-            old = obs.record
-            ours = old.holder_identity == self.identity
-            transitions = old.leader_transitions if ours else old.leader_transitions + 1
-            acquired = old.acquire_time if ours and old.acquire_time is not None else wall
-        else:
-            known = self._last_held[0] if self._last_held is not None else None
-            transitions = 0 if known is None else known.leader_transitions + 1
-            acquired = wall
+        seen = self._max_transitions
         return LeaderRecord(
             holder_identity=self.identity,
             lease_duration_seconds=self.timing.lease_seconds,
-            acquire_time=acquired,
+            acquire_time=wall,
             renew_time=wall,
-            leader_transitions=transitions,
+            leader_transitions=0 if seen is None else seen + 1,
         )
 
     async def acquire(self) -> Leadership:
@@ -468,6 +432,7 @@ class Engine:
         obs = self._obs
         assert obs is not None
         record = self._new_record()
+        self._sent.append(record)
         sent = self.clock.now()
         result: Observation | None = None
         try:
@@ -496,9 +461,10 @@ class Engine:
             term=taken.leader_transitions,
             acquired_at=self.clock.to_trio(sent),
             deadline=self.clock.to_trio(sent + self.timing.renew_deadline),
+            clock_deadline=sent + self.timing.renew_deadline,
         )
-        term._clock_deadline = sent + self.timing.renew_deadline
         self._term = term
+        self._renew_failing = False
         self._term_ended = trio.Event()
         self._observe(result)
         logger.info(
@@ -508,16 +474,32 @@ class Engine:
 
     # ------------------------------------------------------------------ leading
     async def renew_loop(self, term: Leadership) -> None:
-        """Renew every `retry_period` until cancelled or the term is lost."""
+        """Renew every `retry_period` until cancelled or the term is lost.
+
+        At the deadline (no renew that changed the record for `renew_deadline`) the term
+        is marked lost at once, with the last renew error as the reason.
+        """
         next_at = self.clock.now() + self.timing.retry_period
         while True:
-            await sleep_until(self.clock, next_at)
+            await sleep_until(self.clock, min(next_at, term._clock_deadline))
+            if term.lost:
+                break
+            if self.clock.now() < next_at:
+                continue  # a renew moved the deadline while we slept
             started = self.clock.now()
             next_at = started + self.timing.retry_period
-            if term.lost:
-                return
             with trio.move_on_at(self.clock.to_trio(term._clock_deadline)):
                 await self._renew_once(term, started)
+        self._expire(term)
+
+    def _expire(self, term: Leadership) -> None:
+        """Give a term that ran past its deadline its reason (and its one WARNING)."""
+        if term.lost and not term._lost:
+            why = self._last_renew_error or "the renewals did not finish in time"
+            term._lose(
+                f"no successful renew for {self.timing.renew_deadline:g} s "
+                f"(the renew deadline); last renew error: {why}"
+            )
 
     async def _renew_once(self, term: Leadership, sent: float) -> None:
         cached = self._obs
@@ -529,18 +511,22 @@ class Engine:
             lease_duration_seconds=self.timing.lease_seconds,
             renew_time=self.clock.wall(),
         )
+        self._sent.append(record)
+        self._renew_failing = True  # until this attempt succeeds
+        self._last_renew_error = "it timed out"
         result: Observation | None = None
         if cached.exists and cached.version == self._own_version:
             try:
                 result = await self.handle.update(record, cached)
             except ElectionError as exc:  # the slow path tells transient from fatal
-                logger.info("%s: renew failed, reading: %s", self.handle.description, exc)
+                logger.debug("%s: renew failed, reading: %s", self.handle.description, exc)
         if result is None:
             self._slow_path += 1
             try:
                 result = await self._renew_slow(term, record)
             except LockError as exc:
                 self._failed_renewals += 1
+                self._last_renew_error = str(exc)
                 logger.warning("%s: renew failed: %s", self.handle.description, exc)
                 return
             except ElectionError as exc:
@@ -551,6 +537,8 @@ class Engine:
             if result is None:
                 return
         self._renewals += 1
+        self._renew_failing = False
+        self._last_renew_error = ""
         changed = result.version != cached.version and result.raw != cached.raw
         self._own_version = result.version
         self._observe(result)
@@ -559,55 +547,58 @@ class Engine:
             term.cancel_scope.deadline = self.clock.to_trio(term._clock_deadline)
 
     async def _renew_slow(self, term: Leadership, record: LeaderRecord) -> Observation | None:
-        """Read, then write if the lock is still ours; None when the term is lost."""
+        """Read, then write if the lock still names us; None when the term is lost (reading
+        a record that does not name us ends the term)."""
         fresh = await self.handle.get()
         self._observe(fresh)
-        if not fresh.exists:
-            try:
-                return await self.handle.create(record)
-            except LockConflict:
-                fresh = await self.handle.get()
-                self._observe(fresh)
-                term._lose(f"the lock was recreated by {fresh.holder}")
-                return None
-        if fresh.holder != self.identity:
-            term._lose(f"the lock names {fresh.holder}")
+        if term.lost:
             return None
         return await self.handle.update(record, fresh)
 
     def end_term(self, term: Leadership) -> None:
         """Mark the term as over (the leader's body has unwound)."""
+        self._expire(term)
         if self._term is term:
             self._term = None
             self._term_ended.set()
             self._changed.set()
             self._changed = trio.Event()
 
-    async def release(self) -> bool:
-        """Write an empty holder if the fresh record still names us; True if released.
+    async def release(self, term: Leadership) -> bool:
+        """Write an empty holder if the record still names us; True if released.
 
-        Shielded from cancellation and bounded by `renew_deadline`; retries on conflict.
+        Shielded from cancellation. A healthy leader's release is bounded by
+        `renew_deadline` and retries conflicts and failures; after a loss, or while the
+        renewals were failing (the API server does not answer), it is one try bounded by
+        `retry_period`: followers then wait out the lease.
         """
-        with trio.move_on_after(self._trio_span(self.timing.renew_deadline), shield=True):
+        short = term.lost or self._renew_failing
+        budget = self.timing.retry_period if short else self.timing.renew_deadline
+        with trio.move_on_after(self._trio_span(budget), shield=True):
+            cached = self._obs
             while True:
                 try:
-                    fresh = await self.handle.get()
-                    self._observe(fresh)
-                    if fresh.holder != self.identity or fresh.record is None:
+                    if cached is None or cached.version != self._own_version:
+                        cached = await self.handle.get()
+                        self._observe(cached)
+                    if cached.holder != self.identity or cached.record is None:
                         return False
                     wall = self.clock.wall()
                     record = dataclasses.replace(
-                        fresh.record,
+                        cached.record,
                         holder_identity="",
                         lease_duration_seconds=1,
                         acquire_time=wall,
                         renew_time=wall,
                     )
-                    result = await self.handle.update(record, fresh)
-                except LockConflict:
-                    continue
+                    result = await self.handle.update(record, cached)
                 except LockError as exc:
+                    cached = None  # read before the next try
+                    if isinstance(exc, LockConflict):
+                        continue
                     logger.info("%s: release failed: %s", self.handle.description, exc)
+                    if short:
+                        break
                     await trio.sleep(self._trio_span(self.timing.retry_period / 4))
                     continue
                 except ElectionError as exc:
@@ -617,5 +608,11 @@ class Engine:
                 self._observe(result)
                 logger.info("%s: %s released the lock", self.handle.description, self.identity)
                 return True
-        logger.warning("%s: release timed out", self.handle.description)
+        logger.warning(
+            "%s: could not release the lock within %.3g s; the other candidates take over "
+            "when its lease runs out (at most %.3g s)",
+            self.handle.description,
+            budget,
+            self.timing.lease_seconds,
+        )
         return False

@@ -10,12 +10,17 @@ Every exception of the library derives from one base class::
         ├── LockNotFound       the lock object does not exist (HTTP 404 on update)
         └── WatchUnavailable   the lock cannot be watched; the engine falls back to polling
 
+Beside the tree, `Terminated` (a `SystemExit`, status 143) is raised by the faces after a
+SIGTERM has stopped the election and the lock was released.
+
 Errors that cannot heal by retrying (a missing RBAC verb, a broken kubeconfig) are raised by
 the Kubernetes access layer as subclasses of `ElectionError` that are *not* `LockError`; the
 engine lets them out of `elect()`, `open_election()` and `LeaderElector.run()` unwrapped.
 """
 
 from __future__ import annotations
+
+import signal
 
 __all__ = [
     "ConfigError",
@@ -24,6 +29,7 @@ __all__ = [
     "LockConflict",
     "LockError",
     "LockNotFound",
+    "Terminated",
     "WatchUnavailable",
 ]
 
@@ -61,3 +67,14 @@ class LockNotFound(LockError):
 
 class WatchUnavailable(LockError):
     """The lock cannot be watched (not supported, or forbidden); poll instead."""
+
+
+class Terminated(SystemExit):
+    """The process received SIGTERM: the election was stopped and the lock released.
+
+    A `SystemExit` whose status (143, 128 + SIGTERM) is the one a process killed by SIGTERM
+    exits with, so an uncaught `Terminated` ends the program quietly with that status.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(128 + signal.SIGTERM)

@@ -54,7 +54,11 @@ class LeaderCallbacks:
 @final
 @dataclass(frozen=True, slots=True)
 class ElectionConfig:
-    """The seed's `LeaderElectionConfig`. Durations are seconds (floats)."""
+    """The seed's `LeaderElectionConfig`. Durations are seconds (floats).
+
+    `release_on_exit` and `stop_on_sigterm` are those of `open_election()`: SIGTERM cancels
+    `on_started_leading`, releases the lock, and `run()` raises `Terminated` (status 143).
+    """
 
     lock: LockSpec
     identity: str | None = None
@@ -63,6 +67,7 @@ class ElectionConfig:
     retry_period: float = 2.0
     callbacks: LeaderCallbacks | None = None
     release_on_exit: bool = True
+    stop_on_sigterm: bool = True
     client: KubeClient | None = None
     clock: Clock | None = None
 
@@ -123,7 +128,8 @@ class LeaderElector:
         Returns after `on_stopped_leading` when the term ended (by loss or because
         `on_started_leading` returned). An exception of `on_started_leading` comes out,
         after the release and `on_stopped_leading`. On cancellation the lock is released and
-        the cancellation goes on. Errors that retrying cannot cure come out unwrapped.
+        the cancellation goes on; on SIGTERM, `Terminated` comes out after the release
+        (`config.stop_on_sigterm`). Errors that retrying cannot cure come out unwrapped.
         Before returning, the `on_new_leader` calls already due are delivered.
         """
         if self._ran:
@@ -149,6 +155,7 @@ class LeaderElector:
             renew_deadline=config.renew_deadline,
             retry_period=config.retry_period,
             release_on_exit=config.release_on_exit,
+            stop_on_sigterm=config.stop_on_sigterm,
             clock=config.clock,
             on_leader_change=on_leader_change,
         ) as election:

@@ -1,0 +1,107 @@
+"""What the engine hands out: `Leadership` (one term) and `Statistics` (a snapshot)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import final
+
+import trio
+
+__all__ = ["Leadership", "Statistics"]
+
+logger = logging.getLogger("trio_election")
+
+
+@final
+class Leadership:
+    """One term as leader.
+
+    - `identity`: our identity; `lock`: the lock's description;
+    - `term`: the record's transitions count at acquisition (a fencing token that grows with
+      every new term);
+    - `acquired_at`: trio time at which the acquiring write was sent;
+    - `deadline`: trio time by which the body is cancelled unless the lease is renewed first;
+    - `lost`: True once the term ended by loss (the deadline passed, a record that this
+      process did not write stopped naming us, or renewing became impossible);
+    - `reason`: why it was lost ('' while it was not);
+    - `cancel_scope`: the scope the leader's work runs in.
+    """
+
+    __slots__ = (
+        "_clock_deadline",
+        "_lost",
+        "_reason",
+        "acquired_at",
+        "cancel_scope",
+        "identity",
+        "lock",
+        "term",
+    )
+
+    def __init__(
+        self,
+        *,
+        identity: str,
+        lock: str,
+        term: int,
+        acquired_at: float,
+        deadline: float,
+        clock_deadline: float,
+    ) -> None:
+        self.identity = identity
+        self.lock = lock
+        self.term = term
+        self.acquired_at = acquired_at
+        self.cancel_scope = trio.CancelScope(deadline=deadline)
+        self._clock_deadline = clock_deadline
+        self._lost = False
+        self._reason = ""
+
+    def __repr__(self) -> str:
+        state = "lost" if self.lost else "live"
+        return f"<Leadership {self.identity!r} of {self.lock} term={self.term} {state}>"
+
+    @property
+    def deadline(self) -> float:
+        return self.cancel_scope.deadline
+
+    @property
+    def lost(self) -> bool:
+        return self._lost or trio.current_time() >= self.cancel_scope.deadline
+
+    @property
+    def reason(self) -> str:
+        """Why the term was lost ('' while it was not)."""
+        if self._lost:
+            return self._reason
+        if self.lost:
+            return "the renew deadline passed without a successful renew"
+        return ""
+
+    def _lose(self, reason: str) -> None:
+        """End the term now (cancel the work), logging the reason once at WARNING."""
+        if self._lost:
+            return
+        self._lost = True
+        self._reason = reason
+        logger.warning("%s lost %s (term %d): %s", self.identity, self.lock, self.term, reason)
+        self.cancel_scope.cancel(reason=f"leadership lost: {reason}")
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Statistics:
+    """A snapshot of one candidate's state (`election.statistics()`)."""
+
+    identity: str
+    lock: str
+    leader: str | None
+    is_leader: bool
+    term: int | None
+    watching: bool
+    observed_at: float | None
+    renewals: int
+    failed_renewals: int
+    slow_path_renewals: int
+    transitions_seen: int
