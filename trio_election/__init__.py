@@ -33,6 +33,7 @@ from ._kube import KubeConfig as KubeConfig
 from ._kube import KubeConfigError as KubeConfigError
 from ._kube import NotFoundError as NotFoundError
 from ._kube import ServerError as ServerError
+from ._kube import TLSVerificationError as TLSVerificationError
 from ._kube import TooManyRequestsError as TooManyRequestsError
 from ._kube import UnauthorizedError as UnauthorizedError
 from ._kube_locks import LEADER_ANNOTATION as LEADER_ANNOTATION
@@ -94,6 +95,7 @@ __all__ = [
     "ScaledClock",
     "ServerError",
     "Statistics",
+    "TLSVerificationError",
     "Terminated",
     "TooManyRequestsError",
     "TrioClock",

@@ -18,7 +18,15 @@ import pytest
 import trio
 import trio.testing
 
-from trio_election._kube import ApiConnectionError, KubeClient, KubeConfig, KubeConfigError
+import trio_election as te
+from trio_election._kube import (
+    ApiConnectionError,
+    KubeClient,
+    KubeConfig,
+    KubeConfigError,
+    TLSVerificationError,
+)
+from trio_election._kube_locks import LeaseLock
 
 from ._loopback import (
     QUIET,
@@ -53,22 +61,79 @@ async def test_verification_is_on_by_default(pki: Pki) -> None:
         https_server(pki.server, pki.ca) as server,
         KubeClient(KubeConfig(server=server.url)) as client,
     ):
-        with pytest.raises(ApiConnectionError, match=f"127.0.0.1:{server.port}"):
+        with pytest.raises(TLSVerificationError, match=f"127.0.0.1:{server.port}") as info:
             await client.request("GET", "/version")
     assert server.requests == []
+    message = str(info.value)
+    assert "CA: the system trust store" in message
+    assert "set certificate-authority (a PEM file) or certificate-authority-data" in message
 
 
 async def test_server_of_another_ca_is_refused(pki: Pki) -> None:
     async with https_server(pki.server, pki.ca) as server:
         config = KubeConfig(
-            server=server.url, certificate_authority_data=pki.other_ca.cert_pem.bytes()
+            server=server.url,
+            certificate_authority_data=pki.other_ca.cert_pem.bytes(),
+            token="tls-SECRET-token",
         )
         async with KubeClient(config) as client:
-            with pytest.raises(ApiConnectionError) as info:
+            with pytest.raises(TLSVerificationError) as info:
                 await client.request("GET", "/version")
-    assert server.url in str(info.value)
-    assert "certificate verification failed" in str(info.value)
+            with pytest.raises(TLSVerificationError):  # every time: it is not a passing fault
+                async with aclosing(client.watch(WATCH_PATH, params={})) as events:
+                    async for _ in events:
+                        pass  # pragma: no cover
+    message = str(info.value)
+    assert message.startswith(f"TLS verification of the API server {server.url} failed: ")
+    assert "certificate_authority_data given to KubeConfig" in message
+    assert "That CA did not sign the server's certificate" in message
+    assert "SECRET" not in message
+    assert isinstance(info.value, te.KubeConfigError)
+    assert not isinstance(info.value, (ApiConnectionError, te.LockError))
     assert server.requests == []
+
+
+async def test_wrong_ca_in_a_kubeconfig_fails_elect_at_once(tmp_path: Path, pki: Pki) -> None:
+    """The engine retries only LockErrors: a CA that cannot work ends `elect()` on entry."""
+    (tmp_path / "ca.crt").write_bytes(pki.other_ca.cert_pem.bytes())
+    async with https_server(pki.server, pki.ca) as server:
+        path = kubeconfig(
+            tmp_path / "kc",
+            cluster={"server": server.url, "certificate-authority": "ca.crt"},
+            user={"token": "kubeconfig-SECRET-token"},
+            name="prod",
+            current="prod",
+        )
+        config = KubeConfig.load(path)
+        async with KubeClient(config) as client:
+            with trio.fail_after(10), pytest.raises(TLSVerificationError) as info:
+                async with te.elect(LeaseLock("default", "my-app", client), identity="a"):
+                    pytest.fail("led through a server that failed verification")
+    message = str(info.value)
+    assert server.url in message
+    assert f"clusters[prod].cluster.certificate-authority ({tmp_path / 'ca.crt'})" in message
+    assert f"configuration: kubeconfig {path}, context prod" in message
+    assert "SECRET" not in message
+    assert server.requests == []
+
+
+async def test_wrong_in_cluster_ca(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pki: Pki
+) -> None:
+    folder = tmp_path / "sa"
+    folder.mkdir()
+    (folder / "token").write_text("pod-SECRET-token")
+    (folder / "ca.crt").write_bytes(pki.other_ca.cert_pem.bytes())
+    async with https_server(pki.server, pki.ca) as server:
+        monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+        monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(server.port))
+        async with KubeClient(KubeConfig.in_cluster(folder)) as client:
+            with pytest.raises(TLSVerificationError) as info:
+                await client.request("GET", "/version")
+    message = str(info.value)
+    assert f"CA: the in-cluster CA {folder / 'ca.crt'}" in message
+    assert "configuration: in-cluster" in message
+    assert "SECRET" not in message
 
 
 async def test_client_certificate_from_kubeconfig_files(tmp_path: Path, pki: Pki) -> None:
@@ -115,14 +180,39 @@ async def test_tls_server_name(pki: Pki) -> None:
     async with https_server(pki.named_server, pki.ca) as server:
         plain = KubeConfig(server=server.url, certificate_authority_data=pki.ca_pem)
         async with KubeClient(plain) as client:
-            with pytest.raises(ApiConnectionError):
+            with pytest.raises(TLSVerificationError) as info:
                 await client.request("GET", "/version")
+        assert "mismatch" in str(info.value)
+        assert "The certificate does not list 127.0.0.1" in str(info.value)
+        assert "set tls-server-name" in str(info.value)
+        wrong = KubeConfig(
+            server=server.url, certificate_authority_data=pki.ca_pem, tls_server_name="other.name"
+        )
+        async with KubeClient(wrong) as client:
+            with pytest.raises(TLSVerificationError) as info:
+                await client.request("GET", "/version")
+        assert "tls-server-name: other.name" in str(info.value)
+        assert "does not list tls-server-name other.name" in str(info.value)
         named = KubeConfig(
             server=server.url, certificate_authority_data=pki.ca_pem, tls_server_name=SERVER_NAME
         )
         async with KubeClient(named) as client:
             assert await client.request("GET", "/version") == {"ok": True}
     assert [r.sni for r in server.requests] == [SERVER_NAME]
+
+
+async def test_expired_server_certificate(pki: Pki) -> None:
+    old = pki.ca.issue_cert(
+        "127.0.0.1",
+        not_before=dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
+        not_after=dt.datetime(2021, 1, 1, tzinfo=dt.UTC),
+    )
+    async with https_server(old, pki.ca) as server:
+        config = KubeConfig(server=server.url, certificate_authority_data=pki.ca_pem)
+        async with KubeClient(config) as client:
+            with pytest.raises(TLSVerificationError, match="expired") as info:
+                await client.request("GET", "/version")
+    assert "Renew the API server's certificate, or correct this machine's clock" in str(info.value)
 
 
 async def test_proxy_url(pki: Pki) -> None:
@@ -194,6 +284,23 @@ async def test_connection_refused_names_the_server() -> None:
             with pytest.raises(ApiConnectionError, match=f"https://127.0.0.1:{port}") as info:
                 await client.request("GET", "/version")
     assert "Connection refused" in str(info.value)
+
+
+async def test_connection_refused_is_retried_by_the_election(pki: Pki) -> None:
+    """Unlike a certificate, a server that is not up yet can heal: `elect()` keeps trying."""
+    with trio.socket.socket() as sock:
+        await sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        config = KubeConfig(
+            server=f"https://127.0.0.1:{port}", certificate_authority_data=pki.ca_pem
+        )
+        async with KubeClient(config) as client:
+            with trio.move_on_after(2) as waited:
+                async with te.elect(
+                    LeaseLock("default", "my-app", client), identity="a", retry_period=0.5
+                ):
+                    pytest.fail("led without a server")  # pragma: no cover
+    assert waited.cancelled_caught
 
 
 async def test_ca_that_does_not_parse(pki: Pki) -> None:

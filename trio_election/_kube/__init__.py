@@ -15,6 +15,7 @@ from ._errors import InvalidError as InvalidError
 from ._errors import KubeConfigError as KubeConfigError
 from ._errors import NotFoundError as NotFoundError
 from ._errors import ServerError as ServerError
+from ._errors import TLSVerificationError as TLSVerificationError
 from ._errors import TooManyRequestsError as TooManyRequestsError
 from ._errors import UnauthorizedError as UnauthorizedError
 
@@ -32,6 +33,7 @@ __all__ = [
     "KubeConfigError",
     "NotFoundError",
     "ServerError",
+    "TLSVerificationError",
     "TooManyRequestsError",
     "UnauthorizedError",
 ]

@@ -11,19 +11,25 @@ import re
 import ssl
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Self, cast, final
+from urllib.parse import urlsplit
 
 import httpx
 import trio
 
 from .._version import __version__
 from ._auth import Credentials
-from ._errors import ApiConnectionError, KubeConfigError, error_from_response
+from ._errors import (
+    ApiConnectionError,
+    KubeConfigError,
+    TLSVerificationError,
+    error_from_response,
+)
 from ._json import as_mapping
 from ._tls import ssl_context
 from ._urls import check_proxy_url, check_server_url, mask_url
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+    from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
     from types import TracebackType
 
     from ._config import KubeConfig
@@ -272,7 +278,13 @@ class KubeClient:
             found.append(base64.b64decode(credential).decode("utf-8", "replace"))
         return [secret for secret in found if secret]
 
-    def _connection_error(self, exc: httpx.HTTPError) -> ApiConnectionError:
+    def _connection_error(self, exc: httpx.HTTPError) -> ApiConnectionError | TLSVerificationError:
+        """What a failed request raises: `TLSVerificationError` when the server's certificate
+        was refused (httpx raises `ConnectError` with the `ssl.SSLCertVerificationError` in its
+        chain), else `ApiConnectionError` with the innermost reason."""
+        refused = _find_verification_error(exc)
+        if refused is not None:
+            return tls_verification_error(self.config, refused)
         kind = type(exc).__name__
         detail = _reason(exc) or kind
         return ApiConnectionError(f"cannot talk to {self.config.server}: {kind}: {detail}")
@@ -293,24 +305,95 @@ def _socks_installed() -> bool:
     return importlib.util.find_spec("socksio") is not None
 
 
-def _reason(exc: BaseException) -> str:
-    """The innermost reason in an exception chain: httpx's own message is often empty (a
-    TLS failure) or vague ("all attempts to connect ... failed")."""
-    reason = ""
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and what it came from, outermost first (each once)."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, ssl.SSLCertVerificationError):
-            return (
-                f"TLS certificate verification failed: {current.verify_message}; check the "
-                f"cluster's certificate-authority(-data) and tls-server-name"
-            )
-        if isinstance(current, ssl.SSLError):
-            return f"TLS failed: {current.reason or current}"
-        reason = str(current) or reason
+        yield current
         current = _inner(current)
+
+
+def _find_verification_error(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    for link in _chain(exc):
+        if isinstance(link, ssl.SSLCertVerificationError):
+            return link
+    return None
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost reason in an exception chain: httpx's own message is often empty (a
+    TLS failure) or vague ("all attempts to connect ... failed")."""
+    reason = ""
+    for link in _chain(exc):
+        if isinstance(link, ssl.SSLError):
+            return f"TLS failed: {link.reason or link}"
+        reason = str(link) or reason
     return reason
+
+
+# OpenSSL's X509_V_ERR_* codes (`SSLCertVerificationError.verify_code`) that call for
+# something else than another CA
+_NAME_MISMATCH = frozenset({62, 63, 64})  # HOSTNAME_, EMAIL_, IP_ADDRESS_MISMATCH
+_OUT_OF_DATE = frozenset({9, 10})  # CERT_NOT_YET_VALID, CERT_HAS_EXPIRED
+
+_USUAL_NAME = "an API server's certificate usually lists kubernetes.default.svc"
+
+
+def tls_verification_error(
+    config: KubeConfig, error: ssl.SSLCertVerificationError
+) -> TLSVerificationError:
+    """The error for a server certificate that `config` refuses, saying what to fix."""
+    reason = (error.verify_message or error.reason or str(error)).rstrip(".")
+    if config.certificate_authority_source:
+        ca = config.certificate_authority_source
+    elif config.certificate_authority_data is not None:
+        ca = "certificate_authority_data given to KubeConfig"
+    else:
+        ca = "the system trust store (no certificate authority given to KubeConfig)"
+    trusts_system = config.certificate_authority_data is None
+    facts = [f"CA: {ca}"]
+    if config.source:
+        facts.append(f"configuration: {config.source}")
+    if config.tls_server_name:
+        facts.append(f"tls-server-name: {config.tls_server_name}")
+    if config.proxy_url:
+        facts.append(f"proxy-url: {mask_url(config.proxy_url)}")
+    if error.verify_code in _NAME_MISMATCH:
+        if config.tls_server_name:
+            fix = (
+                f"The certificate does not list tls-server-name {config.tls_server_name}: set "
+                f"tls-server-name to a name it lists ({_USUAL_NAME})"
+            )
+        else:
+            host = urlsplit(config.server).hostname
+            fix = (
+                f"The certificate does not list {host}: use a name it lists in server, or "
+                f"set tls-server-name to one ({_USUAL_NAME})"
+            )
+    elif error.verify_code in _OUT_OF_DATE:
+        fix = "Renew the API server's certificate, or correct this machine's clock"
+    elif trusts_system:
+        fix = (
+            "No certificate authority is configured and the system trust store does not "
+            "trust the server's certificate: set certificate-authority (a PEM file) or "
+            "certificate-authority-data (base64 PEM) in the cluster's entry to the CA that "
+            "signed the API server's certificate"
+        )
+    else:
+        fix = (
+            "That CA did not sign the server's certificate: configure the CA that signed the "
+            "API server's certificate (the cluster's certificate-authority or "
+            "certificate-authority-data; in a pod, the service account's ca.crt), and check "
+            "that server points at the right cluster"
+        )
+    if config.proxy_url and config.proxy_url.startswith("https:"):
+        fix += "; proxy-url is https, so the refused certificate may be the proxy's"
+    return TLSVerificationError(
+        f"TLS verification of the API server {config.server} failed: {reason}. "
+        f"{'; '.join(facts)}. {fix}"
+    )
 
 
 def _inner(exc: BaseException) -> BaseException | None:

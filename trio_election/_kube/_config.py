@@ -82,6 +82,10 @@ class KubeConfig:
     exec: ExecConfig | None = None
     source: str = ""
     """Where this came from (a kubeconfig path and context, or "in-cluster"), for errors."""
+    certificate_authority_source: str = ""
+    """Where the CA that verifies the server came from (the kubeconfig file, cluster and
+    field, the in-cluster ``ca.crt``, or the system trust store), for errors; empty when
+    this configuration was built directly."""
 
     def __repr__(self) -> str:
         return (
@@ -188,6 +192,11 @@ def _in_cluster(folder: Path) -> KubeConfig:
         certificate_authority_data=ca,
         token_file=token_file,
         source="in-cluster",
+        certificate_authority_source=(
+            f"the in-cluster CA {folder / 'ca.crt'}"
+            if ca is not None
+            else f"the system trust store (there is no {folder / 'ca.crt'})"
+        ),
     )
 
 

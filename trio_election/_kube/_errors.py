@@ -11,9 +11,11 @@
     │   ├── InvalidError           422
     │   ├── TooManyRequestsError   429 (`retry_after` from the Retry-After header)
     │   └── ServerError            5xx
-    ├── ApiConnectionError       no answer: connection refused, TLS failure, proxy failure
+    ├── ApiConnectionError       no answer: connection refused or reset, timeout, proxy failure
     └── ConfigError
         └── KubeConfigError      a kubeconfig or in-cluster configuration that cannot work
+            └── TLSVerificationError  the server's certificate is not trusted, or names
+                                      another host: the CA or tls-server-name is wrong
 
 No message ever contains a token, a password, a key or an exec plugin's output.
 """
@@ -43,6 +45,7 @@ __all__ = [
     "KubeConfigError",
     "NotFoundError",
     "ServerError",
+    "TLSVerificationError",
     "TooManyRequestsError",
     "UnauthorizedError",
     "error_from_response",
@@ -53,8 +56,21 @@ class KubeConfigError(ConfigError):
     """The Kubernetes configuration cannot work; the message names the file, field and fix."""
 
 
+class TLSVerificationError(KubeConfigError):
+    """The API server's TLS certificate failed verification.
+
+    Its issuer is not the configured certificate authority (or, with none configured, not
+    in the system trust store), it does not list the server's host (or `tls-server-name`),
+    or it has expired. Retrying cannot cure it, so it is raised from the first request,
+    and the message names the server, where the CA came from, `tls-server-name` if set,
+    the reason, and what to fix.
+    """
+
+
 class ApiConnectionError(ElectionError):
-    """The API server could not be reached, or the TLS handshake failed."""
+    """The API server could not be reached (refused, reset, timed out, a proxy failure), or
+    the TLS handshake failed for a reason other than the server's certificate (that one is
+    `TLSVerificationError`)."""
 
 
 class ApiError(ElectionError):

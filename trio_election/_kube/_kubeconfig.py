@@ -184,6 +184,11 @@ def from_files(paths: list[Path], context: str | None, *, explicit: bool) -> Kub
         password=password,
         exec=_exec(user.get("exec"), user_path, where_user, _exec_extension(cluster)),
         source=f"kubeconfig {files}, context {name}",
+        certificate_authority_source=(
+            f"{where_cluster}.{_field(cluster, 'certificate-authority', cluster_path)}"
+            if ca is not None
+            else f"the system trust store ({where_cluster} sets no certificate-authority)"
+        ),
     )
 
 
