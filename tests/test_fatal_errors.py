@@ -9,6 +9,8 @@ import trio
 import trio.testing
 
 import trio_election as te
+from trio_election._kube_locks._forbidden import FORBIDDEN_GRACE_SECONDS
+from trio_election.testing._fake_api import FakeKubeApi
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
@@ -101,3 +103,27 @@ async def test_refusal_reaches_changes(autojump_clock: trio.testing.MockClock) -
                 gate.refuse = True
                 lock.put_record(te.LeaderRecord("x", 15, None, None, 0))
     assert seen == [None]
+
+
+async def test_missing_rbac_verb_comes_out_after_the_grace_window(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A 403 is retried for a while (an apiserver that has just started refuses too), then
+    comes out of elect() unwrapped, naming the verb to grant."""
+    api = FakeKubeApi(verbs={"leases": {"create", "update"}})
+    async with api.client(user="no-get") as client:
+        with pytest.raises(te.ForbiddenError, match='cannot get resource "leases"') as caught:
+            async with te.elect("leases/default/my-app", identity="a", client=client):
+                pytest.fail("led without being allowed to read")
+    assert 'Grant the "get" verb' in str(caught.value)
+    waited = trio.current_time()
+    assert FORBIDDEN_GRACE_SECONDS <= waited < FORBIDDEN_GRACE_SECONDS + 5  # + one retry
+
+
+async def test_a_moment_of_403_at_start_is_retried(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    api = FakeKubeApi()
+    api.fail_next(4, status=403)
+    async with api.client() as client, te.elect("leases/default/my-app", client=client):
+        assert trio.current_time() < FORBIDDEN_GRACE_SECONDS

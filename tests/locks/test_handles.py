@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+import trio
+import trio.testing
 
 import trio_election as te
 from trio_election._kube._errors import (
@@ -17,6 +20,7 @@ from trio_election._kube._errors import (
     UnauthorizedError,
 )
 from trio_election._kube_locks import LEADER_ANNOTATION, KubeLock, LeaseLock
+from trio_election._kube_locks._forbidden import FORBIDDEN_GRACE_SECONDS
 from trio_election.testing._fake_api import ELECTION_VERBS, FakeKubeApi
 
 from .conftest import LOCK_TYPES
@@ -283,7 +287,7 @@ async def test_other_fields_survive_every_write(
     assert_kept(api, resource)
     # the same through PUT
     put_only = LOCK_TYPES[resource]("default", "my-app", lock.client)
-    put_only._put_only = True
+    put_only._put_until = math.inf
     obs = await put_only.update(RENEWED, await put_only.get())
     assert api.filter()[-1].method == "PUT"
     assert_kept(api, resource)
@@ -348,7 +352,7 @@ async def test_put_reads_first_when_it_has_not_seen_the_version(
     writer = LOCK_TYPES[resource]("default", "my-app", no_patch_client)
     obs = await writer.create(MINE)
     fresh = LOCK_TYPES[resource]("default", "my-app", no_patch_client)
-    fresh._put_only = True
+    fresh._put_until = math.inf
     api.clear_requests()
     await fresh.update(RENEWED, obs)  # knows the version, not the object
     assert [r.verb for r in api.requests] == ["get", "update"]
@@ -361,22 +365,32 @@ async def test_put_never_overwrites_a_newer_object(
     obs = await writer.create(MINE)
     api.put_object(resource, {**other_object(resource)})
     loser = LOCK_TYPES[resource]("default", "my-app", no_patch_client)
-    loser._put_only = True
+    loser._put_until = math.inf
     with pytest.raises(te.LockConflict, match="changed since"):
         await loser.update(RENEWED, obs)
     assert api.count("update") == 0
-    writer._put_only = True
+    writer._put_until = math.inf
     with pytest.raises(te.LockConflict, match="modified"):
         await writer.update(RENEWED, obs)  # its cached object is stale: the apiserver says 409
     assert_kept(api, resource)
 
 
-async def test_no_rights_at_all(api: FakeKubeApi, resource: str) -> None:
+async def test_no_rights_at_all(
+    autojump_clock: trio.testing.MockClock, api: FakeKubeApi, resource: str
+) -> None:
     async with api.client(verbs={}, user="nobody") as kube:
         lock = LOCK_TYPES[resource]("default", "my-app", kube)
+        # retried for a while (an apiserver that has just started refuses too), then fatal
+        with pytest.raises(te.LockError, match=f'cannot get resource "{resource}"'):
+            await lock.get()
+        await trio.sleep(FORBIDDEN_GRACE_SECONDS)
         with pytest.raises(ForbiddenError, match=f'cannot get resource "{resource}"') as caught:
             await lock.get()
         assert not isinstance(caught.value, te.LockError)
+        assert 'Grant the "get" verb' in str(caught.value)
+        with pytest.raises(te.LockError, match=f'cannot create resource "{resource}"'):
+            await lock.create(MINE)  # each verb has a window of its own
+        await trio.sleep(FORBIDDEN_GRACE_SECONDS)
         with pytest.raises(ForbiddenError, match=f'cannot create resource "{resource}"'):
             await lock.create(MINE)
 
@@ -390,10 +404,15 @@ async def test_patch_allowed_but_not_update(api: FakeKubeApi, resource: str) -> 
         assert obs.holder == "me"
 
 
-async def test_neither_patch_nor_update(api: FakeKubeApi, resource: str) -> None:
+async def test_neither_patch_nor_update(
+    autojump_clock: trio.testing.MockClock, api: FakeKubeApi, resource: str
+) -> None:
     async with api.client(verbs={resource: {"get", "create"}}) as kube:
         lock = LOCK_TYPES[resource]("default", "my-app", kube)
         obs = await lock.create(MINE)
+        with pytest.raises(te.LockError, match=f'cannot update resource "{resource}"'):
+            await lock.update(RENEWED, obs)
+        await trio.sleep(FORBIDDEN_GRACE_SECONDS)
         with pytest.raises(ForbiddenError, match=f'cannot update resource "{resource}"'):
             await lock.update(RENEWED, obs)
 
@@ -462,7 +481,7 @@ async def test_put_to_a_deleted_object(
     api: FakeKubeApi, resource: str, no_patch_client: KubeClient
 ) -> None:
     lock = LOCK_TYPES[resource]("default", "my-app", no_patch_client)
-    lock._put_only = True
+    lock._put_until = math.inf
     obs = await lock.create(MINE)
     api.delete_object(resource, "my-app")
     if resource == "endpoints":

@@ -9,16 +9,20 @@ an annotation):
   carrying ``metadata.resourceVersion``: the apiserver refuses it with 409 if the object
   changed, and everything else on the object (labels, other annotations, other fields) is
   kept. One request, no read first. When RBAC allows ``update`` but not ``patch`` (403 on
-  the patch), the handle notes it once and from then on ``PUT``\\ s the whole object as last
-  seen, with its ``resourceVersion``; if it has not seen that version it reads it first.
+  a patch that has never worked), the handle ``PUT``\\ s the whole object as last seen, with
+  its ``resourceVersion`` (reading it first if it has not seen that version), and tries
+  ``PATCH`` again after `PATCH_RETRY_SECONDS`.
 - **watch**: a Kubernetes watch of the collection with a field selector on the name,
   resumed from the last ``resourceVersion`` (bookmarks included); 410 Gone re-reads.
 
 Errors, as the engine expects them: 409 is `LockConflict`, 404 on update is
-`LockNotFound`, transport failures, 5xx, 429 and 410 are `LockError` (retried); a 403 on
-the watch or 405 is `WatchUnavailable` (the engine polls); everything else (403 on a read or
-a write, 401, 422, a missing namespace) comes out unchanged: it is an `ElectionError` that
-retrying cannot cure.
+`LockNotFound`, transport failures, 5xx, 429 and 410 are `LockError` (retried). A 403 is
+`LockError` too while it may heal (see `._forbidden`: the verb has worked before through
+this handle, or the 403s have lasted less than `FORBIDDEN_GRACE_SECONDS`); past that it is
+a missing permission: `WatchUnavailable` on a watch (the engine polls), a fallback to
+``PUT`` on a patch, and on a read or a write the `ForbiddenError` itself. A 405 on a watch
+is `WatchUnavailable`. Everything else (401, 422, a missing namespace, a certificate that
+fails TLS verification) comes out unchanged: an `ElectionError` that retrying cannot cure.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ import logging
 import re
 from contextlib import aclosing, contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar, Self
+
+import trio
 
 from .._exceptions import ConfigError, LockConflict, LockError, LockNotFound, WatchUnavailable
 from .._kube._errors import (
@@ -41,13 +47,21 @@ from .._kube._errors import (
     TooManyRequestsError,
 )
 from .._lock import MISSING, LeaderRecord, Observation
+from . import _forbidden
+from ._forbidden import Permissions
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Generator
 
     from .._kube import KubeClient
 
-__all__ = ["WATCH_TIMEOUT_SECONDS", "KubeLock", "check_name", "check_namespace"]
+__all__ = [
+    "PATCH_RETRY_SECONDS",
+    "WATCH_TIMEOUT_SECONDS",
+    "KubeLock",
+    "check_name",
+    "check_namespace",
+]
 
 logger = logging.getLogger("trio_election")
 
@@ -55,6 +69,13 @@ MERGE_PATCH = "application/merge-patch+json"
 
 WATCH_TIMEOUT_SECONDS = 300
 """How long the apiserver keeps one watch request open (its ``timeoutSeconds``)."""
+
+PATCH_RETRY_SECONDS = 300.0
+"""After a 403 on ``PATCH`` made a handle write with ``PUT``, how long until it tries
+``PATCH`` again (RBAC may have been fixed; a fallback is never kept for good)."""
+
+_AUTHORIZED = frozenset({404, 409, 410, 422})
+"""Error statuses that the apiserver sends only after RBAC allowed the verb."""
 
 _SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
@@ -95,8 +116,9 @@ class KubeLock:
     """A lock held in one Kubernetes object, ``<resource>/<namespace>/<name>``.
 
     A lock object is also one candidate's handle (`LockHandle`): it remembers the object as
-    last seen and whether the server allows ``patch``. `with_client()` gives a fresh handle
-    with its own memory; `elect()` makes one per candidate. Subclasses say where the
+    last seen, which verbs have worked (to tell a 403 that will heal from a missing
+    permission), and whether to write with ``PUT`` for now. `with_client()` gives a fresh
+    handle with its own memory; `elect()` makes one per candidate. Subclasses say where the
     record lives in the object.
     """
 
@@ -106,14 +128,26 @@ class KubeLock:
     kind: ClassVar[str]
     _api_root: ClassVar[str]
 
-    __slots__ = ("_cached", "_client", "_name", "_namespace", "_put_only", "_resume")
+    __slots__ = (
+        "_cached",
+        "_client",
+        "_name",
+        "_namespace",
+        "_patch_refusals",
+        "_permissions",
+        "_put_until",
+        "_resume",
+    )
 
     def __init__(self, namespace: str, name: str, client: KubeClient | None = None) -> None:
         self._namespace = check_namespace(namespace)
         self._name = check_name(name)
         self._client = client
         self._cached: dict[str, Any] | None = None
-        self._put_only = False
+        self._put_until: float | None = None
+        """trio time until which writes are PUTs (patch was refused); None: patch."""
+        self._patch_refusals = 0
+        self._permissions = Permissions(self.description)
         self._resume: tuple[bool, str, str] | None = None
 
     def __repr__(self) -> str:
@@ -189,21 +223,36 @@ class KubeLock:
         return MISSING
 
     @contextmanager
-    def _translated(self, action: str) -> Generator[None]:
-        """Turn the access layer's errors into what the engine expects of a lock."""
+    def _request(self, verb: str, *, judge_403: bool = True) -> Generator[None]:
+        """One request of `verb`: note whether RBAC let it through, and turn the access
+        layer's errors into what the engine expects of a lock. A 403 is judged (transient
+        `LockError`, or the `ForbiddenError` itself) unless the caller judges it."""
         try:
             yield
+        except ForbiddenError as exc:
+            if judge_403 and (transient := self._permissions.judge(verb, exc)) is not None:
+                raise transient from exc
+            raise
         except ConflictError as exc:
-            raise LockConflict(f"{self.description}: {action}: {exc.message}") from exc
-        except (ServerError, TooManyRequestsError, GoneError, ApiConnectionError) as exc:
-            raise LockError(f"{self.description}: {action} failed: {exc}") from exc
+            self._permissions.worked(verb)
+            raise LockConflict(f"{self.description}: {verb}: {exc.message}") from exc
+        except GoneError as exc:
+            self._permissions.worked(verb)
+            raise LockError(f"{self.description}: {verb} failed: {exc}") from exc
+        except (ServerError, TooManyRequestsError, ApiConnectionError) as exc:
+            raise LockError(f"{self.description}: {verb} failed: {exc}") from exc
+        except ApiError as exc:
+            if exc.status in _AUTHORIZED:
+                self._permissions.worked(verb)
+            raise
+        self._permissions.worked(verb)
 
     # ------------------------------------------------------------ the lock protocol
     async def get(self) -> Observation:
         """``GET`` the object; missing reads as ``exists=False``."""
         client = self._need_client()
         try:
-            with self._translated("get"):
+            with self._request("get"):
                 obj = await client.request("GET", self._object_path)
         except NotFoundError:
             return self._forget()
@@ -212,7 +261,7 @@ class KubeLock:
     async def create(self, record: LeaderRecord) -> Observation:
         """``POST`` a new object holding `record`; `LockConflict` if it exists already."""
         client = self._need_client()
-        with self._translated("create"):
+        with self._request("create"):
             obj = await client.request("POST", self._collection_path, json=self._new(record))
         return self._observe(obj)
 
@@ -225,11 +274,11 @@ class KubeLock:
         client = self._need_client()
         if not based_on.exists or not based_on.version:
             raise LockNotFound(f"{self.description}: nothing to update (the object is missing)")
-        if not self._put_only:
+        if self._put_until is None or trio.current_time() >= self._put_until:
             body = self._patch(record)
             body.setdefault("metadata", {})["resourceVersion"] = based_on.version
             try:
-                with self._translated("patch"):
+                with self._request("patch", judge_403=False):
                     obj = await client.request(
                         "PATCH", self._object_path, json=body, content_type=MERGE_PATCH
                     )
@@ -237,15 +286,33 @@ class KubeLock:
                 self._cached = None
                 raise LockNotFound(f"{self.description} does not exist") from exc
             except ForbiddenError as exc:
-                self._put_only = True
-                logger.info(
-                    "%s: not allowed to patch (%s); writing with update (PUT) from now on",
-                    self.description,
-                    exc.message,
-                )
+                self._patch_refused(exc)
             else:
+                if self._put_until is not None:
+                    self._put_until = None
+                    logger.info("%s: patch is allowed now; writing with patch", self.description)
                 return self._observe(obj)
         return await self._put(client, record, based_on)
+
+    def _patch_refused(self, exc: ForbiddenError) -> None:
+        """A 403 on ``PATCH``: retried (`LockError`) if patch has worked and the refusals
+        have not lasted the grace window; else write with ``PUT`` for a while."""
+        if self._permissions.has_worked("patch"):
+            transient = self._permissions.judge("patch", exc)
+            if transient is not None and (
+                self._permissions.persisted("patch") < _forbidden.FORBIDDEN_GRACE_SECONDS
+            ):
+                raise transient from exc
+        self._put_until = trio.current_time() + PATCH_RETRY_SECONDS
+        self._patch_refusals += 1
+        logger.log(
+            logging.INFO if self._patch_refusals == 1 else logging.DEBUG,
+            "%s: not allowed to patch (%s); writing with update (PUT), and trying patch again "
+            "in %g s",
+            self.description,
+            exc.message,
+            PATCH_RETRY_SECONDS,
+        )
 
     async def _put(
         self, client: KubeClient, record: LeaderRecord, based_on: Observation
@@ -265,7 +332,7 @@ class KubeLock:
         body = self._replace(base, record)
         body.setdefault("metadata", {})["resourceVersion"] = based_on.version
         try:
-            with self._translated("update"):
+            with self._request("update"):
                 obj = await client.request("PUT", self._object_path, json=body)
         except NotFoundError as exc:
             self._cached = None
@@ -280,8 +347,9 @@ class KubeLock:
         a field selector on the name) to get a version to watch from, so that a create is
         not missed. A 410 Gone (at open or as an ``ERROR`` event) re-reads the object,
         yields it and goes on from there. Ends when the server closes the stream (its
-        ``timeoutSeconds``, `WATCH_TIMEOUT_SECONDS`). Raises `WatchUnavailable` on a 403
-        or 405, `LockError` when the stream breaks.
+        ``timeoutSeconds``, `WATCH_TIMEOUT_SECONDS`). Raises `WatchUnavailable` on a 405 or
+        a 403 that is a missing permission, `LockError` on a 403 that may heal (see
+        `._forbidden`) and when the stream breaks.
         """
         client = self._need_client()
         last = after
@@ -302,9 +370,13 @@ class KubeLock:
             }
             gone = False
             failed = ""
+            opened = False
             try:
                 async with aclosing(client.watch(self._collection_path, params=params)) as events:
                     async for event in events:
+                        if not opened:  # the server answered 200: RBAC allows watch
+                            opened = True
+                            self._permissions.worked("watch")
                         if gone or failed:
                             continue  # the server ends the stream after an error
                         kind = event.get("type")
@@ -335,8 +407,12 @@ class KubeLock:
                         else:
                             self._resume = (last.exists, last.version, since)
             except GoneError:
+                self._permissions.worked("watch")
                 gone = True
             except ForbiddenError as exc:
+                transient = self._permissions.judge("watch", exc)
+                if transient is not None:
+                    raise transient from exc
                 raise WatchUnavailable(f"{self.description}: {exc.message}") from exc
             except (ServerError, TooManyRequestsError, ApiConnectionError) as exc:
                 raise LockError(f"{self.description}: the watch failed: {exc}") from exc
@@ -347,6 +423,7 @@ class KubeLock:
             if failed:
                 raise LockError(failed)
             if not gone:
+                self._permissions.worked("watch")  # a stream that ended normally: it was open
                 return
             current, since = await self._relist()
             self._resume = (current.exists, current.version, since)
@@ -373,7 +450,7 @@ class KubeLock:
         """
         client = self._need_client()
         try:
-            with self._translated("list"):
+            with self._request("list", judge_403=False):
                 listing = await client.request(
                     "GET",
                     self._collection_path,

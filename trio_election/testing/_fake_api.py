@@ -106,6 +106,8 @@ class FakeRequest:
     content_type: str
     user: str
     status: int = 0
+    at: float = 0.0
+    """trio time at which the request arrived."""
 
     def __str__(self) -> str:
         return f"{self.verb} {self.resource}/{self.namespace}/{self.name} -> {self.status}"
@@ -391,9 +393,13 @@ class FakeKubeApi:
 
         `verb` (``get``, ``list``, ``watch``, ``create``, ``update``, ``patch``, ``delete``),
         `resource` and `user` narrow which requests match. `error` is an `httpx` exception class
-        such as `httpx.ConnectError`: the request then fails as a broken connection.
+        such as `httpx.ConnectError`: the request then fails as a broken connection. A 403 is
+        answered as RBAC refuses (the apiserver's message, naming the user and verb), as an
+        apiserver does for a moment after it starts, before its RBAC caches are filled.
         """
         default_reason = {
+            401: "Unauthorized",
+            403: "Forbidden",
             429: "TooManyRequests",
             500: "InternalError",
             503: "ServiceUnavailable",
@@ -592,6 +598,7 @@ class FakeKubeApi:
             body=body,
             content_type=request.headers.get("content-type", ""),
             user=user,
+            at=trio.current_time(),
         )
         self.requests.append(record)
         response = await self._answer(request, record, profile if token in self._tokens else {})
@@ -629,6 +636,9 @@ class FakeKubeApi:
                     break
                 if fault.error is not None:
                     raise fault.error("injected by the fake API", request=request)
+                kind = _KINDS.get(record.resource)
+                if fault.status == 403 and kind is not None:
+                    return self._forbidden(kind, record)
                 response = _status_response(
                     fault.status, fault.reason, f"injected {fault.status} {fault.reason}"
                 )
