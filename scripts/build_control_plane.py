@@ -12,6 +12,10 @@ only count in the main module. So this writes a small module of our own that req
 copying the release's `go` and `godebug` lines, then builds the three commands in it. etcd
 is the one that release pins (`go.etcd.io/etcd/server/v3`, 3.6.x), built in the same module.
 
+It also builds the client-go candidate of the interop tests (tests/peers/clientgo, a small
+module of its own with a committed go.sum) into the same folder, and rebuilds it whenever its
+sources change: the reuse check is a hash of main.go, go.mod and go.sum.
+
 Where the binaries go and how they are found again: `trio_election/testing/_binaries.py`
 (`$KUBEBUILDER_ASSETS`, `$TRIO_ELECTION_K8S_BIN`, `~/.cache/trio-election/k8s/<version>/`).
 Standard library only; Python 3.11.
@@ -48,6 +52,7 @@ else:
     _spec.loader.exec_module(binaries)
 
 K8S = "k8s.io/kubernetes"
+CLIENTGO_SOURCE = REPO / "tests" / "peers" / "clientgo"
 COMMANDS = {
     "kube-apiserver": f"{K8S}/cmd/kube-apiserver",
     "kubectl": f"{K8S}/cmd/kubectl",
@@ -64,20 +69,20 @@ def progress(message: str) -> None:
     print(f"[control-plane {time.monotonic() - START:6.1f}s] {message}", flush=True)
 
 
-def go_env(build_dir: Path | None = None) -> dict[str, str]:
+def go_env(build_dir: Path | None = None, *, mod: str = "mod") -> dict[str, str]:
     env = dict(os.environ)
-    env.update(CGO_ENABLED="0", GOTOOLCHAIN="local", GOFLAGS="-mod=mod", GOWORK="off")
+    env.update(CGO_ENABLED="0", GOTOOLCHAIN="local", GOFLAGS=f"-mod={mod}", GOWORK="off")
     if build_dir is not None:
         env["PWD"] = str(build_dir)
     return env
 
 
-def run_go(args: list[str], cwd: Path, *, capture: bool = False) -> str:
+def run_go(args: list[str], cwd: Path, *, capture: bool = False, mod: str = "mod") -> str:
     """Run `go ARGS`; its stderr goes to ours (download progress) unless captured."""
     done = subprocess.run(
         ["go", *args],
         cwd=cwd,
-        env=go_env(cwd),
+        env=go_env(cwd, mod=mod),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE if capture else None,
         text=True,
@@ -242,6 +247,28 @@ def build(bin_dir: Path) -> None:
     progress(f"done: {stamp}")
 
 
+def build_clientgo(bin_dir: Path) -> None:
+    """Build the client-go candidate from tests/peers/clientgo unless it is up to date.
+
+    `-mod=readonly`: the build uses the committed go.mod and go.sum as they are (a missing
+    checksum is an error to fix there with `go mod tidy`, never rewritten by a build)."""
+    found = binaries.find_clientgo_candidate(CLIENTGO_SOURCE)
+    if found is not None:
+        progress(f"reusing {found} (built from the current tests/peers/clientgo)")
+        return
+    check_go()
+    name = binaries.CLIENTGO_CANDIDATE
+    progress(f"go build tests/peers/clientgo -> {name}")
+    digest = binaries.clientgo_digest(CLIENTGO_SOURCE)
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    partial = bin_dir / f".{name}.partial"
+    args = ["build", "-trimpath", "-ldflags", "-s -w", "-o", str(partial), "."]
+    run_go(args, CLIENTGO_SOURCE, mod="readonly")
+    partial.replace(bin_dir / name)
+    (bin_dir / f"{name}.sha256").write_text(digest + "\n")
+    progress(f"built {bin_dir / name}")
+
+
 def etcd_version(etcd: Path) -> str:
     out = subprocess.run([etcd, "--version"], capture_output=True, text=True, check=False)
     match = re.search(r"etcd Version: (\S+)", out.stdout)
@@ -250,7 +277,8 @@ def etcd_version(etcd: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description="Build kube-apiserver, kubectl and etcd for the real control-plane tests."
+        description="Build kube-apiserver, kubectl and etcd for the real control-plane "
+        "tests, and the client-go candidate of the interop tests."
     )
     parser.add_argument(
         "--if-needed",
@@ -261,19 +289,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--print-dir", action="store_true", help="print the bin folder")
     options = parser.parse_args(argv)
 
-    found = binaries.find_binaries()
     if options.print_dir:
+        found = binaries.find_binaries()
         print(found.bin_dir if found else binaries.cache_dir())
         return 0
+    status = control_plane(options.if_needed)
+    if status == 0:
+        status = clientgo_candidate(options.if_needed)
+    return status
+
+
+def control_plane(if_needed: bool) -> int:
+    found = binaries.find_binaries()
     if found is not None:
-        if not options.if_needed:
+        if not if_needed:
             kubectl = "" if found.kubectl else " (no kubectl)"
             progress(f"reusing the binaries in {found.bin_dir}{kubectl} ({found.source})")
         return 0
     if os.environ.get("KUBEBUILDER_ASSETS"):
         print(f"error: {binaries.missing_message()}", file=sys.stderr)
         return 1
-    if options.if_needed and shutil.which("go") is None:
+    if if_needed and shutil.which("go") is None:
         if os.environ.get("CI") == "true":
             print(
                 "error: CI=true, the control plane binaries are missing and Go is not "
@@ -290,6 +326,35 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         print("interrupted; the next run picks up where this one stopped", file=sys.stderr)
+        return 130
+    return 0
+
+
+def clientgo_candidate(if_needed: bool) -> int:
+    """Build the interop tests' client-go peer into the cache folder (even when the control
+    plane binaries come from $KUBEBUILDER_ASSETS)."""
+    if binaries.find_clientgo_candidate(CLIENTGO_SOURCE) is not None and if_needed:
+        return 0
+    if not (CLIENTGO_SOURCE / "main.go").is_file():
+        progress(f"no {CLIENTGO_SOURCE}: the client-go interop tests will be skipped")
+        return 0
+    if shutil.which("go") is None:
+        message = (
+            "Go is not installed to build the client-go candidate of the interop tests "
+            f"(tests/peers/clientgo -> {binaries.cache_dir()})"
+        )
+        if os.environ.get("CI") == "true" or not if_needed:
+            print(f"error: {message}", file=sys.stderr)
+            return 1
+        print(f"client-go interop tests will be skipped: {message}")
+        return 0
+    try:
+        build_clientgo(binaries.cache_dir())
+    except BuildError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
         return 130
     return 0
 

@@ -3,6 +3,9 @@
 Standard library only: `scripts/build_control_plane.py` loads this file by path, without
 importing the package.
 
+The same folder holds the client-go candidate of the interop tests (tests/peers/clientgo),
+built beside the control plane and found again by `find_clientgo_candidate`.
+
 Order of lookup:
 
 1. `$KUBEBUILDER_ASSETS` (controller-runtime's envtest convention): a folder holding
@@ -14,6 +17,7 @@ Order of lookup:
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,13 +25,17 @@ from typing import final
 
 __all__ = [
     "BUILD_COMMAND",
+    "CLIENTGO_CANDIDATE",
+    "CLIENTGO_SOURCES",
     "ETCD_MODULE",
     "K8S_VERSION",
     "STAMP",
     "Binaries",
     "MissingBinaries",
     "cache_dir",
+    "clientgo_digest",
     "find_binaries",
+    "find_clientgo_candidate",
     "missing_message",
 ]
 
@@ -42,6 +50,12 @@ STAMP = ".complete"
 BUILD_COMMAND = "python scripts/build_control_plane.py"
 
 _REQUIRED = ("kube-apiserver", "etcd")
+
+CLIENTGO_CANDIDATE = "clientgo-candidate"
+"""The client-go peer's file name in `cache_dir()`; `<name>.sha256` beside it says what
+sources it was built from."""
+
+CLIENTGO_SOURCES = ("go.mod", "go.sum", "main.go")
 
 
 class MissingBinaries(FileNotFoundError):
@@ -115,3 +129,25 @@ def missing_message() -> str:
         f"no kube-apiserver/etcd in {cache_dir()}: run `{BUILD_COMMAND}` (needs Go and "
         "the Go module proxy) or set $KUBEBUILDER_ASSETS to a folder holding them"
     )
+
+
+def clientgo_digest(source_dir: Path) -> str:
+    """A SHA-256 over the client-go candidate's sources (`CLIENTGO_SOURCES` in `source_dir`)."""
+    digest = hashlib.sha256()
+    for name in CLIENTGO_SOURCES:
+        digest.update(f"{name}\0".encode())
+        digest.update((source_dir / name).read_bytes())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def find_clientgo_candidate(source_dir: Path) -> Path | None:
+    """The client-go candidate in `cache_dir()` if it was built from the sources in
+    `source_dir` as they are now; None when it is missing or older."""
+    binary = cache_dir() / CLIENTGO_CANDIDATE
+    stamp = binary.with_name(f"{CLIENTGO_CANDIDATE}.sha256")
+    if not _executable(binary) or not stamp.is_file():
+        return None
+    if stamp.read_text().strip() != clientgo_digest(source_dir):
+        return None
+    return binary
