@@ -15,6 +15,7 @@ from ._control_plane import TestUser as TestUser
 from ._fake_api import FakeKubeApi as FakeKubeApi
 from ._history import History as History
 from ._history import Interval as Interval
+from ._processes import PortInUseError as PortInUseError
 from ._processes import StartupError as StartupError
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "History",
     "Interval",
     "MissingBinaries",
+    "PortInUseError",
     "StartupError",
     "TestUser",
     "find_binaries",

@@ -20,6 +20,7 @@ import ssl
 import subprocess
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self, final
@@ -29,13 +30,21 @@ import httpx
 from ._binaries import Binaries, MissingBinaries, find_binaries, missing_message
 from ._kubeconfig import write_kubeconfig
 from ._pki import Pki
-from ._processes import ProcessGroup, Reaper, StartupError, free_port, wait_for
+from ._processes import (
+    PortInUseError,
+    ProcessGroup,
+    Reaper,
+    StartupError,
+    check_port_free,
+    free_port,
+    wait_for,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Generator, Iterable, Mapping, Sequence
     from types import TracebackType
 
-__all__ = ["ControlPlane", "StartupError", "TestUser"]
+__all__ = ["ControlPlane", "PortInUseError", "StartupError", "TestUser"]
 
 ADMIN = "admin"
 """The admin token user's name; it is in the group `system:masters`."""
@@ -53,6 +62,10 @@ _GROUPS = {
 _ETCD_WITHIN = 30.0
 _APISERVER_WITHIN = 120.0
 _GRANTS_WITHIN = 30.0
+_RESTART_GRACE = 5.0  # SIGTERM, then SIGKILL after this many seconds
+_ETCD_GRACE = 1.0
+"""etcd's graceful stop waits ~7 s for the apiserver's open gRPC streams; its data is
+written (to the page cache, `--unsafe-no-fsync`) before that, so a kill loses nothing."""
 _ATTEMPTS = 3  # new ports each time: a port found free may be taken before we bind it
 
 _running: set[ControlPlane] = set()
@@ -134,6 +147,8 @@ class ControlPlane:
         self._pki: Pki | None = None
         self._etcd: ProcessGroup | None = None
         self._apiserver: ProcessGroup | None = None
+        self._etcd_ports = (0, 0)
+        self._apiserver_port = 0
         self._admin: httpx.Client | None = None
         self._granted: dict[tuple[str, str], dict[tuple[str, str], frozenset[str]]] = {}
         self._lock = threading.Lock()
@@ -187,7 +202,7 @@ class ControlPlane:
                 admin.close()
             for process in (self._apiserver, self._etcd):
                 if process is not None:
-                    process.stop()
+                    process.stop()  # resumes a paused group first
             self._apiserver = self._etcd = None
             shutil.rmtree(self.temp_dir, ignore_errors=True)
             self._reaper.release()
@@ -208,8 +223,7 @@ class ControlPlane:
                 break
             except StartupError as error:
                 for process in (self._apiserver, self._etcd):
-                    if process is not None:
-                        process.stop()
+                    self._halt(process, _RESTART_GRACE)
                 self._apiserver = self._etcd = None
                 if attempt == _ATTEMPTS or "address already in use" not in str(error):
                     raise
@@ -229,9 +243,11 @@ class ControlPlane:
         data = self.temp_dir / "etcd"
         shutil.rmtree(data, ignore_errors=True)
         client_port, peer_port, secure_port = free_port(), free_port(), free_port()
+        self._etcd_ports = (client_port, peer_port)
+        self._apiserver_port = secure_port
         self.etcd_url = f"http://127.0.0.1:{client_port}"
         peer_url = f"http://127.0.0.1:{peer_port}"
-        etcd = self._etcd = ProcessGroup(
+        self._etcd = ProcessGroup(
             "etcd",
             [
                 str(self._binaries.etcd),
@@ -247,22 +263,11 @@ class ControlPlane:
             ],
             logs / "etcd.log",
         )
-        etcd.start(_child_env())
-        self._watch(etcd)
-        with httpx.Client(trust_env=False, timeout=2) as plain:
-
-            def etcd_healthy() -> bool:
-                with contextlib.suppress(httpx.HTTPError, ValueError):
-                    answer = plain.get(f"{self.etcd_url}/health")
-                    health: dict[str, object] = answer.json()
-                    return health.get("health") == "true"
-                return False
-
-            wait_for("etcd", etcd_healthy, within=_ETCD_WITHIN, alive=etcd.check_alive)
+        self._launch_etcd()
 
         pki = self._pki
         self.server = f"https://127.0.0.1:{secure_port}"
-        apiserver = self._apiserver = ProcessGroup(
+        self._apiserver = ProcessGroup(
             "kube-apiserver",
             [
                 str(self._binaries.kube_apiserver),
@@ -286,31 +291,218 @@ class ControlPlane:
             ],
             logs / "kube-apiserver.log",
         )
+        self._launch_apiserver()
+
+    def _launch_etcd(self) -> None:
+        """Start etcd (its arguments and data as at boot) and wait until it is healthy."""
+        etcd = self._etcd
+        assert etcd is not None
+        etcd.start(_child_env())
+        self._watch(etcd)
+        with httpx.Client(trust_env=False, timeout=2) as plain:
+
+            def etcd_healthy() -> bool:
+                with contextlib.suppress(httpx.HTTPError, ValueError):
+                    answer = plain.get(f"{self.etcd_url}/health")
+                    health: dict[str, object] = answer.json()
+                    return health.get("health") == "true"
+                return False
+
+            wait_for("etcd", etcd_healthy, within=_ETCD_WITHIN, alive=etcd.check_alive)
+
+    def _launch_apiserver(self) -> None:
+        """Start kube-apiserver (its arguments as at boot) and wait until it is ready."""
+        apiserver = self._apiserver
+        assert apiserver is not None
         apiserver.start(_child_env())
         self._watch(apiserver)
-        admin = self._admin = self.http_client()
+        old_admin, self._admin = self._admin, self.http_client()
+        if old_admin is not None:  # its pooled connections went with the old process
+            old_admin.close()
+        self._wait_ready(self._admin, within=_APISERVER_WITHIN)
 
-        def alive() -> None:
-            etcd.check_alive()
-            apiserver.check_alive()
-
+    def _wait_ready(self, client: httpx.Client, *, within: float) -> None:
         def get_ok(path: str) -> bool:
             with contextlib.suppress(httpx.HTTPError):
-                return admin.get(path).status_code == 200
+                return client.get(path).status_code == 200
             return False
 
-        wait_for("kube-apiserver /readyz", lambda: get_ok("/readyz"), within=_APISERVER_WITHIN,
-                 alive=alive)  # fmt: skip
+        wait_for("kube-apiserver /readyz", lambda: get_ok("/readyz"), within=within,
+                 alive=self._check_alive)  # fmt: skip
         wait_for(
             "an admin GET of namespace default",
             lambda: get_ok("/api/v1/namespaces/default"),
-            within=_APISERVER_WITHIN,
-            alive=alive,
+            within=within,
+            alive=self._check_alive,
         )
+
+    def _check_alive(self) -> None:
+        """Raise `StartupError` if a process died or was stopped: waiting is pointless."""
+        for process in (self._etcd, self._apiserver):
+            if process is None or process.pid is None:
+                raise StartupError("the control plane is stopped or not started")
+            process.check_alive()
+            if process.paused:
+                raise StartupError(f"{process.name} is paused: resume it first")
 
     def _watch(self, process: ProcessGroup) -> None:
         if process.pid is not None:
             self._reaper.watch_group(process.pid)
+
+    def _halt(self, process: ProcessGroup | None, grace: float) -> None:
+        if process is not None and process.pid is not None:
+            pgid = process.pid
+            process.stop(grace)
+            self._reaper.forget_group(pgid)
+
+    # -- faults: stop, start, pause -----------------------------------------------------------
+
+    def restart_apiserver(self, *, down_for: float = 0.0) -> None:
+        """Stop kube-apiserver, stay down `down_for` seconds, start it again and block until
+        `/readyz` and an admin request succeed (a few seconds).
+
+        The new process has the same port (so `server` and every kubeconfig stay valid),
+        certificates, token file and etcd: objects, resourceVersions, ServiceAccounts, RBAC
+        objects and TokenRequest tokens all survive. RBAC is *not* waited for: a bound
+        non-admin user may get 403 for a moment after this returns (see `wait_for_rights`).
+        Raises `PortInUseError` if another process took the port meanwhile.
+        """
+        if down_for < 0:
+            raise ValueError(f"down_for must be >= 0, not {down_for!r}")
+        with self._lock:
+            self._stop_apiserver()
+            if down_for:
+                time.sleep(down_for)
+            self._start_apiserver()
+
+    def stop_apiserver(self) -> None:
+        """Stop kube-apiserver (SIGTERM to its group, SIGKILL after 5 s; a paused one is
+        resumed to act on it). Requests to `server` are then refused. Idempotent."""
+        with self._lock:
+            self._stop_apiserver()
+
+    def start_apiserver(self) -> None:
+        """Start kube-apiserver again after `stop_apiserver()`, on the same port, and block
+        until it is ready (as `restart_apiserver`). Does nothing but wait for readiness
+        when it is running. Raises `PortInUseError` if another process holds the port and
+        `RuntimeError` while etcd is stopped."""
+        with self._lock:
+            self._start_apiserver()
+
+    def _stop_apiserver(self) -> None:
+        self._require_booted()
+        self._halt(self._apiserver, _RESTART_GRACE)
+
+    def _start_apiserver(self) -> None:
+        apiserver, etcd = self._require_booted()
+        if apiserver.pid is not None:
+            assert self._admin is not None
+            self._wait_ready(self._admin, within=_APISERVER_WITHIN)
+            return
+        if etcd.pid is None:
+            raise RuntimeError("etcd is stopped: start_etcd() before start_apiserver()")
+        check_port_free(self._apiserver_port, what="kube-apiserver's secure port")
+        try:
+            self._launch_apiserver()
+        except StartupError as error:
+            self._halt(apiserver, _RESTART_GRACE)
+            if "address already in use" in str(error):  # taken between our check and its bind
+                check_port_free(self._apiserver_port, what="kube-apiserver's secure port")
+            raise
+
+    def stop_etcd(self) -> None:
+        """Stop etcd (SIGTERM, SIGKILL after 1 s), keeping its data. The apiserver keeps
+        running: its requests fail (5xx, or hang until the client gives up) and `/readyz`
+        fails. Idempotent."""
+        with self._lock:
+            _, etcd = self._require_booted()
+            self._halt(etcd, _ETCD_GRACE)
+
+    def start_etcd(self, *, wait_for_apiserver: bool = True) -> None:
+        """Start etcd again on the same ports with the same data and block until it is
+        healthy, and (by default) until the apiserver, which reconnects by itself, is
+        ready again. Raises `PortInUseError` if another process holds one of its ports."""
+        with self._lock:
+            _, etcd = self._require_booted()
+            if etcd.pid is None:
+                client_port, peer_port = self._etcd_ports
+                check_port_free(client_port, what="etcd's client port")
+                check_port_free(peer_port, what="etcd's peer port")
+                try:
+                    self._launch_etcd()
+                except StartupError:
+                    self._halt(etcd, _RESTART_GRACE)
+                    raise
+            if wait_for_apiserver and self._admin is not None and self.apiserver_running:
+                self._wait_ready(self._admin, within=_APISERVER_WITHIN)
+
+    def pause_apiserver(self) -> None:
+        """SIGSTOP kube-apiserver's process group: connections are still accepted by the
+        kernel, but nothing answers, so requests hang until the client's timeout. Its
+        etcd session goes on. `stop()` and `stop_apiserver()` clean up a paused one too."""
+        with self._lock:
+            apiserver, _ = self._require_booted()
+            apiserver.pause()
+
+    def resume_apiserver(self) -> None:
+        """SIGCONT kube-apiserver's process group; requests that waited are answered.
+        Harmless when it is not paused; does nothing while it is stopped."""
+        with self._lock:
+            apiserver, _ = self._require_booted()
+            if apiserver.running:
+                apiserver.resume()
+
+    @contextlib.contextmanager
+    def paused_apiserver(self) -> Generator[None, None, None]:
+        """`with control_plane.paused_apiserver(): ...`: paused inside, resumed on exit,
+        whatever happens inside."""
+        self.pause_apiserver()
+        try:
+            yield
+        finally:
+            self.resume_apiserver()
+
+    def ensure_running(self) -> None:
+        """Undo any fault: resume a paused apiserver, start etcd and the apiserver where
+        stopped, and block until ready. Put it in a `finally` of a test that injects faults
+        into a shared control plane."""
+        with self._lock:
+            apiserver, _ = self._require_booted()
+            if apiserver.running:
+                apiserver.resume()
+        self.start_etcd(wait_for_apiserver=False)
+        self.start_apiserver()
+
+    @property
+    def apiserver_running(self) -> bool:
+        """kube-apiserver's process is up (paused counts as up)."""
+        return self._apiserver is not None and self._apiserver.running
+
+    @property
+    def etcd_running(self) -> bool:
+        """etcd's process is up."""
+        return self._etcd is not None and self._etcd.running
+
+    def wait_ready(self) -> None:
+        """Block until `/readyz` and an admin request succeed; `StartupError` if a process
+        is stopped, paused or dead, or after 120 s. Says nothing about RBAC for other users:
+        see `wait_for_rights`."""
+        with self.http_client() as client:
+            self._wait_ready(client, within=_APISERVER_WITHIN)
+
+    def wait_for_rights(self, user: TestUser) -> None:
+        """Block until SelfSubjectAccessReviews with `user.token` show every right `user()`
+        granted it, as `user()` does. After an apiserver (re)start, a bound user gets 403
+        until the RBAC authorizer's caches are filled; this waits that out."""
+        granted = self._granted.get((user.namespace, user.name))
+        if granted is None:
+            raise ValueError(f"{user.username} was not made by this control plane's user()")
+        self._wait_for_rights(user.token, user.namespace, granted, {})
+
+    def _require_booted(self) -> tuple[ProcessGroup, ProcessGroup]:
+        if self._apiserver is None or self._etcd is None:
+            raise RuntimeError("the control plane is not running (stopped, or never started)")
+        return self._apiserver, self._etcd
 
     # -- clients ----------------------------------------------------------------------------
 

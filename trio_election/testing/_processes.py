@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
 import socket
@@ -16,11 +17,23 @@ from typing import IO, TYPE_CHECKING, final
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-__all__ = ["ProcessGroup", "Reaper", "StartupError", "free_port", "wait_for"]
+__all__ = [
+    "PortInUseError",
+    "ProcessGroup",
+    "Reaper",
+    "StartupError",
+    "check_port_free",
+    "free_port",
+    "wait_for",
+]
 
 
 class StartupError(RuntimeError):
     """A control-plane process did not come up; the message carries the end of its log."""
+
+
+class PortInUseError(StartupError):
+    """A port a control-plane process must listen on again is held by another process."""
 
 
 def free_port() -> int:
@@ -29,6 +42,25 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def check_port_free(port: int, *, what: str) -> None:
+    """Raise `PortInUseError` if something else holds 127.0.0.1:`port`.
+
+    Bound with SO_REUSEADDR, as Go's listeners are: connections of an earlier run in
+    TIME_WAIT do not count, a listening socket does."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE:
+                raise
+            raise PortInUseError(
+                f"port {port} ({what}) is in use by another process; it must be restarted on "
+                "the same port (clients keep its address), so free the port, or start a new "
+                "ControlPlane instead"
+            ) from None
 
 
 def wait_for(
@@ -57,9 +89,17 @@ class ProcessGroup:
     log_path: Path
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False)
     _log: IO[bytes] | None = field(default=None, init=False)
+    _paused: bool = field(default=False, init=False)
 
     def start(self, env: dict[str, str] | None = None) -> None:
+        """Start the process; again after `stop()`, with the same arguments and log file."""
+        if self._process is not None:
+            raise RuntimeError(f"{self.name} is already running")
         self._log = self.log_path.open("ab")
+        if self._log.tell() > 0:  # a restart: mark where the new run begins
+            self._log.write(f"--- {self.name} started again ---\n".encode())
+            self._log.flush()
+        self._paused = False
         self._process = subprocess.Popen(
             list(self.args),
             stdin=subprocess.DEVNULL,
@@ -71,7 +111,33 @@ class ProcessGroup:
 
     @property
     def pid(self) -> int | None:
+        """The leader's process id (also the group's id) while started, else None."""
         return None if self._process is None else self._process.pid
+
+    @property
+    def running(self) -> bool:
+        """Started and not exited (a paused process is running)."""
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def paused(self) -> bool:
+        return self._paused and self.running
+
+    def pause(self) -> None:
+        """SIGSTOP the whole group: it keeps its sockets, but answers nothing."""
+        self._signal_group(signal.SIGSTOP)
+        self._paused = True
+
+    def resume(self) -> None:
+        """SIGCONT the whole group; harmless when not paused."""
+        self._signal_group(signal.SIGCONT)
+        self._paused = False
+
+    def _signal_group(self, signum: signal.Signals) -> None:
+        if not self.running:
+            raise RuntimeError(f"{self.name} is not running")
+        assert self._process is not None
+        os.killpg(self._process.pid, signum)
 
     def check_alive(self) -> None:
         """Raise StartupError (with the log's tail) if the process has exited."""
@@ -89,12 +155,15 @@ class ProcessGroup:
         return "\n".join(text.splitlines()[-lines:])
 
     def stop(self, grace: float = 10.0) -> None:
-        """SIGTERM the whole group, SIGKILL it after `grace` seconds; idempotent."""
+        """SIGTERM the whole group, SIGKILL it after `grace` seconds; idempotent. A paused
+        group gets SIGCONT right after SIGTERM, so that it can act on it."""
         process, self._process = self._process, None
+        self._paused = False
         if process is not None:
             pgid = process.pid  # the leader of its own session and group
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pgid, signal.SIGTERM)
+            for signum in (signal.SIGTERM, signal.SIGCONT):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pgid, signum)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(grace)
             # the leader is gone (or stuck): nothing of the group may outlive us
@@ -128,6 +197,10 @@ class Reaper:
 
     def watch_group(self, pgid: int) -> None:
         self._tell(f"group {pgid}")
+
+    def forget_group(self, pgid: int) -> None:
+        """We stopped that group ourselves: its id may be reused, never kill it later."""
+        self._tell(f"forget {pgid}")
 
     def watch_path(self, path: Path) -> None:
         self._tell(f"path {path}")

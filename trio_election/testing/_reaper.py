@@ -1,9 +1,10 @@
 """A watchdog that cleans up after a control plane whose owner died without stopping it.
 
 Run as a script (`python _reaper.py`, no package import) with a pipe as stdin, in a session
-of its own. It reads lines `group <pgid>` and `path <folder>`; `release` means the owner
-cleaned up itself. At end of input without `release` (the owner was killed, even with
-SIGKILL) it kills the process groups and removes the folders.
+of its own. It reads lines `group <pgid>` and `path <folder>`, and `forget <pgid>` for a
+group the owner stopped itself (before a restart); `release` means the owner cleaned up
+itself. At end of input without `release` (the owner was killed, even with SIGKILL) it
+kills the process groups (resuming paused ones) and removes the folders.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ def _kill_groups(groups: list[int]) -> None:
         for pgid in groups:
             try:
                 os.killpg(pgid, sig)
+                if sig == signal.SIGTERM:  # a paused group acts on SIGTERM only once resumed
+                    os.killpg(pgid, signal.SIGCONT)
                 alive.append(pgid)
             except ProcessLookupError:
                 pass
@@ -55,6 +58,8 @@ def main() -> None:
             return
         if verb == "group":
             groups.append(int(value))
+        elif verb == "forget" and int(value) in groups:
+            groups.remove(int(value))
         elif verb == "path":
             paths.append(value)
     _kill_groups(groups)
