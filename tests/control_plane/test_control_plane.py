@@ -1,18 +1,24 @@
-"""The test control plane is a real Kubernetes API: leases, conflicts, RBAC, watch, kubectl."""
+"""The test control plane is a real Kubernetes API: leases, conflicts, RBAC, watch, kubectl;
+and its faults (apiserver restart, etcd outage, a frozen apiserver) are real ones."""
 
 from __future__ import annotations
 
 import base64
 import json
 import os
+import signal
+import socket
 import ssl
+import subprocess
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 import yaml
 
-from trio_election.testing import ControlPlane
+from trio_election.testing import ControlPlane, PortInUseError
+from trio_election.testing._processes import Reaper
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -200,6 +206,7 @@ def test_stop_leaves_no_process_and_no_folder(control_plane: ControlPlane) -> No
     assert folder.is_dir()
     for pid in pids:
         os.killpg(pid, 0)  # each leads a live process group
+    plane.pause_apiserver()  # a frozen process is cleaned up too
     with pytest.raises(RuntimeError, match="a failing test"), plane:
         raise RuntimeError("a failing test")
     for pid in pids:
@@ -208,3 +215,150 @@ def test_stop_leaves_no_process_and_no_folder(control_plane: ControlPlane) -> No
     assert not folder.exists()
     assert plane.pids == ()
     plane.stop()  # idempotent
+    with pytest.raises(RuntimeError, match="not running"):
+        plane.restart_apiserver()
+
+
+def test_watchdog_kills_watched_groups_even_paused_but_not_forgotten_ones() -> None:
+    # what happens to a control plane whose test process dies, after an apiserver restart:
+    # the new group is killed, the old one's id (maybe reused by then) is left alone
+    forgotten, watched = (
+        subprocess.Popen(["sleep", "60"], start_new_session=True) for _ in range(2)
+    )
+    try:
+        reaper = Reaper()
+        reaper.watch_group(forgotten.pid)
+        reaper.forget_group(forgotten.pid)
+        reaper.watch_group(watched.pid)
+        os.killpg(watched.pid, signal.SIGSTOP)
+        assert reaper._process is not None
+        assert reaper._process.stdin is not None
+        reaper._process.stdin.close()  # as when the owner is SIGKILLed: no "release"
+        # SIGTERM acts (so it was resumed); a stopped process would need the SIGKILL
+        assert watched.wait(10) == -signal.SIGTERM
+        assert reaper._process.wait(10) == 0
+        assert forgotten.poll() is None
+    finally:
+        for sleeper in (forgotten, watched):
+            sleeper.kill()
+            sleeper.wait()
+
+
+def admin_from_kubeconfig(control_plane: ControlPlane) -> httpx.Client:
+    config = yaml.safe_load(control_plane.admin_kubeconfig.read_text())
+    cluster = config["clusters"][0]["cluster"]
+    ca = base64.b64decode(cluster["certificate-authority-data"]).decode()
+    return httpx.Client(
+        base_url=cluster["server"],
+        verify=ssl.create_default_context(cadata=ca),
+        headers={"Authorization": f"Bearer {config['users'][0]['user']['token']}"},
+        trust_env=False,
+    )
+
+
+def test_restarted_apiserver_keeps_its_url_objects_versions_tokens_and_rbac(
+    control_plane: ControlPlane, admin: httpx.Client, namespace: str
+) -> None:
+    leases = LEASES.format(namespace=namespace)
+    created = admin.post(leases, json=lease("kept", "alice")).json()
+    user = control_plane.user("survivor", namespace=namespace, verbs={"leases": ["get", "update"]})
+    server = control_plane.server
+    etcd_pid, old_pid = control_plane.pids
+    try:
+        control_plane.restart_apiserver(down_for=0.2)
+    finally:
+        control_plane.ensure_running()
+    assert control_plane.server == server
+    etcd_after, new_pid = control_plane.pids
+    assert etcd_after == etcd_pid
+    assert new_pid != old_pid
+    with pytest.raises(ProcessLookupError):
+        os.killpg(old_pid, 0)  # nothing of the old apiserver is left
+
+    with control_plane.http_client(user.token) as client:
+        # the 403 window of a fresh apiserver (RBAC caches filling) closes before /readyz
+        # says ok, and restart_apiserver() waits for that: the old token is accepted and
+        # its RoleBinding in effect
+        read = client.get(f"{leases}/kept")
+        assert read.status_code == 200, read.text
+        assert read.json()["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
+        # the version read before the restart is still the current one
+        moved = dict(created, spec=dict(created["spec"], holderIdentity="bob"))
+        assert client.put(f"{leases}/kept", json=moved).status_code == 200
+    with admin_from_kubeconfig(control_plane) as from_file:
+        assert from_file.get(f"{leases}/kept").json()["spec"]["holderIdentity"] == "bob"
+
+
+def test_stopped_apiserver_refuses_and_comes_back_only_on_its_own_port(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    user = control_plane.user("patient", namespace=namespace, verbs={"leases": ["get"]})
+    server = control_plane.server
+    port = urlsplit(server).port
+    assert port is not None
+    try:
+        control_plane.stop_apiserver()
+        control_plane.stop_apiserver()  # idempotent
+        assert not control_plane.apiserver_running
+        with control_plane.http_client(user.token) as client, pytest.raises(httpx.ConnectError):
+            client.get(f"{LEASES.format(namespace=namespace)}/any")
+
+        with socket.socket() as squatter:
+            squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            squatter.bind(("127.0.0.1", port))
+            squatter.listen()
+            with pytest.raises(PortInUseError, match=f"port {port} .* in use"):
+                control_plane.start_apiserver()
+        assert not control_plane.apiserver_running
+
+        control_plane.start_apiserver()
+        assert control_plane.server == server
+        with control_plane.http_client(user.token) as client:
+            assert client.get(f"{LEASES.format(namespace=namespace)}/any").status_code == 404
+    finally:
+        control_plane.ensure_running()
+
+
+def test_without_etcd_requests_fail_and_data_is_back_with_it(
+    control_plane: ControlPlane, admin: httpx.Client, namespace: str
+) -> None:
+    leases = LEASES.format(namespace=namespace)
+    created = admin.post(leases, json=lease("durable", "alice")).json()
+    _, apiserver_pid = control_plane.pids
+    try:
+        control_plane.stop_etcd()
+        assert not control_plane.etcd_running
+        assert control_plane.apiserver_running
+        try:
+            answer = admin.get(f"{leases}/durable", timeout=2)
+        except httpx.TimeoutException:
+            pass  # what a GET usually does: wait for etcd
+        else:
+            assert answer.status_code >= 500, answer.text
+
+        control_plane.start_etcd()
+        assert control_plane.pids[1] == apiserver_pid  # the same apiserver reconnected
+        read = admin.get(f"{leases}/durable")
+        assert read.status_code == 200
+        assert read.json()["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
+        assert admin.post(leases, json=lease("after", "bob")).status_code == 201
+    finally:
+        control_plane.ensure_running()
+
+
+def test_paused_apiserver_answers_nothing_until_resumed(
+    control_plane: ControlPlane, admin: httpx.Client, namespace: str
+) -> None:
+    path = f"{LEASES.format(namespace=namespace)}/any"
+    try:
+        with control_plane.paused_apiserver():
+            assert control_plane.apiserver_running
+            with pytest.raises(httpx.TimeoutException):
+                admin.get(path, timeout=0.5)
+        assert admin.get(path, timeout=10).status_code == 404
+
+        with pytest.raises(RuntimeError, match="inside"), control_plane.paused_apiserver():
+            raise RuntimeError("inside")
+        assert admin.get(path, timeout=10).status_code == 404  # resumed all the same
+    finally:
+        control_plane.ensure_running()
