@@ -34,6 +34,9 @@ import pytest
 from trio_election._kube_locks._records import record_from_annotation, record_from_lease_spec
 from trio_election.testing import History, Interval
 from trio_election.testing._binaries import cache_dir, find_clientgo_candidate
+from trio_election.testing._kubeconfig import write_kubeconfig
+
+from ._proxy import Proxy
 
 if TYPE_CHECKING:
     from collections.abc import Generator
@@ -113,6 +116,8 @@ class Peer:
         self.frozen: list[tuple[float, float | None]] = []
         """(SIGSTOP sent, SIGCONT sent) pairs: a stopped process runs no work."""
         self.exited_at: float | None = None
+        self.proxy: Proxy | None = None
+        """Its way to the apiserver, when started with `proxied=True`."""
         self._changed = threading.Condition()
         self._log: IO[bytes] = log_path.open("ab")
         self.process = subprocess.Popen(
@@ -329,6 +334,7 @@ class Fleet:
     timing: Timing = field(default_factory=Timing)
     name: str = "interop"
     peers: list[Peer] = field(default_factory=list[Peer])
+    proxies: list[Proxy] = field(default_factory=list[Proxy])
     namespace: str = field(init=False)
     recorder: LockRecorder = field(init=False)
 
@@ -351,11 +357,28 @@ class Fleet:
     def lock(self) -> str:
         return f"{self.resource}/{self.namespace}/{self.name}"
 
-    def start(self, kind: Kind, identity: str) -> Peer:
-        """Start a candidate with a service account of its own and wait until it is ready."""
+    def start(self, kind: Kind, identity: str, *, proxied: bool = False) -> Peer:
+        """Start a candidate with a service account of its own and wait until it is ready.
+
+        `proxied`: it reaches the apiserver through a `Proxy` of its own (`peer.proxy`),
+        which can cut it off."""
         user = self.control_plane.user(
             identity, namespace=self.namespace, verbs={self.resource: VERBS}
         )
+        kubeconfig = user.kubeconfig
+        proxy: Proxy | None = None
+        if proxied:
+            url = httpx.URL(self.control_plane.server)
+            proxy = Proxy((url.host, url.port or 443))
+            self.proxies.append(proxy)
+            kubeconfig = write_kubeconfig(
+                self.folder / f"{identity}.kubeconfig",
+                server=proxy.address,
+                ca_pem=self.control_plane.ca_pem,
+                user=identity,
+                token=user.token,
+                namespace=self.namespace,
+            )
         t = self.timing
         if kind == "trio":
             args = [sys.executable, str(PEERS / "trio_candidate.py"), f"--lock={self.lock}"]
@@ -376,13 +399,14 @@ class Fleet:
                 f"--name={self.name}",
             ]
         args += [
-            f"--kubeconfig={user.kubeconfig}",
+            f"--kubeconfig={kubeconfig}",
             f"--identity={identity}",
             f"--lease-duration={t.lease}",
             f"--renew-deadline={t.renew}",
             f"--retry-period={t.retry}",
         ]
         peer = Peer(kind, identity, args, self.folder / f"{identity}.log", _child_env())
+        peer.proxy = proxy
         self.peers.append(peer)
         peer.wait_for("ready", within=STARTUP_WITHIN)
         return peer
@@ -416,6 +440,8 @@ class Fleet:
     def close(self) -> None:
         for peer in self.peers:
             peer.kill()
+        for proxy in self.proxies:
+            proxy.close()
         self.recorder.close()
 
 
