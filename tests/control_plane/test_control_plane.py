@@ -4,6 +4,7 @@ and its faults (apiserver restart, etcd outage, a frozen apiserver) are real one
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 import signal
@@ -287,6 +288,9 @@ def test_restarted_apiserver_keeps_its_url_objects_versions_tokens_and_rbac(
         assert client.put(f"{leases}/kept", json=moved).status_code == 200
     with admin_from_kubeconfig(control_plane) as from_file:
         assert from_file.get(f"{leases}/kept").json()["spec"]["holderIdentity"] == "bob"
+    control_plane.wait_for_rights(user)  # in effect already: returns at once
+    with pytest.raises(ValueError, match="not made by this control plane"):
+        control_plane.wait_for_rights(dataclasses.replace(user, name="stranger"))
 
 
 def test_stopped_apiserver_refuses_and_comes_back_only_on_its_own_port(

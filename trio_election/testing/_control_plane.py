@@ -363,9 +363,11 @@ class ControlPlane:
 
         The new process has the same port (so `server` and every kubeconfig stay valid),
         certificates, token file and etcd: objects, resourceVersions, ServiceAccounts, RBAC
-        objects and TokenRequest tokens all survive. RBAC is *not* waited for: a bound
-        non-admin user may get 403 for a moment after this returns (see `wait_for_rights`).
-        Raises `PortInUseError` if another process took the port meanwhile.
+        objects and TokenRequest tokens all survive. Requests made *while* it restarts see
+        refused connections, timeouts, and often, for some milliseconds, 403 for a user
+        whose RoleBinding is in place (RBAC caches filling); that window closes before
+        `/readyz` says ok, so it is over when this returns (docs/control-plane.md has the
+        figures). Raises `PortInUseError` if another process took the port meanwhile.
         """
         if down_for < 0:
             raise ValueError(f"down_for must be >= 0, not {down_for!r}")
@@ -485,18 +487,23 @@ class ControlPlane:
 
     def wait_ready(self) -> None:
         """Block until `/readyz` and an admin request succeed; `StartupError` if a process
-        is stopped, paused or dead, or after 120 s. Says nothing about RBAC for other users:
-        see `wait_for_rights`."""
+        is stopped, paused or dead, or after 120 s."""
         with self.http_client() as client:
             self._wait_ready(client, within=_APISERVER_WITHIN)
 
     def wait_for_rights(self, user: TestUser) -> None:
-        """Block until SelfSubjectAccessReviews with `user.token` show every right `user()`
-        granted it, as `user()` does. After an apiserver (re)start, a bound user gets 403
-        until the RBAC authorizer's caches are filled; this waits that out."""
+        """Block until SelfSubjectAccessReviews made with `user.token` show every right
+        `user()` last granted it, as `user()` itself does; `StartupError` after 30 s.
+
+        A cheap guard for the `finally` of a fault test. After `restart_apiserver()` or
+        `start_apiserver()` returns, the RBAC window of the new apiserver is already over
+        (measured: it closes before `/readyz` says ok), so this normally returns at once."""
         granted = self._granted.get((user.namespace, user.name))
         if granted is None:
-            raise ValueError(f"{user.username} was not made by this control plane's user()")
+            raise ValueError(
+                f"{user.username} was not made by this control plane's user(): "
+                "pass a TestUser that it returned"
+            )
         self._wait_for_rights(user.token, user.namespace, granted, {})
 
     def _require_booted(self) -> tuple[ProcessGroup, ProcessGroup]:
