@@ -569,3 +569,36 @@ async def test_a_lagging_watch_cannot_undo_a_newer_read(
             assert election.leader == "b"
         assert trio.current_time() >= 45  # the body was not cut short
         assert not leadership.lost
+
+
+async def test_a_loss_at_the_deadline_is_logged_once_and_raised_within_a_retry_period(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    lock = te.MemoryLock()
+    handle = lock.handle()
+    with pytest.raises(te.LeadershipLost, match="renew deadline"):
+        async with te.elect(handle, identity="a"):
+            await trio.sleep(5)  # renewed at 2 and 4
+            handle.fail()  # the apiserver stops answering
+            await trio.sleep_forever()
+    losses = [r for r in caplog.records if " lost " in r.getMessage()]
+    assert len(losses) == 1
+    assert losses[0].levelname == "WARNING"
+    assert "injected failure" in losses[0].getMessage()  # the last renew error
+    assert trio.current_time() - 14 <= 2  # deadline 4 + 10; the release is one short try
+
+
+async def test_cancelled_during_an_outage_the_release_gives_up_within_a_retry_period(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Ctrl-C (or SIGTERM) while the apiserver does not answer: no hang of renew_deadline."""
+    lock = te.MemoryLock()
+    handle = lock.handle()
+    with trio.move_on_after(7):
+        async with te.elect(handle, identity="a"):
+            await trio.sleep(5)
+            handle.hang()
+            await trio.sleep_forever()
+    assert trio.current_time() == 7 + 2
+    assert "other candidates take over when its lease runs out" in caplog.text
+    assert lock.observe().holder == "a"  # followers wait out the lease
