@@ -4,13 +4,13 @@
     python examples/singleton_worker.py leases/default/my-app # one candidate on Kubernetes
 
 On Kubernetes run one copy per replica; the kubeconfig (or the pod's service account)
-decides which cluster. SIGTERM (or Ctrl-C) ends the work and releases the lock, so a
-stand-by leads at once.
+decides which cluster. SIGTERM (how Kubernetes stops a pod) cancels the work, releases the
+lock so that a stand-by leads at once, and exits with status 143: `elect()` does that
+itself. Ctrl-C does the same through trio's KeyboardInterrupt.
 """
 
 from __future__ import annotations
 
-import signal
 import sys
 
 import trio
@@ -31,22 +31,13 @@ async def candidate(lock: str | te.MemoryLock, name: str, rounds: int) -> None:
 
 
 async def main(argv: list[str]) -> None:
-    async with trio.open_nursery() as nursery:
-
-        async def stop_on_signal() -> None:
-            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-                async for _ in signals:
-                    nursery.cancel_scope.cancel()
-
-        nursery.start_soon(stop_on_signal)
-        if argv:
-            await candidate(argv[0], "worker", rounds=10**9)
-        else:
-            lock = te.MemoryLock()
-            async with trio.open_nursery() as candidates:
-                candidates.start_soon(candidate, lock, "replica-a", 3)
-                candidates.start_soon(candidate, lock, "replica-b", 3)
-        nursery.cancel_scope.cancel()
+    if argv:
+        await candidate(argv[0], "worker", rounds=10**9)
+        return
+    lock = te.MemoryLock()
+    async with trio.open_nursery() as candidates:
+        candidates.start_soon(candidate, lock, "replica-a", 3)
+        candidates.start_soon(candidate, lock, "replica-b", 3)
 
 
 if __name__ == "__main__":

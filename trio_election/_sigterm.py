@@ -75,7 +75,7 @@ class _Handler:
 
     def _deliver(self) -> None:
         if self.watches:
-            logger.warning(
+            logger.info(
                 "SIGTERM: stopping %d election(s): cancelling the leader's work, then releasing",
                 len(self.watches),
             )

@@ -1,14 +1,13 @@
 """One candidate of the cluster demo, as its own process.
 
 It campaigns on a Kubernetes lock, leads until told to stop (SIGTERM: finish, release,
-exit), and reports on stdout as JSON lines, each stamped with the system-wide monotonic
+exit 143), and reports on stdout as JSON lines, each stamped with the system-wide monotonic
 clock so that the parent can line up the reports of every candidate.
 """
 
 from __future__ import annotations
 
 import json
-import signal
 import time
 
 import trio
@@ -27,27 +26,24 @@ async def run_candidate(
     lock: str, identity: str, kubeconfig: str, timing: dict[str, float]
 ) -> None:
     client = te.KubeClient(te.KubeConfig.load(kubeconfig))
-    async with client, trio.open_nursery() as nursery:
-
-        async def stop_on_sigterm() -> None:
-            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-                async for _ in signals:
-                    nursery.cancel_scope.cancel()
-
-        nursery.start_soon(stop_on_sigterm)
-        async with te.open_election(
+    # SIGTERM needs no handler here: open_election() cancels the work, releases the lock
+    # and raises te.Terminated, which ends the process with status 143
+    async with (
+        client,
+        te.open_election(
             lock,
             identity=identity,
             client=client,
             lease_duration=timing["lease_duration"],
             renew_deadline=timing["renew_deadline"],
             retry_period=timing["retry_period"],
-        ) as election:
-            _report("ready", identity=identity)
-            while True:
-                async with election.leading() as leadership:
-                    _report("leading", identity=identity, term=leadership.term)
-                    try:
-                        await trio.sleep_forever()
-                    finally:
-                        _report("stopped", identity=identity, lost=leadership.lost)
+        ) as election,
+    ):
+        _report("ready", identity=identity)
+        while True:
+            async with election.leading() as leadership:
+                _report("leading", identity=identity, term=leadership.term)
+                try:
+                    await trio.sleep_forever()
+                finally:
+                    _report("stopped", identity=identity, lost=leadership.lost)
