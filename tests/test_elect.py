@@ -602,3 +602,69 @@ async def test_cancelled_during_an_outage_the_release_gives_up_within_a_retry_pe
     assert trio.current_time() == 7 + 2
     assert "other candidates take over when its lease runs out" in caplog.text
     assert lock.observe().holder == "a"  # followers wait out the lease
+
+
+class WatchFaults:
+    """A handle whose watch can be made to fail (LockError) or be refused
+    (WatchUnavailable) while reads and writes work."""
+
+    def __init__(self, inner: te.MemoryLockHandle) -> None:
+        self.inner = inner
+        self.watch_error: type[te.LockError] | None = None
+        self.watches = 0
+
+    @property
+    def description(self) -> str:
+        return self.inner.description
+
+    async def get(self) -> te.Observation:
+        return await self.inner.get()
+
+    async def create(self, record: te.LeaderRecord) -> te.Observation:
+        return await self.inner.create(record)
+
+    async def update(self, record: te.LeaderRecord, based_on: te.Observation) -> te.Observation:
+        return await self.inner.update(record, based_on)
+
+    async def watch(self, after: te.Observation) -> AsyncGenerator[te.Observation]:
+        self.watches += 1
+        if self.watch_error is not None:
+            await trio.lowlevel.checkpoint()
+            raise self.watch_error("injected watch fault")
+        async with aclosing(self.inner.watch(after)) as events:
+            async for event in events:
+                yield event
+
+
+@pytest.mark.parametrize("error", [te.LockError, te.WatchUnavailable])
+async def test_a_follower_that_had_to_poll_watches_again_later(
+    autojump_clock: trio.testing.MockClock, error: type[te.LockError]
+) -> None:
+    lock = te.MemoryLock()
+    lock.put_record(held_by("x"))
+    handle = WatchFaults(lock.handle())
+    handle.watch_error = error
+    async with te.open_election(handle, identity="b") as election:
+        await trio.sleep(30)
+        assert not election.statistics().watching  # polling meanwhile
+        handle.watch_error = None
+        await trio.sleep(30 * 2.2 * 2 + 10)  # 30 polls of at most 2.2 retry periods each
+        assert election.statistics().watching
+
+
+async def test_an_unreachable_server_does_not_make_followers_poll(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """During an apiserver restart reads fail too: watching again is the right thing."""
+    lock = te.MemoryLock()
+    lock.put_record(held_by("x"))
+    handle = lock.handle()
+    async with te.open_election(handle, identity="b") as election:
+        await trio.sleep(1)
+        handle.fail()  # everything fails: the server is down
+        lock.put_record(held_by("x", transitions=1))  # wakes the watch stream to fail
+        await trio.sleep(20)
+        handle.heal()
+        await trio.sleep(2 * 2.2 + 1)
+        assert election.statistics().watching
+        assert election.leader == "x"

@@ -273,9 +273,10 @@ class Engine:
             self._fail(exc)
 
     async def _follow(self) -> None:
-        """Watch; after a failure wait a poll delay and watch again (a leader too: it must
-        see a foreign write at once). Poll for a while when watching is refused or keeps
-        failing, then try watching again. While leading and polling, the renewals read."""
+        """Watch; after a failure wait a poll delay, read, and watch again (a leader too: it
+        must see a foreign write at once). Poll for a while when watching is refused, or
+        keeps failing while reads work, then try watching again. While leading and
+        polling, the renewals read."""
         failures = 0
         polls_left = 0
         refused_before = False
@@ -319,6 +320,7 @@ class Engine:
                 await self.read()
             except LockError as exc:
                 logger.info("%s: read failed: %s", self.handle.description, exc)
+                failures = 0  # the server is unreachable (a restart): polling would not help
 
     async def _watch_session(self) -> None:
         """Watch until the stream ends; pause first if the last one ended at once."""
