@@ -183,14 +183,17 @@ class KubeClient:
                 generation = self._credentials.generation
                 if body is not None:
                     headers["Content-Type"] = content_type or "application/json"
+                request = client.build_request(
+                    method,
+                    path,
+                    params=dict(params) if params else None,
+                    content=body,
+                    headers=headers,
+                )
+                if body is not None:
+                    request.stream = _Body(body)
                 try:
-                    response = await client.request(
-                        method,
-                        path,
-                        params=dict(params) if params else None,
-                        content=body,
-                        headers=headers,
-                    )
+                    response = await client.send(request)
                 except httpx.HTTPError as exc:
                     raise self._connection_error(exc) from None
             self._note_warnings(response)
@@ -288,6 +291,38 @@ class KubeClient:
         kind = type(exc).__name__
         detail = _reason(exc) or kind
         return ApiConnectionError(f"cannot talk to {self.config.server}: {kind}: {detail}")
+
+
+@final
+class _Body(httpx.AsyncByteStream):
+    """A request body whose iterator is a plain object, not an async generator.
+
+    httpx's own (`ByteStream.__aiter__`) is an async generator, which httpcore leaves
+    suspended when sending fails half-way (a connection reset by a restarting apiserver);
+    trio then warns when the garbage collector finds it (encode/httpx#3686)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return _Once(self._data)
+
+
+@final
+class _Once:
+    """An async iterator that yields `data` once."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data: bytes | None = data
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._data is None:
+            raise StopAsyncIteration
+        data, self._data = self._data, None
+        return data
 
 
 _WARNING = re.compile(r'\d{3} \S+ "((?:[^"\\]|\\.)*)"')
