@@ -384,10 +384,10 @@ class ControlPlane:
             self._stop_apiserver()
 
     def start_apiserver(self) -> None:
-        """Start kube-apiserver again after `stop_apiserver()`, on the same port, and block
-        until it is ready (as `restart_apiserver`). Does nothing but wait for readiness
-        when it is running. Raises `PortInUseError` if another process holds the port and
-        `RuntimeError` while etcd is stopped."""
+        """Start kube-apiserver again after `stop_apiserver()` (or after it died), on the
+        same port, and block until it is ready (as `restart_apiserver`). Does nothing but
+        wait for readiness when it is running. Raises `PortInUseError` if another process
+        holds the port and `RuntimeError` while etcd is stopped."""
         with self._lock:
             self._start_apiserver()
 
@@ -397,12 +397,13 @@ class ControlPlane:
 
     def _start_apiserver(self) -> None:
         apiserver, etcd = self._require_booted()
-        if apiserver.pid is not None:
+        if apiserver.running:
             assert self._admin is not None
             self._wait_ready(self._admin, within=_APISERVER_WITHIN)
             return
-        if etcd.pid is None:
+        if not etcd.running:
             raise RuntimeError("etcd is stopped: start_etcd() before start_apiserver()")
+        self._halt(apiserver, _RESTART_GRACE)  # one that exited by itself: reap it
         check_port_free(self._apiserver_port, what="kube-apiserver's secure port")
         try:
             self._launch_apiserver()
@@ -426,7 +427,8 @@ class ControlPlane:
         ready again. Raises `PortInUseError` if another process holds one of its ports."""
         with self._lock:
             _, etcd = self._require_booted()
-            if etcd.pid is None:
+            if not etcd.running:
+                self._halt(etcd, _ETCD_GRACE)  # one that exited by itself: reap it
                 client_port, peer_port = self._etcd_ports
                 check_port_free(client_port, what="etcd's client port")
                 check_port_free(peer_port, what="etcd's peer port")
@@ -466,8 +468,8 @@ class ControlPlane:
 
     def ensure_running(self) -> None:
         """Undo any fault: resume a paused apiserver, start etcd and the apiserver where
-        stopped, and block until ready. Put it in a `finally` of a test that injects faults
-        into a shared control plane."""
+        stopped (or dead), and block until ready. Put it in a `finally` of a test that
+        injects faults into a shared control plane."""
         with self._lock:
             apiserver, _ = self._require_booted()
             if apiserver.running:
