@@ -35,6 +35,7 @@ from trio_election._kube_locks._records import record_from_annotation, record_fr
 from trio_election.testing import History, Interval
 from trio_election.testing._binaries import cache_dir, find_clientgo_candidate
 from trio_election.testing._kubeconfig import write_kubeconfig
+from trio_election.testing._processes import Reaper
 
 from ._proxy import Proxy
 
@@ -337,10 +338,13 @@ class Fleet:
     proxies: list[Proxy] = field(default_factory=list[Proxy])
     namespace: str = field(init=False)
     recorder: LockRecorder = field(init=False)
+    reaper: Reaper = field(init=False)
+    """Kills the candidates should this process die without closing the fleet."""
 
     def __post_init__(self) -> None:
         self.namespace = self.control_plane.create_namespace("interop")
         self.recorder = LockRecorder(self.control_plane, self.namespace, self.resource, self.name)
+        self.reaper = Reaper()
 
     def __enter__(self) -> Self:
         return self
@@ -408,6 +412,7 @@ class Fleet:
         peer = Peer(kind, identity, args, self.folder / f"{identity}.log", _child_env())
         peer.proxy = proxy
         self.peers.append(peer)
+        self.reaper.watch_group(peer.process.pid)
         peer.wait_for("ready", within=STARTUP_WITHIN)
         return peer
 
@@ -440,6 +445,7 @@ class Fleet:
     def close(self) -> None:
         for peer in self.peers:
             peer.kill()
+        self.reaper.release()
         for proxy in self.proxies:
             proxy.close()
         self.recorder.close()
