@@ -248,14 +248,10 @@ def build(bin_dir: Path) -> None:
 
 
 def build_clientgo(bin_dir: Path) -> None:
-    """Build the client-go candidate from tests/peers/clientgo unless it is up to date.
+    """Build the client-go candidate from tests/peers/clientgo.
 
     `-mod=readonly`: the build uses the committed go.mod and go.sum as they are (a missing
     checksum is an error to fix there with `go mod tidy`, never rewritten by a build)."""
-    found = binaries.find_clientgo_candidate(CLIENTGO_SOURCE)
-    if found is not None:
-        progress(f"reusing {found} (built from the current tests/peers/clientgo)")
-        return
     check_go()
     name = binaries.CLIENTGO_CANDIDATE
     progress(f"go build tests/peers/clientgo -> {name}")
@@ -333,7 +329,10 @@ def control_plane(if_needed: bool) -> int:
 def clientgo_candidate(if_needed: bool) -> int:
     """Build the interop tests' client-go peer into the cache folder (even when the control
     plane binaries come from $KUBEBUILDER_ASSETS)."""
-    if binaries.find_clientgo_candidate(CLIENTGO_SOURCE) is not None and if_needed:
+    found = binaries.find_clientgo_candidate(CLIENTGO_SOURCE)
+    if found is not None:
+        if not if_needed:
+            progress(f"reusing {found} (built from the current tests/peers/clientgo)")
         return 0
     if not (CLIENTGO_SOURCE / "main.go").is_file():
         progress(f"no {CLIENTGO_SOURCE}: the client-go interop tests will be skipped")
@@ -343,8 +342,8 @@ def clientgo_candidate(if_needed: bool) -> int:
             "Go is not installed to build the client-go candidate of the interop tests "
             f"(tests/peers/clientgo -> {binaries.cache_dir()})"
         )
-        if os.environ.get("CI") == "true" or not if_needed:
-            print(f"error: {message}", file=sys.stderr)
+        if os.environ.get("CI") == "true":
+            print(f"error: CI=true: {message}", file=sys.stderr)
             return 1
         print(f"client-go interop tests will be skipped: {message}")
         return 0
