@@ -368,3 +368,26 @@ async def test_an_apiserver_restart_costs_no_leadership(
     # every verb had worked before the restart: no 403 was taken for a missing permission
     assert messages(caplog, "which has worked before")
     assert not messages(caplog, "retried for up to")
+
+
+async def test_403_on_patch_and_put_alike_is_warm_up_not_a_switch_to_put(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A new leader whose first renew meets an apiserver still filling its RBAC caches:
+    patch and PUT are both refused, so nothing says PUT is the verb to use."""
+    api = FakeKubeApi(verbs={"leases": ALL_VERBS})
+    async with api.client() as kube:
+        lock = LeaseLock("default", "my-app", kube)
+        obs = await lock.create(rec("me"))  # patch has not worked yet
+        api.verbs = {"leases": frozenset()}  # everything refused for a moment
+        api.clear_requests()
+        with pytest.raises(te.LockError):
+            await lock.update(rec("me", 1), obs)
+        assert [(r.verb, r.status) for r in api.requests if r.verb != "get"] == [
+            ("patch", 403),
+            ("update", 403),
+        ]
+        api.verbs = {"leases": ALL_VERBS}
+        api.clear_requests()
+        await lock.update(rec("me", 2), obs)
+        assert [(r.verb, r.status) for r in api.requests] == [("patch", 200)]

@@ -10,8 +10,10 @@ an annotation):
   changed, and everything else on the object (labels, other annotations, other fields) is
   kept. One request, no read first. When RBAC allows ``update`` but not ``patch`` (403 on
   a patch that has never worked), the handle ``PUT``\\ s the whole object as last seen, with
-  its ``resourceVersion`` (reading it first if it has not seen that version), and tries
-  ``PATCH`` again after `PATCH_RETRY_SECONDS`.
+  its ``resourceVersion`` (reading it first if it has not seen that version); once such a
+  ``PUT`` has worked it writes with ``PUT`` only, and tries ``PATCH`` again after
+  `PATCH_RETRY_SECONDS`. (When the ``PUT`` is refused too, RBAC may be warming up: nothing
+  is switched.)
 - **watch**: a Kubernetes watch of the collection with a field selector on the name,
   resumed from the last ``resourceVersion`` (bookmarks included); 410 Gone re-reads.
 
@@ -287,6 +289,11 @@ class KubeLock:
                 raise LockNotFound(f"{self.description} does not exist") from exc
             except ForbiddenError as exc:
                 self._patch_refused(exc)
+                # PUT this time; only a PUT that works while patch is refused switches the
+                # handle to PUT (a 403 on both is RBAC warming up, or no rights at all)
+                written = await self._put(client, record, based_on)
+                self._put_instead(exc)
+                return written
             else:
                 if self._put_until is not None:
                     self._put_until = None
@@ -296,13 +303,16 @@ class KubeLock:
 
     def _patch_refused(self, exc: ForbiddenError) -> None:
         """A 403 on ``PATCH``: retried (`LockError`) if patch has worked and the refusals
-        have not lasted the grace window; else write with ``PUT`` for a while."""
+        have not lasted the grace window; else the caller tries ``PUT``."""
         if self._permissions.has_worked("patch"):
             transient = self._permissions.judge("patch", exc)
             if transient is not None and (
                 self._permissions.persisted("patch") < _forbidden.FORBIDDEN_GRACE_SECONDS
             ):
                 raise transient from exc
+
+    def _put_instead(self, exc: ForbiddenError) -> None:
+        """``PUT`` worked where ``PATCH`` was refused: write with ``PUT`` for a while."""
         self._put_until = trio.current_time() + PATCH_RETRY_SECONDS
         self._patch_refusals += 1
         logger.log(
