@@ -119,8 +119,9 @@ class Permissions:
                     exc.resource or "the lock's resource",
                     exc.message,
                 )
+            lasted = f" for {now - streak.since:.3g} s" if now > streak.since else ""
             return LockError(
-                f"{self._description}: {verb} refused (403) for {now - streak.since:.3g} s; "
-                f"retried for up to {grace:.3g} s: {exc.message}"
+                f"{self._description}: {verb} refused (403){lasted}; retried for up to "
+                f"{grace:.3g} s: {exc.message}"
             )
         return None
