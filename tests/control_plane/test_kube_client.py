@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import trio
+import trustme
 import yaml
 
+import trio_election as te
 from trio_election._kube import (
     AlreadyExistsError,
     ConflictError,
@@ -23,8 +25,10 @@ from trio_election._kube import (
     KubeClient,
     KubeConfig,
     NotFoundError,
+    TLSVerificationError,
     UnauthorizedError,
 )
+from trio_election._kube_locks import LeaseLock
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -295,3 +299,24 @@ async def test_endpoints_deprecation_warning_logged_once(
     warned = [r.getMessage() for r in caplog.records if "Endpoints is deprecated" in r.getMessage()]
     assert len(warned) == 1
     assert control_plane.admin_token not in caplog.text
+
+
+async def test_wrong_ca_fails_elect_at_once(
+    tmp_path: Path, control_plane: ControlPlane, holder: TestUser
+) -> None:
+    """A kubeconfig whose CA did not sign the apiserver's certificate cannot heal: elect()
+    raises on entry instead of retrying forever."""
+    path = kubeconfig_for(tmp_path / "kc", control_plane, {"token": holder.token}, holder.namespace)
+    wrong_ca = tmp_path / "wrong-ca.crt"
+    wrong_ca.write_bytes(trustme.CA().cert_pem.bytes())
+    path.write_text(path.read_text().replace(str(control_plane.ca_file), str(wrong_ca)))
+    async with KubeClient(KubeConfig.load(path)) as client:
+        with trio.fail_after(10), pytest.raises(TLSVerificationError) as info:
+            async with te.elect(LeaseLock(holder.namespace, "wrong-ca", client), identity="a"):
+                pytest.fail("led through an unverified server")  # pragma: no cover
+    message = str(info.value)
+    assert f"TLS verification of the API server {control_plane.server} failed: " in message
+    assert f"clusters[test].cluster.certificate-authority ({wrong_ca})" in message
+    assert f"kubeconfig {path}, context test" in message
+    assert "That CA did not sign the server's certificate" in message
+    assert holder.token not in message

@@ -27,6 +27,7 @@ from trio_election._kube_locks import (
     KubeLock,
     LeaseLock,
     MultiLock,
+    _forbidden,
     lock_from_string,
 )
 
@@ -298,6 +299,13 @@ async def test_lease_in_a_missing_namespace(
 # ---------------------------------------------------------------- RBAC profiles
 
 
+@pytest.fixture
+def short_grace(monkeypatch: pytest.MonkeyPatch) -> float:
+    """A grace window for 403s of 1 s instead of 15 s, to keep these tests short."""
+    monkeypatch.setattr(_forbidden, "FORBIDDEN_GRACE_SECONDS", 1.0)
+    return 1.0
+
+
 async def test_nothing_allowed(
     control_plane: ControlPlane,
     namespace: str,
@@ -305,19 +313,31 @@ async def test_nothing_allowed(
     recorder: Recorder,
     resource: str,
     name: str,
+    short_grace: float,
 ) -> None:
     async with open_client(control_plane, users["nothing"], recorder) as kube:
         lock = LOCK_TYPES[resource](namespace, name, kube)
+        # first retried, in case the apiserver has just started; then a missing permission
+        with pytest.raises(te.LockError, match=f'cannot get resource "{resource}"'):
+            await lock.get()
+        await trio.sleep(short_grace)
         with pytest.raises(ForbiddenError) as caught:
             await lock.get()
         assert not isinstance(caught.value, te.LockError)
         message = str(caught.value)
         assert f'cannot get resource "{resource}"' in message
+        assert f'Grant the "get" verb on "{resource}"' in message
         assert users["nothing"].username in message
+        with pytest.raises(te.LockError, match=f'cannot create resource "{resource}"'):
+            await lock.create(mine())
+        await trio.sleep(short_grace)
         with pytest.raises(ForbiddenError, match=f'cannot create resource "{resource}"'):
             await lock.create(mine())
-        with pytest.raises(ForbiddenError, match=f'cannot get resource "{resource}"'):
-            async with te.elect(lock, identity="x", client=kube):
+        with (
+            trio.fail_after(10),
+            pytest.raises(ForbiddenError, match=f'cannot get resource "{resource}"'),
+        ):
+            async with te.elect(lock.with_client(kube), identity="x", client=kube):
                 pytest.fail("never leads")  # pragma: no cover
 
 
@@ -331,6 +351,7 @@ async def test_profiles(
     name: str,
     profile: str,
     caplog: pytest.LogCaptureFixture,
+    short_grace: float,
 ) -> None:
     caplog.set_level(logging.INFO, logger="trio_election")
     may_patch = "patch" in PROFILES[profile]
@@ -350,6 +371,12 @@ async def test_profiles(
             assert f'cannot patch resource "{resource}"' in notes[0].getMessage()
         watcher = LOCK_TYPES[resource](namespace, name, kube)
         if not may_watch:
+            with pytest.raises(te.LockError) as caught:  # for the grace window: retried
+                async with aclosing(watcher.watch(obs)) as events:
+                    async for _ in events:
+                        pass  # pragma: no cover
+            assert type(caught.value) is te.LockError
+            await trio.sleep(short_grace)
             with pytest.raises(te.WatchUnavailable, match=f'cannot watch resource "{resource}"'):
                 async with aclosing(watcher.watch(obs)) as events:
                     async for _ in events:
@@ -501,3 +528,78 @@ def test_we_read_a_lease_from_kubectl_apply(
         9,
     )
     assert json.loads(obs.raw)["holderIdentity"] == "go-candidate_42"
+
+
+# ---------------------------------------------------------------- an apiserver restart
+
+
+async def test_an_apiserver_restart_is_retried(
+    control_plane: ControlPlane,
+    namespace: str,
+    users: Mapping[str, TestUser],
+    recorder: Recorder,
+    name: str,
+) -> None:
+    """Across a real restart (refused connections, then, for a moment, 403 for bound users
+    while the RBAC caches fill) a handle whose verbs have worked sees only `LockError`s:
+    it keeps PATCHing and watching, and never takes the 403 for a missing permission."""
+    async with open_client(control_plane, users["everything"], recorder) as kube:
+        writer = LeaseLock(namespace, name, kube)
+        watcher = LeaseLock(namespace, name, kube)
+        obs = await writer.create(mine())
+        seen = Seen()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(seen.follow, watcher, obs)
+            await trio.sleep(0.3)
+            obs = await writer.update(mine(1), obs)
+            await seen.wait_for(1)  # get, patch and watch have all worked
+            nursery.cancel_scope.cancel()
+        failures: list[te.LockError] = []
+        restarted = trio.Event()
+        second = 1
+
+        async def write_until_healed() -> None:
+            nonlocal obs, second
+            healthy_since = None
+            while healthy_since is None or trio.current_time() - healthy_since < 2:
+                second += 1
+                try:
+                    obs = await writer.update(mine(second), await writer.get())
+                except te.LockError as exc:
+                    failures.append(exc)
+                    healthy_since = None
+                else:
+                    if restarted.is_set() and healthy_since is None:
+                        healthy_since = trio.current_time()
+                await trio.sleep(0.02)
+
+        async def watch_until_healed() -> None:
+            last = obs
+            while True:
+                try:
+                    async with aclosing(watcher.watch(last)) as events:
+                        async for event in events:
+                            if restarted.is_set():
+                                return  # watching again after the restart
+                            last = event
+                except te.WatchUnavailable:
+                    raise  # a 403 taken for a missing watch permission: the old mistake
+                except te.LockError as exc:
+                    failures.append(exc)
+                    await trio.sleep(0.05)
+
+        try:
+            with trio.fail_after(120):
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(write_until_healed)
+                    nursery.start_soon(watch_until_healed)
+                    await trio.to_thread.run_sync(control_plane.restart_apiserver)
+                    restarted.set()
+        finally:
+            await trio.to_thread.run_sync(control_plane.ensure_running)
+            for user in users.values():
+                await trio.to_thread.run_sync(control_plane.wait_for_rights, user)
+    assert failures  # the restart was seen
+    writes = [(verb, status) for verb, _, status in recorder.requests if verb != "get"]
+    assert ("update", 200) not in writes  # PATCH throughout: never switched to PUT
+    assert writes[-1] == ("patch", 200)
