@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from ._fleet import Fleet, Kind, Peer, Resource, Version
+from ._fleet import Fleet, Kind, Peer, Version
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -210,11 +210,10 @@ def test_all_three_on_one_lease(fleet: Fleet) -> None:
     check_versions(fleet)
 
 
-@pytest.mark.parametrize("resource", ["configmaps"])
 def test_trio_and_kubernetes_python_client_on_a_configmap(
-    control_plane: ControlPlane, tmp_path: Path, resource: Resource
+    control_plane: ControlPlane, tmp_path: Path
 ) -> None:
-    with Fleet(control_plane, tmp_path, resource=resource) as fleet:
+    with Fleet(control_plane, tmp_path, resource="configmaps") as fleet:
         ours = first_leader(fleet, "trio", "trio-1")
         second = follower(fleet, "trio", "trio-2", ours)
         handover(fleet, ours, second, signal.SIGTERM)  # term 1
