@@ -102,7 +102,7 @@ def test_clientgo_late_release_clears_its_successors_lease(fleet: Fleet) -> None
     print(
         f"  partition healed {healed - started:.3f} s into the successor's term; "
         f"client-go kept leading {late:.3f} s into it, then emptied the holder; "
-        f"ours stopped {reaction * 1000:.1f} ms after the apiserver sent that ({lost.arg})"
+        f"ours stopped {reaction * 1000:.1f} ms after the test's own watch saw it ({lost.arg})"
     )
     assert reaction < 1.0
     again = ours.wait_for("started-leading", since=emptied.time, within=5)  # campaigns again
