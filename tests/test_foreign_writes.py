@@ -19,6 +19,7 @@ import trio
 import trio.testing
 
 import trio_election as te
+from trio_election.testing import History
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Callable
@@ -252,3 +253,34 @@ async def test_taking_over_an_unreadable_record_never_lowers_the_term(
         async with election.leading() as leadership:
             assert 16 <= trio.current_time() <= 16.2  # waited out as any lease
             assert leadership.term == 8
+
+
+async def test_a_foreign_release_while_the_leader_is_cut_off_overlaps_until_its_deadline(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The documented limit: two faults at once. The leader cannot see the foreign release
+    (it is cut off from the API), a follower takes the freed lock at once, and the leader's
+    work stops only at its renew deadline. The overlap is measured, and bounded by it."""
+    lock = te.MemoryLock()
+    history = History()
+    leader_handle = lock.handle()
+
+    async def follower() -> None:
+        async with te.elect(lock, identity="f", stop_on_sigterm=False):
+            with history.leading("f"):
+                await trio.sleep(20)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(follower)
+        with pytest.raises(te.LeadershipLost, match="renew deadline"):
+            async with te.elect(leader_handle, identity="l"):
+                with history.leading("l"):
+                    await trio.sleep(5)  # last renew sent at 4: deadline 14
+                    leader_handle.hang()  # cut off
+                    lock.put_record(released_by_another(0))  # and released by another
+                    await trio.sleep_forever()
+    (first, second), *_ = history.overlaps()
+    assert (first.identity, second.identity) == ("l", "f")
+    overlap = first.end - second.start
+    assert overlap == 14 - 5
+    assert overlap <= 10  # at most renew_deadline
