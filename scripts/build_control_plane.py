@@ -5,16 +5,12 @@
     python scripts/build_control_plane.py --if-needed  # never fail just because Go is missing
     python scripts/build_control_plane.py --print-dir  # the folder the binaries are in
 
-`k8s.io/kubernetes` cannot be built with `go install pkg@version`: its go.mod points its
-staging modules (`k8s.io/api`, `k8s.io/apiserver`, ...) at `./staging/...`, and replace lines
-only count in the main module. So this writes a small module of our own that requires
-`k8s.io/kubernetes` and replaces every staging module with its published `v0.X.Y` twin,
-copying the release's `go` and `godebug` lines, then builds the three commands in it. etcd
-is the one that release pins (`go.etcd.io/etcd/server/v3`, 3.6.x), built in the same module.
-
-It also builds the client-go candidate of the interop tests (tests/peers/clientgo, a small
-module of its own with a committed go.sum) into the same folder, and rebuilds it whenever its
-sources change: the reuse check is a hash of main.go, go.mod and go.sum.
+The control-plane build itself lives in the package (`trio_election/testing/_build.py`,
+also run by `trio-election control-plane build`); this script runs it without importing the
+package (standard library only, so CI can call it before any virtualenv exists), and adds
+what only a checkout has: the client-go candidate of the interop tests (tests/peers/clientgo,
+a small module of its own with a committed go.sum), built into the same folder and rebuilt
+whenever its sources change (the reuse check is a hash of main.go, go.mod and go.sum).
 
 Where the binaries go and how they are found again: `trio_election/testing/_binaries.py`
 (`$KUBEBUILDER_ASSETS`, `$TRIO_ELECTION_K8S_BIN`, `~/.cache/trio-election/k8s/<version>/`).
@@ -24,15 +20,11 @@ Standard library only; Python 3.11.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import importlib.util
-import json
+import importlib
 import os
-import re
 import shutil
-import subprocess
 import sys
-import time
+import types
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,211 +32,33 @@ REPO = Path(__file__).resolve().parent.parent
 
 if TYPE_CHECKING:
     from trio_election.testing import _binaries as binaries
+    from trio_election.testing import _build as _package_build
 else:
-    # by path, so that the package (and its dependencies) need not be importable here
-    _spec = importlib.util.spec_from_file_location(
-        "_trio_election_binaries", REPO / "trio_election" / "testing" / "_binaries.py"
-    )
-    assert _spec is not None
-    assert _spec.loader is not None
-    binaries = importlib.util.module_from_spec(_spec)
-    sys.modules[_spec.name] = binaries
-    _spec.loader.exec_module(binaries)
+    # trio_election/testing's modules as a bare package of their own, so that neither the
+    # package nor its dependencies need be importable here
+    _package = types.ModuleType("_trio_election_testing")
+    _package.__path__ = [str(REPO / "trio_election" / "testing")]
+    sys.modules[_package.__name__] = _package
+    binaries = importlib.import_module("_trio_election_testing._binaries")
+    _package_build = importlib.import_module("_trio_election_testing._build")
 
-K8S = "k8s.io/kubernetes"
+# the build's steps, under the names this script has always had
+K8S = _package_build.K8S
+COMMANDS = _package_build.COMMANDS
+BuildError = _package_build.BuildError
+progress = _package_build.progress
+go_env = _package_build.go_env
+run_go = _package_build.run_go
+check_go = _package_build.check_go
+go_version = _package_build.go_version
+download_release_gomod = _package_build.download_release_gomod
+parse_gomod = _package_build.parse_gomod
+write_build_module = _package_build.write_build_module
+ldflags = _package_build.ldflags
+build = _package_build.build
+etcd_version = _package_build.etcd_version
+
 CLIENTGO_SOURCE = REPO / "tests" / "peers" / "clientgo"
-COMMANDS = {
-    "kube-apiserver": f"{K8S}/cmd/kube-apiserver",
-    "kubectl": f"{K8S}/cmd/kubectl",
-    "etcd": binaries.ETCD_MODULE,
-}
-START = time.monotonic()
-
-
-class BuildError(Exception):
-    """A build that cannot go on; the message says why and what to do."""
-
-
-def progress(message: str) -> None:
-    print(f"[control-plane {time.monotonic() - START:6.1f}s] {message}", flush=True)
-
-
-def go_env(build_dir: Path | None = None, *, mod: str = "mod") -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(CGO_ENABLED="0", GOTOOLCHAIN="local", GOFLAGS=f"-mod={mod}", GOWORK="off")
-    if build_dir is not None:
-        env["PWD"] = str(build_dir)
-    return env
-
-
-def run_go(args: list[str], cwd: Path, *, capture: bool = False, mod: str = "mod") -> str:
-    """Run `go ARGS`; its stderr goes to ours (download progress) unless captured."""
-    done = subprocess.run(
-        ["go", *args],
-        cwd=cwd,
-        env=go_env(cwd, mod=mod),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE if capture else None,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        detail = (done.stderr or "").strip()[-2000:] if capture else "(see above)"
-        raise BuildError(f"`go {' '.join(args)}` failed:\n{detail}")
-    return done.stdout
-
-
-def check_go() -> None:
-    if shutil.which("go") is None:
-        raise BuildError(
-            "Go is not installed (no `go` on PATH). Install Go >= 1.26 from "
-            "https://go.dev/dl/, or set $KUBEBUILDER_ASSETS to a folder holding "
-            "kube-apiserver and etcd."
-        )
-
-
-def go_version() -> tuple[int, ...]:
-    out = subprocess.run(
-        ["go", "env", "GOVERSION"], env=go_env(), capture_output=True, text=True, check=True
-    ).stdout.strip()
-    match = re.match(r"go(\d+)\.(\d+)(?:\.(\d+))?", out)
-    if match is None:  # a development toolchain: trust it
-        return (999,)
-    return tuple(int(part or 0) for part in match.groups())
-
-
-def download_release_gomod(work: Path) -> str:
-    """The text of `k8s.io/kubernetes`'s go.mod at the pinned release, via the module proxy."""
-    progress(f"reading {K8S}@{binaries.K8S_VERSION}'s go.mod from the Go module proxy")
-    target = f"{K8S}@{binaries.K8S_VERSION}"
-    done = subprocess.run(
-        ["go", "mod", "download", "-json", target],
-        cwd=work,
-        env=go_env(work),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    info: dict[str, str] = {}
-    with contextlib.suppress(json.JSONDecodeError):
-        info = json.loads(done.stdout) if done.stdout.strip() else {}
-    if done.returncode != 0 or "GoMod" not in info:
-        proxy = subprocess.run(
-            ["go", "env", "GOPROXY"], env=go_env(), capture_output=True, text=True, check=False
-        ).stdout.strip()
-        reason = info.get("Error") or done.stderr.strip()[-1000:]
-        raise BuildError(
-            f"cannot fetch {target} from the Go module proxy (GOPROXY={proxy or 'unset'}): "
-            f"{reason}\nThe build needs a Go module proxy that serves the k8s.io and "
-            "go.etcd.io modules (see `go help goproxy`)."
-        )
-    return Path(info["GoMod"]).read_text()
-
-
-def parse_gomod(text: str) -> tuple[str, list[str], list[str]]:
-    """The `go` version, the `godebug` settings and the staging modules replaced to ./staging."""
-    go_line = ""
-    godebug: list[str] = []
-    staging: list[str] = []
-    block = ""
-    for raw in text.splitlines():
-        line = raw.split("//", 1)[0].strip()
-        if not line:
-            continue
-        if block:
-            if line == ")":
-                block = ""
-                continue
-            words = f"{block} {line}"
-        else:
-            match = re.fullmatch(r"(\w+)\s*\(", line)
-            if match:
-                block = match.group(1)
-                continue
-            words = line
-        verb, _, rest = words.partition(" ")
-        rest = rest.strip()
-        if verb == "go":
-            go_line = rest
-        elif verb == "godebug":
-            godebug.append(rest)
-        elif verb == "replace":
-            old, _, new = rest.partition("=>")
-            if new.strip().startswith("./staging/"):
-                staging.append(old.split()[0])
-    if not go_line or not staging:
-        raise BuildError(f"unexpected {K8S} go.mod: no `go` line or no staging replaces")
-    return go_line, godebug, sorted(staging)
-
-
-def write_build_module(
-    build_dir: Path, go_line: str, godebug: list[str], staging: list[str]
-) -> None:
-    staging_version = "v0." + binaries.K8S_VERSION.removeprefix("v1.")
-    lines = [
-        "// Generated by scripts/build_control_plane.py: builds the control plane binaries.",
-        "module trio-election.invalid/control-plane-build",
-        "",
-        f"go {go_line}",
-        "",
-    ]
-    if godebug:
-        lines += ["godebug (", *(f"\t{setting}" for setting in godebug), ")", ""]
-    lines += [f"require {K8S} {binaries.K8S_VERSION}", "", "replace ("]
-    lines += [f"\t{module} => {module} {staging_version}" for module in staging]
-    lines += [")", ""]
-    build_dir.mkdir(parents=True, exist_ok=True)
-    gomod = build_dir / "go.mod"
-    new = "\n".join(lines)
-    if not gomod.exists() or not (build_dir / "go.sum").exists():
-        gomod.write_text(new)
-        (build_dir / "go.sum").unlink(missing_ok=True)
-    elif not gomod.read_text().startswith(new.split("require", 1)[0]):
-        gomod.write_text(new)
-
-
-def ldflags(name: str) -> str:
-    if name == "etcd":
-        return "-s -w"
-    major, minor = binaries.K8S_VERSION.removeprefix("v").split(".")[:2]
-    flags = ["-s", "-w"]
-    for package in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
-        flags += [
-            f"-X {package}.gitVersion={binaries.K8S_VERSION}",
-            f"-X {package}.gitMajor={major}",
-            f"-X {package}.gitMinor={minor}",
-            f"-X {package}.gitTreeState=clean",
-        ]
-    return " ".join(flags)
-
-
-def build(bin_dir: Path) -> None:
-    check_go()
-    version = go_version()
-    progress(f"building into {bin_dir} with go {'.'.join(map(str, version))}")
-    build_dir = bin_dir / "build-module"
-    build_dir.mkdir(parents=True, exist_ok=True)
-    go_line, godebug, staging = parse_gomod(download_release_gomod(build_dir))
-    wanted = tuple(int(part) for part in re.findall(r"\d+", go_line)[:3])
-    if version < wanted[: len(version)]:
-        raise BuildError(
-            f"{K8S}@{binaries.K8S_VERSION} needs go >= {go_line}, this is "
-            f"{'.'.join(map(str, version))}: install a newer Go from https://go.dev/dl/"
-        )
-    progress(f"build module: go {go_line}, {len(godebug)} godebug, {len(staging)} staging")
-    write_build_module(build_dir, go_line, godebug, staging)
-    targets = [f"{package}@{binaries.K8S_VERSION}" for package in list(COMMANDS.values())[:2]]
-    progress(f"go get {' '.join(targets)} (downloads the modules on a cold cache)")
-    run_go(["get", *targets], build_dir)
-    for name, package in COMMANDS.items():
-        progress(f"go build {package} -> {name}")
-        partial = bin_dir / f".{name}.partial"
-        args = ["build", "-mod=mod", "-trimpath", "-ldflags", ldflags(name)]
-        run_go([*args, "-o", str(partial), package], build_dir)
-        partial.replace(bin_dir / name)
-    stamp = {"kubernetes": binaries.K8S_VERSION, "etcd": etcd_version(bin_dir / "etcd")}
-    (bin_dir / binaries.STAMP).write_text(json.dumps(stamp) + "\n")
-    progress(f"done: {stamp}")
 
 
 def build_clientgo(bin_dir: Path) -> None:
@@ -263,12 +77,6 @@ def build_clientgo(bin_dir: Path) -> None:
     partial.replace(bin_dir / name)
     (bin_dir / f"{name}.sha256").write_text(digest + "\n")
     progress(f"built {bin_dir / name}")
-
-
-def etcd_version(etcd: Path) -> str:
-    out = subprocess.run([etcd, "--version"], capture_output=True, text=True, check=False)
-    match = re.search(r"etcd Version: (\S+)", out.stdout)
-    return match.group(1) if match else "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -296,34 +104,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def control_plane(if_needed: bool) -> int:
-    found = binaries.find_binaries()
-    if found is not None:
-        if not if_needed:
-            kubectl = "" if found.kubectl else " (no kubectl)"
-            progress(f"reusing the binaries in {found.bin_dir}{kubectl} ({found.source})")
-        return 0
-    if os.environ.get("KUBEBUILDER_ASSETS"):
-        print(f"error: {binaries.missing_message()}", file=sys.stderr)
-        return 1
-    if if_needed and shutil.which("go") is None:
-        if os.environ.get("CI") == "true":
-            print(
-                "error: CI=true, the control plane binaries are missing and Go is not "
-                f"installed to build them; {binaries.missing_message()}",
-                file=sys.stderr,
-            )
-            return 1
-        print(f"control plane tests will be skipped: {binaries.missing_message()}")
-        return 0
-    try:
-        build(binaries.cache_dir())
-    except BuildError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted; the next run picks up where this one stopped", file=sys.stderr)
-        return 130
-    return 0
+    """kube-apiserver, kubectl and etcd: reuse or build (see `ensure_control_plane`)."""
+    return _package_build.ensure_control_plane(if_needed)
 
 
 def clientgo_candidate(if_needed: bool) -> int:
