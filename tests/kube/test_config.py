@@ -253,6 +253,17 @@ def test_cluster_fields(tmp_path: Path, pki: Pki) -> None:
     assert config.tls_server_name == "api.internal"
     assert config.proxy_url == "http://proxy.test:3128"
     assert config.insecure_skip_tls_verify is False
+    assert config.certificate_authority_source == (
+        f"kubeconfig {tmp_path / 'kc'}, clusters[main].cluster.certificate-authority-data"
+    )
+
+
+def test_without_a_ca_the_system_trust_store_is_named(tmp_path: Path) -> None:
+    path = kubeconfig(tmp_path / "kc", cluster={"server": "https://x:1"})
+    assert KubeConfig.load(path).certificate_authority_source == (
+        f"the system trust store (kubeconfig {path}, clusters[main].cluster sets no "
+        f"certificate-authority)"
+    )
 
 
 def test_insecure_skip_tls_verify(tmp_path: Path) -> None:
@@ -294,6 +305,9 @@ def test_relative_paths_resolve_against_the_kubeconfig_folder(
     monkeypatch.chdir(tmp_path)  # not the kubeconfig's folder
     config = KubeConfig.load(folder / "kc")
     assert config.certificate_authority_data == pki.ca_pem
+    assert config.certificate_authority_source.endswith(
+        f"clusters[main].cluster.certificate-authority ({folder / 'pki' / 'ca.crt'})"
+    )
     assert config.client_certificate_data == pki.client_cert_pem
     assert config.client_key_data == pki.client_key_pem
     assert config.token_file is not None
