@@ -533,6 +533,56 @@ async def test_statistics(autojump_clock: trio.testing.MockClock) -> None:
     assert stats.watching
 
 
+async def test_statistics_say_what_an_operator_asks(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    lock = te.MemoryLock()
+    handle = lock.handle()
+    async with te.open_election(handle, identity="a") as election:
+        async with election.leading():
+            await trio.sleep(4.5)  # renews at 2 and 4
+            handle.conflict(1)  # the renew at 6: a conflict, then read and write
+            await trio.sleep(2)
+            lock.put_record(held_by("x"))  # taken from us at 6.5
+            await trio.sleep_forever()
+        stats = election.statistics()
+    assert stats.terms == 1
+    assert stats.time_leading == 6.5
+    assert stats.renewals == 3
+    assert stats.renew_latency_last == 0  # virtual time: requests take no time
+    assert stats.renew_latency_max == 0
+    assert stats.renewed_at == 6
+    assert stats.conflicts == 1
+    assert stats.losses == {"other_holder": 1}
+    assert stats.requests[("create", "ok")] == 1  # the acquiring write
+    assert stats.requests[("update", "ok")] == 3  # the renews at 2, 4 and 6 (slow path)
+    assert stats.requests[("update", "conflict")] == 1
+    assert stats.requests[("get", "ok")] >= 2  # the first read, the slow path
+
+
+async def test_health_check_fails_only_for_a_leader_whose_work_outlives_its_lease(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    lock = te.MemoryLock()
+    handle = lock.handle()
+    async with te.open_election(handle, identity="a") as election:
+        health = te.HealthCheck(election, tolerance=20)
+        assert health.healthy  # not leading
+        async with election.leading():
+            await trio.sleep(3)
+            assert health.healthy
+            handle.hang()
+            with trio.CancelScope(shield=True):  # work that ignores the cancellation
+                await trio.sleep(30)
+                assert health.healthy  # last renew at 2: 31 s ago, limit 15 + 20
+                await trio.sleep(5)
+                reason = health.check()
+                assert reason is not None
+                assert "last renew was 36.0 s ago" in reason
+            handle.heal()
+        assert health.healthy  # the term is over
+
+
 class LaggingWatch:
     """A handle whose watch delivers every event `lag` seconds late."""
 

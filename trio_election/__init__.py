@@ -20,6 +20,7 @@ from ._exceptions import LockError as LockError
 from ._exceptions import LockNotFound as LockNotFound
 from ._exceptions import Terminated as Terminated
 from ._exceptions import WatchUnavailable as WatchUnavailable
+from ._health import HealthCheck as HealthCheck
 from ._kube import AlreadyExistsError as AlreadyExistsError
 from ._kube import ApiConnectionError as ApiConnectionError
 from ._kube import ApiError as ApiError
@@ -43,13 +44,13 @@ from ._kube_locks import LeaseLock as LeaseLock
 from ._kube_locks import MultiLock as MultiLock
 from ._kube_locks import lock_from_string as lock_from_string
 from ._leadership import Leadership as Leadership
-from ._leadership import Statistics as Statistics
 from ._lock import UNKNOWN_HOLDER as UNKNOWN_HOLDER
 from ._lock import LeaderRecord as LeaderRecord
 from ._lock import LockHandle as LockHandle
 from ._lock import Observation as Observation
 from ._memory import MemoryLock as MemoryLock
 from ._memory import MemoryLockHandle as MemoryLockHandle
+from ._metering import Statistics as Statistics
 from ._seed import ElectionConfig as ElectionConfig
 from ._seed import LeaderCallbacks as LeaderCallbacks
 from ._seed import LeaderElector as LeaderElector
@@ -73,6 +74,7 @@ __all__ = [
     "ExecConfig",
     "ForbiddenError",
     "GoneError",
+    "HealthCheck",
     "InvalidError",
     "KubeClient",
     "KubeConfig",

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Callable, Generator
 
     from ._kube import KubeClient
-    from ._leadership import Leadership, Statistics
+    from ._leadership import Leadership
+    from ._metering import Statistics
     from ._sigterm import SigtermWatch
 
 __all__ = ["Election", "elect", "open_election"]
@@ -110,6 +111,11 @@ class Election:
     def is_leader(self) -> bool:
         """True only inside a live term (before its deadline has fired)."""
         return self._engine.is_leader
+
+    @property
+    def timing(self) -> Timing:
+        """The election's lease duration, renew deadline and retry period (seconds)."""
+        return self._engine.timing
 
     @property
     def leadership(self) -> Leadership | None:

@@ -41,13 +41,14 @@ import trio
 from ._clock import Clock, sleep_until
 from ._config import JITTER_FACTOR, MAX_EXPIRY_DELAY_FRACTION, Timing
 from ._exceptions import ElectionError, LockConflict, LockError, LockNotFound, WatchUnavailable
-from ._leadership import Leadership, Statistics
+from ._leadership import Leadership
 from ._lock import UNKNOWN_HOLDER, LeaderRecord, LockHandle, Observation
+from ._metering import Meter, MeteredHandle, Statistics
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["Engine", "Leadership", "Statistics"]
+__all__ = ["Engine"]
 
 logger = logging.getLogger("trio_election")
 
@@ -67,15 +68,15 @@ RAW_SHOWN = 200
 """How much of an unreadable record a warning shows."""
 
 
-def _why_not_ours(obs: Observation) -> str:
-    """Why an observed state of the lock ends our term."""
+def _why_not_ours(obs: Observation) -> tuple[str, str]:
+    """Why an observed state of the lock ends our term: its kind, and the reason."""
     if not obs.exists:
-        return "the lock object was deleted"
+        return "deleted", "the lock object was deleted"
     if obs.holder is None:
-        return "another process released the lock (its record has an empty holder)"
+        return "released", "another process released the lock (its record has an empty holder)"
     if obs.holder == UNKNOWN_HOLDER:
-        return "the lock's record was overwritten with one that cannot be read"
-    return f"{obs.holder} holds the lock now"
+        return "unreadable", "the lock's record was overwritten with one that cannot be read"
+    return "other_holder", f"{obs.holder} holds the lock now"
 
 
 class _Outcome:
@@ -100,7 +101,8 @@ class Engine:
         release_on_exit: bool = True,
         on_leader_change: Callable[[str | None], None] | None = None,
     ) -> None:
-        self.handle = handle
+        self.meter = Meter()
+        self.handle: LockHandle = MeteredHandle(handle, self.meter)
         self.identity = identity
         self.timing = timing
         self.clock = clock
@@ -127,10 +129,6 @@ class Engine:
         self._term: Leadership | None = None
         self._term_ended = trio.Event()
         self._watching = False
-        self._renewals = 0
-        self._failed_renewals = 0
-        self._slow_path = 0
-        self._transitions_seen = 0
 
     # ------------------------------------------------------------------ queries
     @property
@@ -152,6 +150,8 @@ class Engine:
 
     def statistics(self) -> Statistics:
         term = self._term
+        meter = self.meter
+        renewed_at = meter.renewed_at
         return Statistics(
             identity=self.identity,
             lock=self.handle.description,
@@ -160,10 +160,18 @@ class Engine:
             term=None if term is None else term.term,
             watching=self._watching,
             observed_at=None if self._obs is None else self.clock.to_trio(self._observed_time),
-            renewals=self._renewals,
-            failed_renewals=self._failed_renewals,
-            slow_path_renewals=self._slow_path,
-            transitions_seen=self._transitions_seen,
+            renewals=meter.renewals,
+            failed_renewals=meter.failed_renewals,
+            slow_path_renewals=meter.slow_path_renewals,
+            transitions_seen=meter.transitions_seen,
+            terms=meter.terms,
+            renewed_at=None if renewed_at is None else self.clock.to_trio(renewed_at),
+            renew_latency_last=meter.renew_latency_last,
+            renew_latency_max=meter.renew_latency_max,
+            time_leading=meter.time_leading(self.clock.now()),
+            conflicts=meter.conflicts,
+            requests=dict(meter.requests),
+            losses=dict(meter.losses),
         )
 
     async def wait_changed(self) -> None:
@@ -210,7 +218,7 @@ class Engine:
         holder = obs.holder
         if holder != self._leader:
             if self._leader is not None and holder is not None:
-                self._transitions_seen += 1
+                self.meter.transitions_seen += 1
             self._leader = holder
             self._leader_seq += 1
             logger.info("%s: %s sees leader %s", self.handle.description, self.identity, holder)
@@ -218,7 +226,7 @@ class Engine:
                 self._on_leader_change(holder)
         term = self._term
         if term is not None and holder != self.identity:
-            term._lose(_why_not_ours(obs))
+            term._lose(*_why_not_ours(obs))
         self._changed.set()
         self._changed = trio.Event()
 
@@ -227,7 +235,7 @@ class Engine:
         if self._fatal is None:
             self._fatal = exc
         if self._term is not None:
-            self._term._lose(f"{type(exc).__name__}: {exc}")
+            self._term._lose("fatal", f"{type(exc).__name__}: {exc}")
         self._changed.set()
         self._changed = trio.Event()
 
@@ -466,6 +474,7 @@ class Engine:
             clock_deadline=sent + self.timing.renew_deadline,
         )
         self._term = term
+        self.meter.term_started(sent)
         self._renew_failing = False
         self._term_ended = trio.Event()
         self._observe(result)
@@ -499,8 +508,9 @@ class Engine:
         if term.lost and not term._lost:
             why = self._last_renew_error or "the renewals did not finish in time"
             term._lose(
+                "deadline",
                 f"no successful renew for {self.timing.renew_deadline:g} s "
-                f"(the renew deadline); last renew error: {why}"
+                f"(the renew deadline); last renew error: {why}",
             )
 
     async def _renew_once(self, term: Leadership, sent: float) -> None:
@@ -523,25 +533,25 @@ class Engine:
             except ElectionError as exc:  # the slow path tells transient from fatal
                 logger.debug("%s: renew failed, reading: %s", self.handle.description, exc)
         if result is None:
-            self._slow_path += 1
+            self.meter.slow_path_renewals += 1
             try:
                 result = await self._renew_slow(term, record)
             except LockError as exc:
-                self._failed_renewals += 1
+                self.meter.failed_renewals += 1
                 self._last_renew_error = str(exc)
                 logger.warning("%s: renew failed: %s", self.handle.description, exc)
                 return
             except ElectionError as exc:
-                self._failed_renewals += 1
+                self.meter.failed_renewals += 1
                 logger.error("%s: renew failed for good: %s", self.handle.description, exc)
                 self._fail(exc)
                 return
             if result is None:
                 return
-        self._renewals += 1
         self._renew_failing = False
         self._last_renew_error = ""
         changed = result.version != cached.version and result.raw != cached.raw
+        self.meter.renewed(sent, self.clock.now(), moved_deadline=changed and not term.lost)
         self._own_version = result.version
         self._observe(result)
         if changed and not term.lost:
@@ -561,6 +571,7 @@ class Engine:
         """Mark the term as over (the leader's body has unwound)."""
         self._expire(term)
         if self._term is term:
+            self.meter.term_ended(self.clock.now(), term._loss if term.lost else None)
             self._term = None
             self._term_ended.set()
             self._changed.set()

@@ -1,14 +1,13 @@
-"""What the engine hands out: `Leadership` (one term) and `Statistics` (a snapshot)."""
+"""`Leadership`: one term as leader, as the engine hands it out."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import final
 
 import trio
 
-__all__ = ["Leadership", "Statistics"]
+__all__ = ["Leadership"]
 
 logger = logging.getLogger("trio_election")
 
@@ -30,6 +29,7 @@ class Leadership:
 
     __slots__ = (
         "_clock_deadline",
+        "_loss",
         "_lost",
         "_reason",
         "acquired_at",
@@ -57,6 +57,7 @@ class Leadership:
         self._clock_deadline = clock_deadline
         self._lost = False
         self._reason = ""
+        self._loss = ""
 
     def __repr__(self) -> str:
         state = "lost" if self.lost else "live"
@@ -79,29 +80,13 @@ class Leadership:
             return "the renew deadline passed without a successful renew"
         return ""
 
-    def _lose(self, reason: str) -> None:
-        """End the term now (cancel the work), logging the reason once at WARNING."""
+    def _lose(self, kind: str, reason: str) -> None:
+        """End the term now (cancel the work), logging the reason once at WARNING; `kind`
+        is one of `LOSS_KINDS`, for the statistics."""
         if self._lost:
             return
         self._lost = True
+        self._loss = kind
         self._reason = reason
         logger.warning("%s lost %s (term %d): %s", self.identity, self.lock, self.term, reason)
         self.cancel_scope.cancel(reason=f"leadership lost: {reason}")
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class Statistics:
-    """A snapshot of one candidate's state (`election.statistics()`)."""
-
-    identity: str
-    lock: str
-    leader: str | None
-    is_leader: bool
-    term: int | None
-    watching: bool
-    observed_at: float | None
-    renewals: int
-    failed_renewals: int
-    slow_path_renewals: int
-    transitions_seen: int
