@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Callable, Generator
 
     from ._kube import KubeClient
+    from ._kube_locks._events import EventRecorder
     from ._leadership import Leadership
     from ._metering import Statistics
     from ._sigterm import SigtermWatch
@@ -82,9 +83,12 @@ class Election:
     task is inside `leading()`.
     """
 
-    def __init__(self, engine: Engine, nursery: trio.Nursery) -> None:
+    def __init__(
+        self, engine: Engine, nursery: trio.Nursery, events: EventRecorder | None = None
+    ) -> None:
         self._engine = engine
         self._nursery = nursery
+        self._events = events
         self._in_leading = False
 
     def __repr__(self) -> str:
@@ -170,6 +174,8 @@ class Election:
                     await engine.renew_loop(term)
 
             self._nursery.start_soon(renew)
+            if self._events is not None:
+                self._nursery.start_soon(self._events.became_leader)
             try:
                 with term.cancel_scope:
                     yield term
@@ -178,6 +184,10 @@ class Election:
                 engine.end_term(term)
                 if engine.release_on_exit:
                     await engine.release(term)
+                if self._events is not None:
+                    span = engine.timing.retry_period
+                    with trio.move_on_after(span, shield=True):
+                        await self._events.stopped_leading()
         finally:
             self._in_leading = False
 
@@ -203,6 +213,7 @@ async def open_election(
     retry_period: float = 2.0,
     release_on_exit: bool = True,
     stop_on_sigterm: bool = True,
+    events: str | None = None,
     clock: Clock | None = None,
     on_leader_change: Callable[[str | None], None] | None = None,
 ) -> AsyncGenerator[Election]:
@@ -217,6 +228,11 @@ async def open_election(
     SIGTERM (`stop_on_sigterm`, when trio runs in the main thread) cancels the block: the
     leader's work unwinds, the lock is released, and `Terminated` (a `SystemExit` with status
     143) is raised, whatever the block did with the cancellation.
+
+    `events` (a component name, e.g. ``"my-controller"``) records client-go's Kubernetes
+    Events on a Kubernetes lock object: ``"<identity> became leader"`` and ``"<identity>
+    stopped leading"``, reason ``LeaderElection``. Best effort: a missing ``create events``
+    right is logged once, never raised.
 
     Blocks on entry until the lock has been read once. Raises `ConfigError` for invalid
     arguments, and errors that retrying cannot cure (a missing permission) unwrapped.
@@ -235,10 +251,15 @@ async def open_election(
         raised: BaseException | None = None
         with _sigterm_scope(stop_on_sigterm) as (scope, watch), scope:
             await engine.first_read()
+            recorder = None
+            if events is not None:
+                from ._kube_locks._events import event_recorder
+
+                recorder = event_recorder(handle, component=events, identity=ident)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(engine.run_follower)
                 try:
-                    yield Election(engine, nursery)
+                    yield Election(engine, nursery, recorder)
                 except BaseException as exc:  # re-raised below, outside the nursery, unwrapped
                     raised = exc
                 finally:
@@ -273,6 +294,7 @@ async def elect(
     retry_period: float = 2.0,
     release_on_exit: bool = True,
     stop_on_sigterm: bool = True,
+    events: str | None = None,
     clock: Clock | None = None,
 ) -> AsyncGenerator[Leadership]:
     """Wait until leader, then run the block as the leader's work; one term only.
@@ -298,6 +320,7 @@ async def elect(
             retry_period=retry_period,
             release_on_exit=release_on_exit,
             stop_on_sigterm=stop_on_sigterm,
+            events=events,
             clock=clock,
         ) as election,
         election.leading() as leadership,

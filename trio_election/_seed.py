@@ -56,8 +56,9 @@ class LeaderCallbacks:
 class ElectionConfig:
     """The seed's `LeaderElectionConfig`. Durations are seconds (floats).
 
-    `release_on_exit` and `stop_on_sigterm` are those of `open_election()`: SIGTERM cancels
-    `on_started_leading`, releases the lock, and `run()` raises `Terminated` (status 143).
+    `release_on_exit`, `stop_on_sigterm` and `events` are those of `open_election()`: SIGTERM
+    cancels `on_started_leading`, releases the lock, and `run()` raises `Terminated` (status
+    143); `events` names the component that records Kubernetes Events.
     """
 
     lock: LockSpec
@@ -68,6 +69,7 @@ class ElectionConfig:
     callbacks: LeaderCallbacks | None = None
     release_on_exit: bool = True
     stop_on_sigterm: bool = True
+    events: str | None = None
     client: KubeClient | None = None
     clock: Clock | None = None
 
@@ -156,6 +158,7 @@ class LeaderElector:
             retry_period=config.retry_period,
             release_on_exit=config.release_on_exit,
             stop_on_sigterm=config.stop_on_sigterm,
+            events=config.events,
             clock=config.clock,
             on_leader_change=on_leader_change,
         ) as election:
