@@ -1,12 +1,17 @@
 """The demo: candidates elect a leader, the leader is killed, a follower takes over.
 
-    python -m trio_election.demo              # on a local control plane when one can be
-                                              # built here, else in-process on a MemoryLock
-    python -m trio_election.demo --memory     # in-process candidates on a MemoryLock
+    trio-election demo              # on a local control plane when one can be built
+                                    # here, else in-process on a MemoryLock
+    trio-election demo --memory     # in-process candidates on a MemoryLock
+    python -m trio_election.demo    # the same as `trio-election demo`
 
 It shows every change of leader as it happens, then a timeline of who led when, and
 checks that no two candidates ever led at once. A crash (no release) is followed by a
 takeover once the lease has run out; a graceful stop hands over at once.
+
+The control plane's binaries (kube-apiserver, etcd) are built from Go modules the first
+time, when Go is installed (about six minutes on two cores; `--no-build` skips that), and
+reused afterwards; see `trio-election control-plane --help`.
 """
 
 from __future__ import annotations
@@ -25,11 +30,16 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m trio_election.demo", description=__doc__)
+def _parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("mode", nargs="?", choices=["auto", "candidate"], default="auto")
     parser.add_argument("--memory", action="store_true", help="use a MemoryLock in-process")
+    parser.add_argument(
+        "--no-build",
+        action="store_true",
+        help="never build the control plane (use it when it is there, else a MemoryLock)",
+    )
     parser.add_argument("--candidates", type=int, default=3)
     parser.add_argument("--lease-duration", type=float, default=4.0)
     parser.add_argument("--renew-deadline", type=float, default=3.0)
@@ -41,8 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, prog: str = "python -m trio_election.demo") -> int:
+    args = _parser(prog).parse_args(argv)
     timing = {
         "lease_duration": args.lease_duration,
         "renew_deadline": args.renew_deadline,
@@ -55,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         trio.run(run_candidate, args.lock, args.identity, args.kubeconfig, timing)
         return 0
     if not args.memory:
-        plane = _start_control_plane()
+        plane = _start_control_plane(build=not args.no_build)
         if plane is not None:
             try:
                 return _show(_run_cluster(plane, args.candidates, timing))
@@ -64,15 +74,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _show(_run_memory(args.candidates, timing, args.seed))
 
 
-def _start_control_plane() -> ControlPlane | None:
-    from trio_election.testing import ControlPlane, MissingBinaries
+def _start_control_plane(*, build: bool) -> ControlPlane | None:
+    """A started control plane, or None (having said why) to run on a MemoryLock."""
+    import shutil
 
+    from trio_election.testing import ControlPlane, MissingBinaries, find_binaries
+    from trio_election.testing._binaries import cache_dir
+
+    if find_binaries() is None and build and shutil.which("go") is not None:
+        from trio_election.testing._build import ensure_control_plane
+
+        print(
+            f"building kube-apiserver and etcd from Go modules into {cache_dir()} "
+            "(once; about six minutes on two cores; Ctrl-C stops it, the next run resumes)",
+            flush=True,
+        )
+        if ensure_control_plane(if_needed=False) != 0:
+            print("the build failed (see above); running on a MemoryLock instead", flush=True)
+            return None
     print("starting a local control plane (kube-apiserver + etcd) ...", flush=True)
     try:
         return ControlPlane.start()
     except MissingBinaries as exc:
         print(f"no control plane here ({exc}); running on a MemoryLock instead", flush=True)
-        return None
+    except ModuleNotFoundError as exc:
+        print(
+            f"no control plane here (starting one needs {exc.name!r}: pip install {exc.name}); "
+            "running on a MemoryLock instead",
+            flush=True,
+        )
+    return None
 
 
 def _run_cluster(

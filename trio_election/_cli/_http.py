@@ -1,0 +1,230 @@
+"""`trio-election run --http ADDR`: the leader's name, health and metrics over plain HTTP.
+
+- ``GET /``: ``{"name": "<leader>"}``, the shape of the old Kubernetes ``leader-elector``
+  sidecar (``""`` while nobody holds the lock);
+- ``GET /healthz``: 200 unless this candidate leads with renewals overdue, then 500.
+  "Leads" is client-go's ``IsLeader()`` as its ``HealthzAdaptor`` uses it: the record last
+  observed names this candidate (so a leader cut off from the apiserver still counts);
+  "overdue": its last successful renew is more than ``lease_duration + tolerance`` old;
+- ``GET /metrics``: Prometheus text format: client-go's ``leader_election_master_status``
+  and ``leader_election_slowpath_total``, the library's ``trio_election_*`` families, and
+  the runner's (``trio_election_command_running``, ``trio_election_command_exits_total``,
+  ``trio_election_leader_info``, ``trio_election_term``); label ``name``: the lock object's
+  name, as client-go's.
+
+A tiny HTTP/1.1 server on `trio.serve_tcp`: one request per connection, GET and HEAD only,
+the request line and headers read with a size and a time limit, no dependency.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, final
+
+import trio
+
+from trio_election._metrics import Family, families, render_text
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import trio_election as te
+    from trio_election._metrics import Labels
+
+__all__ = ["Response", "Sidecar", "parse_address", "serve_http"]
+
+logger = logging.getLogger("trio_election.cli")
+
+MAX_HEAD = 16 * 1024
+"""The longest request head (request line and headers) read, in bytes."""
+
+HEAD_TIMEOUT = 10.0
+"""Seconds a client has to send its request head."""
+
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+}
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    body: bytes
+    content_type: str = "text/plain; charset=utf-8"
+
+
+def parse_address(text: str) -> tuple[str | None, int]:
+    """``HOST:PORT``, ``:PORT`` (every interface) or ``PORT``; ``[::1]:PORT`` for IPv6.
+
+    Raises `ValueError` with what is expected."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep:
+        host, port_text = "", text
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    port = int(port_text) if port_text.isdigit() else -1
+    if not 0 <= port <= 65535 or "[" in host or "]" in host:
+        raise ValueError(
+            f"invalid address {text!r}: give HOST:PORT (e.g. 127.0.0.1:4040), :PORT for "
+            "every interface, or [::1]:PORT; port 0 picks a free one"
+        )
+    return (host or None), port
+
+
+async def serve_http(
+    app: Callable[[str, str], Response],
+    host: str | None,
+    port: int,
+    *,
+    task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve `app(method, path)` until cancelled; `task_status.started` gets the listeners."""
+
+    async def handle(stream: trio.SocketStream) -> None:
+        try:
+            await _handle(stream, app)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            logger.debug("HTTP connection ended early: %s", exc)
+        finally:
+            await trio.aclose_forcefully(stream)
+
+    await trio.serve_tcp(handle, port, host=host, task_status=task_status)
+
+
+async def _handle(stream: trio.SocketStream, app: Callable[[str, str], Response]) -> None:
+    head = b""
+    with trio.move_on_after(HEAD_TIMEOUT) as timer:
+        while b"\r\n\r\n" not in head and b"\n\n" not in head:
+            chunk = await stream.receive_some(4096)
+            if not chunk:
+                return
+            head += chunk
+            if len(head) > MAX_HEAD:
+                await _send(stream, "GET", Response(431, b"request head too large\n"))
+                return
+    if timer.cancelled_caught:
+        await _send(stream, "GET", Response(408, b"request head not received in time\n"))
+        return
+    request_line = head.split(b"\n", 1)[0].decode("latin-1").strip()
+    parts = request_line.split()
+    if len(parts) != 3 or not parts[2].startswith("HTTP/"):
+        await _send(stream, "GET", Response(400, b"malformed request line\n"))
+        return
+    method, target = parts[0], parts[1]
+    if method not in ("GET", "HEAD"):
+        await _send(stream, "GET", Response(405, b"only GET and HEAD\n"))
+        return
+    await _send(stream, method, app(method, target.split("?", 1)[0]))
+
+
+async def _send(stream: trio.SocketStream, method: str, response: Response) -> None:
+    reason = _REASONS.get(response.status, "")
+    head = (
+        f"HTTP/1.1 {response.status} {reason}\r\n"
+        f"Content-Type: {response.content_type}\r\n"
+        f"Content-Length: {len(response.body)}\r\n"
+        "Cache-Control: no-store\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode("latin-1")
+    await stream.send_all(head if method == "HEAD" else head + response.body)
+
+
+@final
+@dataclass(slots=True)
+class Sidecar:
+    """What the endpoints show of one `run`: its election and what the runner counts."""
+
+    election: te.Election
+    name: str
+    """The lock object's name (client-go's metric label)."""
+    lease_duration: float
+    tolerance: float
+    """Seconds past `lease_duration` before overdue renewals make /healthz fail."""
+    command_running: bool = False
+    command_exits: dict[int, int] = field(default_factory=dict[int, int])
+    """How often the command exited with each status."""
+
+    def __call__(self, method: str, path: str) -> Response:
+        if path == "/":
+            return self.leader()
+        if path == "/healthz":
+            return self.healthz()
+        if path == "/metrics":
+            return self.metrics()
+        return Response(404, b"not found: try /, /healthz or /metrics\n")
+
+    def leader(self) -> Response:
+        body = json.dumps({"name": self.election.leader or ""}) + "\n"
+        return Response(200, body.encode(), "application/json")
+
+    def overdue(self) -> float | None:
+        """Seconds since our last successful renew, when we lead and that is too long.
+
+        client-go's check: unhealthy when the last observed record names this candidate and
+        its last renew is more than `lease_duration + tolerance` old. None while healthy."""
+        stats = self.election.statistics()
+        if stats.leader != stats.identity:
+            return None
+        renewed = stats.renewed_at if stats.renewed_at is not None else stats.observed_at
+        if renewed is None:
+            return None
+        age = trio.current_time() - renewed
+        return age if age > self.lease_duration + self.tolerance else None
+
+    def healthz(self) -> Response:
+        age = self.overdue()
+        if age is None:
+            return Response(200, b"ok\n")
+        message = (
+            f"leading {self.election.lock} but its record was last renewed {age:.1f} s ago "
+            f"(more than lease duration {self.lease_duration:g} s + tolerance "
+            f"{self.tolerance:g} s)\n"
+        )
+        return Response(500, message.encode())
+
+    def metrics(self) -> Response:
+        stats = self.election.statistics()
+        base: Labels = (("name", self.name),)
+        extra = [
+            Family(
+                "trio_election_leader_info",
+                "gauge",
+                "Always 1; label `leader` is the holder's identity ('' when the lock is free).",
+                [((*base, ("leader", stats.leader or "")), 1.0)],
+            ),
+            Family(
+                "trio_election_command_running",
+                "gauge",
+                "1 while the command runs (only while leading).",
+                [(base, 1.0 if self.command_running else 0.0)],
+            ),
+            Family(
+                "trio_election_command_exits_total",
+                "counter",
+                "Exits of the command, by exit status.",
+                [
+                    ((*base, ("status", str(status))), float(count))
+                    for status, count in sorted(self.command_exits.items())
+                ],
+            ),
+        ]
+        if stats.term is not None:
+            extra.append(
+                Family(
+                    "trio_election_term",
+                    "gauge",
+                    "The current term: the record's transitions count when it was acquired.",
+                    [(base, float(stats.term))],
+                )
+            )
+        body = render_text([*families([stats]), *extra])
+        return Response(200, body.encode(), "text/plain; version=0.0.4; charset=utf-8")

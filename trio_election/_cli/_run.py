@@ -1,0 +1,364 @@
+"""`trio-election run LOCK [options] -- CMD ARGS…`: run a command only while leader.
+
+The runner campaigns for LOCK; once it leads it starts CMD with TRIO_ELECTION_IDENTITY,
+TRIO_ELECTION_TERM and TRIO_ELECTION_LOCK in its environment, and renews the lease while CMD
+runs. Then:
+
+- CMD exits: the lock is released at once and the runner exits with CMD's status (128 + N
+  when a signal N ended it), or campaigns again with ``--again``;
+- the lease is lost (renewals failed until the renew deadline, or someone else took the
+  lock): CMD gets SIGTERM, SIGKILL once the grace period is over, cut to
+  ``lease_duration - renew_deadline`` so that CMD is gone before any other candidate may
+  take the lock; the runner exits with status 75 (EX_TEMPFAIL: campaign again later),
+  or campaigns again with ``--again``;
+- SIGTERM or SIGINT to the runner: CMD gets SIGTERM, SIGKILL after the grace period (the
+  lease is renewed meanwhile: nobody else starts before CMD is gone), the lock is released
+  and the runner exits with 143 (SIGTERM) or 130 (SIGINT). A second signal kills CMD at once.
+
+Without CMD the runner holds the lock until it is stopped or loses it (the old
+``leader-elector`` sidecar), which with ``--http`` tells the pod who leads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import signal
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, final
+
+import trio
+
+import trio_election as te
+
+from ._http import Sidecar, parse_address, serve_http
+from ._options import (
+    CommandError,
+    Parser,
+    UsageError,
+    add_kube_options,
+    add_lock_options,
+    env_default,
+    lock_name,
+    lock_spec,
+    open_client,
+    parse_duration,
+    say,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from ._options import KubeLock
+
+__all__ = ["EXIT_LOST", "add_parser", "main"]
+
+logger = logging.getLogger("trio_election.cli")
+
+EXIT_LOST = 75
+"""The runner's status after a lost lease (without ``--again``): EX_TEMPFAIL, try later."""
+
+DESCRIPTION = __doc__.split("\n\n", 1)[1] if __doc__ else ""
+
+
+def add_parser(subparsers: argparse._SubParsersAction[Parser]) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="run a command only while leader",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        usage="%(prog)s [LOCK] [options] [-- CMD [ARG ...]]",
+        epilog="Durations are Go durations (15s, 1m30s, 500ms) or plain seconds. "
+        "Every option can also come from the environment variable shown with it. "
+        "Exit status: CMD's; 143 after SIGTERM, 130 after SIGINT; 75 after a lost lease; "
+        "2 for bad input; 1 when the election cannot go on (e.g. a missing permission).",
+    )
+    add_lock_options(parser)
+    parser.add_argument(
+        "--identity",
+        default=env_default("IDENTITY"),
+        help="this candidate's identity, unique per process (default: <hostname>_<uuid4>; "
+        "env TRIO_ELECTION_IDENTITY)",
+    )
+    parser.add_argument(
+        "--again",
+        action="store_true",
+        default=env_default("AGAIN", "") not in ("", "0", "false", "False"),
+        help="after a term (CMD exited, or the lease was lost) campaign again instead of "
+        "exiting (env TRIO_ELECTION_AGAIN=1)",
+    )
+    parser.add_argument(
+        "--grace",
+        type=parse_duration,
+        default=env_default("GRACE", "5s"),
+        metavar="DURATION",
+        help="how long CMD has to exit after SIGTERM before SIGKILL (default 5s; on a lost "
+        "lease at most lease duration - renew deadline; env TRIO_ELECTION_GRACE)",
+    )
+    parser.add_argument(
+        "--http",
+        metavar="ADDR",
+        default=env_default("HTTP"),
+        help='serve GET / ({"name": leader}), /healthz and /metrics on ADDR: HOST:PORT, '
+        ":PORT (every interface); port 0 picks a free one (env TRIO_ELECTION_HTTP)",
+    )
+    parser.add_argument(
+        "--healthz-tolerance",
+        type=parse_duration,
+        default=env_default("HEALTHZ_TOLERANCE", "20s"),
+        metavar="DURATION",
+        help="/healthz fails when leading with the last renewal older than lease duration "
+        "+ this (default 20s, as kube-controller-manager; env TRIO_ELECTION_HEALTHZ_TOLERANCE)",
+    )
+    timing = parser.add_argument_group("timing (client-go's flags and defaults)")
+    timing.add_argument(
+        "--leader-elect-lease-duration",
+        type=parse_duration,
+        default=env_default("LEASE_DURATION", "15s"),
+        metavar="DURATION",
+        help="how long followers wait after the last renewal they saw before taking the "
+        "lock (default 15s; env TRIO_ELECTION_LEASE_DURATION)",
+    )
+    timing.add_argument(
+        "--leader-elect-renew-deadline",
+        type=parse_duration,
+        default=env_default("RENEW_DEADLINE", "10s"),
+        metavar="DURATION",
+        help="how long the leader keeps trying to renew before it stops CMD (default 10s; "
+        "env TRIO_ELECTION_RENEW_DEADLINE)",
+    )
+    timing.add_argument(
+        "--leader-elect-retry-period",
+        type=parse_duration,
+        default=env_default("RETRY_PERIOD", "2s"),
+        metavar="DURATION",
+        help="time between renewals and between tries to acquire (default 2s; "
+        "env TRIO_ELECTION_RETRY_PERIOD)",
+    )
+    add_kube_options(parser)
+    parser.set_defaults(handler=main)
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class _Settings:
+    lock: KubeLock
+    command: list[str]
+    identity: str | None
+    lease_duration: float
+    renew_deadline: float
+    retry_period: float
+    grace: float
+    again: bool
+    http: tuple[str | None, int] | None
+    tolerance: float
+
+
+def main(options: argparse.Namespace) -> int:
+    command: list[str] = options.command or []
+    if command:
+        _check_command(command[0])
+    http = None
+    if options.http:
+        try:
+            http = parse_address(options.http)
+        except ValueError as exc:
+            raise UsageError(f"argument --http: {exc}") from None
+    spec = lock_spec(options)
+    client = open_client(options)
+    settings = _Settings(
+        lock=te.lock_from_string(spec, client),
+        command=command,
+        identity=options.identity,
+        lease_duration=options.leader_elect_lease_duration,
+        renew_deadline=options.leader_elect_renew_deadline,
+        retry_period=options.leader_elect_retry_period,
+        grace=options.grace,
+        again=options.again,
+        http=http,
+        tolerance=options.healthz_tolerance,
+    )
+    return trio.run(_run, settings, client)
+
+
+def _check_command(program: str) -> None:
+    if os.sep in program:
+        if not os.access(program, os.X_OK) or os.path.isdir(program):
+            raise UsageError(f"cannot run {program!r}: it is not an executable file")
+    elif shutil.which(program) is None:
+        raise UsageError(f"command {program!r} not found on PATH")
+
+
+@dataclass(slots=True)
+class _Stop:
+    """What the runner's signals asked for."""
+
+    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    """Everything but a term's orderly end: cancelled by a signal that comes while not leading."""
+    signal: int | None = None
+    requested: trio.Event = field(default_factory=trio.Event)
+    """Set by the first signal: stop CMD, release, exit."""
+    kill_now: trio.Event = field(default_factory=trio.Event)
+    """Set by a second signal: SIGKILL CMD without waiting for the grace period."""
+    leading: bool = False
+
+    async def watch(self, signals: AsyncIterator[int]) -> None:
+        async for signum in signals:
+            name = signal.Signals(signum).name
+            if self.signal is None:
+                self.signal = signum
+                self.requested.set()
+                if self.leading:
+                    say(f"{name}: stopping the command, then releasing the lock")
+                else:
+                    say(f"{name}: stopping")
+                    self.scope.cancel(reason=name)
+            else:
+                say(f"{name} again: killing the command now")
+                self.kill_now.set()
+
+
+async def _run(settings: _Settings, client: te.KubeClient) -> int:
+    stop = _Stop()
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with client, trio.open_nursery() as nursery:
+            nursery.start_soon(stop.watch, signals)
+            status: int | None = None
+            with stop.scope:
+                status = await _elect(settings, client, stop)
+            nursery.cancel_scope.cancel()
+    if status is None:  # a signal came while not leading
+        assert stop.signal is not None
+        return 128 + stop.signal
+    return status
+
+
+async def _elect(settings: _Settings, client: te.KubeClient, stop: _Stop) -> int:
+    async with te.open_election(
+        settings.lock,
+        identity=settings.identity,
+        client=client,
+        lease_duration=settings.lease_duration,
+        renew_deadline=settings.renew_deadline,
+        retry_period=settings.retry_period,
+        stop_on_sigterm=False,  # signals are the runner's: CMD is stopped before the release
+    ) as election:
+        sidecar = Sidecar(
+            election,
+            name=lock_name(settings.lock),
+            lease_duration=settings.lease_duration,
+            tolerance=settings.tolerance,
+        )
+        async with trio.open_nursery() as nursery:
+            if settings.http is not None:
+                host, port = settings.http
+                listeners = await nursery.start(serve_http, sidecar, host, port)
+                where = ", ".join(_url(listener) for listener in listeners)
+                say(f"serving {where} (/, /healthz, /metrics)")
+            status = await _campaign(election, settings, stop, sidecar)
+            nursery.cancel_scope.cancel()
+    return status
+
+
+def _url(listener: trio.SocketListener) -> str:
+    host, port = listener.socket.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+async def _campaign(
+    election: te.Election, settings: _Settings, stop: _Stop, sidecar: Sidecar
+) -> int:
+    while True:
+        say(f"campaigning for {election.lock} as {election.identity}")
+        status = 0
+        async with election.leading() as leadership:
+            stop.leading = True
+            try:
+                status = await _lead(leadership, settings, stop, sidecar)
+            finally:
+                stop.leading = False
+        # leaving leading() released the lock, unless the term was lost
+        if stop.signal is not None:
+            say(f"released {election.lock}; exiting")
+            return 128 + stop.signal
+        if leadership.lost:
+            say(f"lost {election.lock} (term {leadership.term}): {leadership.reason}")
+            if not settings.again:
+                return EXIT_LOST
+            continue
+        if not settings.again:
+            say(f"released {election.lock}; exiting with the command's status {status}")
+            return status
+        say(f"released {election.lock}; the command exited with status {status}")
+        # a command that exits at once must not turn into a storm of terms
+        await trio.sleep(settings.retry_period)
+
+
+async def _lead(
+    leadership: te.Leadership, settings: _Settings, stop: _Stop, sidecar: Sidecar
+) -> int:
+    lock = leadership.lock
+    if not settings.command:
+        say(f"leading {lock} (term {leadership.term}) until stopped")
+        await stop.requested.wait()
+        return 0
+    say(f"leading {lock} (term {leadership.term}): starting {settings.command[0]}")
+    env = dict(os.environ)
+    env.update(
+        TRIO_ELECTION_IDENTITY=leadership.identity,
+        TRIO_ELECTION_TERM=str(leadership.term),
+        TRIO_ELECTION_LOCK=lock,
+    )
+    try:
+        process = await trio.lowlevel.open_process(settings.command, env=env)
+    except OSError as exc:
+        message = f"cannot run {settings.command[0]!r}: {exc.strerror or exc}"
+        raise CommandError(message, 127) from None
+    sidecar.command_running = True
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_stop_when_asked, process, settings.grace, stop)
+            await process.wait()
+            nursery.cancel_scope.cancel()
+    finally:
+        if process.returncode is None:
+            # the term ended under us (lost, or an error): nobody else may start before
+            # lease_duration - renew_deadline has passed, so the grace period ends there too
+            grace = min(settings.grace, settings.lease_duration - settings.renew_deadline)
+            with trio.CancelScope(shield=True):
+                await _terminate(process, grace, stop.kill_now)
+        sidecar.command_running = False
+    status = _exit_status(process.returncode)
+    sidecar.command_exits[status] = sidecar.command_exits.get(status, 0) + 1
+    return status
+
+
+async def _stop_when_asked(process: trio.Process, grace: float, stop: _Stop) -> None:
+    await stop.requested.wait()
+    await _terminate(process, grace, stop.kill_now)
+
+
+async def _terminate(process: trio.Process, grace: float, kill_now: trio.Event) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds (or at once when `kill_now` is set)."""
+    if process.returncode is None:
+        say(f"sending SIGTERM to the command (pid {process.pid}); SIGKILL in {grace:g} s")
+        process.send_signal(signal.SIGTERM)
+    async with trio.open_nursery() as nursery:
+
+        async def kill_later() -> None:
+            with trio.move_on_after(grace):
+                await kill_now.wait()
+            if process.returncode is None:
+                say(f"the command (pid {process.pid}) is still running: SIGKILL")
+                process.kill()
+
+        nursery.start_soon(kill_later)
+        await process.wait()
+        nursery.cancel_scope.cancel()
+
+
+def _exit_status(returncode: int | None) -> int:
+    assert returncode is not None
+    return 128 - returncode if returncode < 0 else returncode

@@ -1,0 +1,241 @@
+"""`trio-election status LOCK [--watch] [--output text|json]`: who holds the lock.
+
+Reads the lock object once and shows its record: holder, term (the record's transitions
+count), acquire and renew times with their age, lease duration, the kind of object and its
+resourceVersion. With ``--watch`` it then follows the object with a Kubernetes watch (or
+polls, where watching is not allowed) and prints one line per change of the record other
+than a renewal: a new holder, a release, a new term, a deleted object.
+
+Ages are measured against this machine's wall clock and are for people to read: candidates
+never trust the times written in a record, only how long they themselves have seen it
+unchanged.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import signal
+from contextlib import aclosing
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+import trio_election as te
+
+from ._options import (
+    CommandError,
+    Parser,
+    add_kube_options,
+    add_lock_options,
+    lock_kind,
+    lock_spec,
+    open_client,
+    say,
+)
+
+if TYPE_CHECKING:
+    import argparse
+
+    from ._options import KubeLock
+
+__all__ = ["add_parser", "describe", "main"]
+
+logger = logging.getLogger("trio_election.cli")
+
+READ_TIMEOUT = 30.0
+"""Seconds one read of the lock may take before the command gives up (or, with --watch,
+tries again)."""
+
+POLL_INTERVAL = 2.0
+"""Seconds between reads with --watch where the lock cannot be watched."""
+
+
+def add_parser(subparsers: argparse._SubParsersAction[Parser]) -> None:
+    parser = subparsers.add_parser(
+        "status",
+        help="show who holds a lock (and follow it with --watch)",
+        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+        usage="%(prog)s [LOCK] [--watch] [--output text|json] [options]",
+    )
+    add_lock_options(parser)
+    parser.add_argument(
+        "--watch",
+        "-w",
+        action="store_true",
+        help="after the current state, print one line per change until Ctrl-C",
+    )
+    parser.add_argument(
+        "--output",
+        "-o",
+        choices=["text", "json"],
+        default="text",
+        help="text (default) or json (one object per line with --watch)",
+    )
+    add_kube_options(parser)
+    parser.set_defaults(handler=main)
+
+
+def main(options: argparse.Namespace) -> int:
+    if options.command is not None:
+        raise CommandError("status takes no command after --", 2)
+    spec = lock_spec(options)
+    client = open_client(options)
+    lock = te.lock_from_string(spec, client)
+    return trio.run(_status, lock, client, options.output, options.watch)
+
+
+def _now() -> datetime.datetime:
+    # display only: how old the record's timestamps look from here
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _stamp(moment: datetime.datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def describe(lock: KubeLock, obs: te.Observation, now: datetime.datetime) -> dict[str, Any]:
+    """The fields `status` shows, as JSON-ready values."""
+    record = obs.record if obs.exists else None
+
+    def age(moment: datetime.datetime | None) -> float | None:
+        return None if moment is None else round((now - moment).total_seconds(), 3)
+
+    return {
+        "lock": lock.description,
+        "kind": lock_kind(lock),
+        "exists": obs.exists,
+        "holder": obs.holder,
+        "readable": obs.record is not None or not obs.exists,
+        "term": None if record is None else record.leader_transitions,
+        "acquire_time": _stamp(None if record is None else record.acquire_time),
+        "acquire_age_seconds": age(None if record is None else record.acquire_time),
+        "renew_time": _stamp(None if record is None else record.renew_time),
+        "renew_age_seconds": age(None if record is None else record.renew_time),
+        "lease_duration_seconds": (
+            None
+            if record is None or not record.lease_duration_seconds
+            else record.lease_duration_seconds
+        ),
+        "resource_version": obs.version or None,
+    }
+
+
+def _text(info: dict[str, Any]) -> str:
+    lines = [f"lock:             {info['lock']} ({info['kind']})"]
+    if not info["exists"]:
+        lines.append("holder:           none: the object does not exist (nobody has campaigned)")
+        return "\n".join(lines)
+    if not info["readable"]:
+        lines.append(f"holder:           {info['holder']} (the record cannot be read)")
+    else:
+        lines.append(f"holder:           {info['holder'] or '(none: the lock is free)'}")
+
+    def when(key: str) -> str:
+        stamp = info[f"{key}_time"]
+        if stamp is None:
+            return "-"
+        return f"{stamp} ({info[f'{key}_age_seconds']:.1f} s ago)"
+
+    duration = info["lease_duration_seconds"]
+    lines += [
+        f"term:             {'-' if info['term'] is None else info['term']} (transitions)",
+        f"acquired:         {when('acquire')}",
+        f"renewed:          {when('renew')}",
+        f"lease duration:   {'-' if duration is None else f'{duration} s'}",
+        f"resourceVersion:  {info['resource_version'] or '-'}",
+    ]
+    return "\n".join(lines)
+
+
+def _line(info: dict[str, Any]) -> str:
+    """One line for --watch."""
+    stamp = _stamp(_now())
+    if not info["exists"]:
+        return f"{stamp} {info['lock']}: deleted"
+    holder = info["holder"] or "(free)"
+    return (
+        f"{stamp} {info['lock']}: holder={holder} term={info['term']} "
+        f"lease={info['lease_duration_seconds']}s acquired={info['acquire_time']} "
+        f"resourceVersion={info['resource_version']}"
+    )
+
+
+def _key(obs: te.Observation) -> tuple[object, ...]:
+    """What makes a change worth a line: anything but a renewal."""
+    record = obs.record
+    if record is None:
+        return (obs.exists, obs.raw if obs.exists else None)
+    return (
+        obs.exists,
+        record.holder_identity,
+        record.leader_transitions,
+        record.lease_duration_seconds,
+        record.acquire_time,
+    )
+
+
+async def _read(lock: KubeLock) -> te.Observation:
+    with trio.move_on_after(READ_TIMEOUT):
+        try:
+            return await lock.get()
+        except te.LockError as exc:
+            raise CommandError(f"cannot read {lock.description}: {exc}") from None
+    server = lock.client.config.server if lock.client is not None else "the apiserver"
+    raise CommandError(
+        f"cannot read {lock.description}: no answer from {server} within {READ_TIMEOUT:g} s"
+    )
+
+
+async def _status(lock: KubeLock, client: te.KubeClient, output: str, watch: bool) -> int:
+    async with client:
+        obs = await _read(lock)
+        info = describe(lock, obs, _now())
+        print(json.dumps(info) if output == "json" else _text(info), flush=True)
+        if not watch:
+            return 0
+        stop_signals = (signal.SIGINT, signal.SIGTERM)
+        with trio.open_signal_receiver(*stop_signals) as signals, trio.CancelScope() as scope:
+            async with trio.open_nursery() as nursery:
+
+                async def stop_on_signal() -> None:
+                    async for _ in signals:
+                        scope.cancel()
+
+                nursery.start_soon(stop_on_signal)
+                await _follow(lock, obs, output)
+    return 0
+
+
+async def _follow(lock: KubeLock, last: te.Observation, output: str) -> None:
+    def show(obs: te.Observation) -> None:
+        info = describe(lock, obs, _now())
+        print(json.dumps(info) if output == "json" else _line(info), flush=True)
+
+    polling = False
+    while True:
+        try:
+            if polling:
+                await trio.sleep(POLL_INTERVAL)
+                seen = [await lock.get()]
+            else:
+                seen = []
+                async with aclosing(lock.watch(last)) as events:
+                    async for obs in events:
+                        if _key(obs) != _key(last):
+                            show(obs)
+                        last = obs
+            for obs in seen:
+                if _key(obs) != _key(last):
+                    show(obs)
+                last = obs
+        except te.WatchUnavailable as exc:
+            if not polling:
+                say(f"cannot watch {lock.description} ({exc}); polling every {POLL_INTERVAL:g} s")
+            polling = True
+        except te.LockError as exc:
+            say(f"reading {lock.description} failed ({exc}); trying again")
+            await trio.sleep(POLL_INTERVAL)
