@@ -330,9 +330,10 @@ async def _lead(
             with trio.CancelScope(shield=True):
                 await _terminate(process, grace, stop.kill_now)
         sidecar.command_running = False
-    status = _exit_status(process.returncode)
-    sidecar.command_exits[status] = sidecar.command_exits.get(status, 0) + 1
-    return status
+        if process.returncode is not None:
+            status = _exit_status(process.returncode)
+            sidecar.command_exits[status] = sidecar.command_exits.get(status, 0) + 1
+    return _exit_status(process.returncode)
 
 
 async def _stop_when_asked(process: trio.Process, grace: float, stop: _Stop) -> None:

@@ -1,0 +1,228 @@
+"""Bad input to `trio-election`: one line that says what to fix, status 2, no traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import TYPE_CHECKING
+
+import pytest
+
+from trio_election._cli import main
+from trio_election._cli._http import parse_address
+from trio_election._cli._options import parse_duration
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+KUBECONFIG = """\
+apiVersion: v1
+kind: Config
+clusters:
+- name: c
+  cluster: {server: "https://127.0.0.1:1"}
+users:
+- name: u
+  user: {token: not-a-real-token}
+contexts:
+- name: x
+  context: {cluster: c, user: u, namespace: team}
+current-context: x
+"""
+
+
+@pytest.fixture
+def kubeconfig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A kubeconfig that loads (nothing listens behind it), given as $TRIO_ELECTION_KUBECONFIG."""
+    for name in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    path = tmp_path / "kubeconfig"
+    path.write_text(KUBECONFIG)
+    monkeypatch.setenv("TRIO_ELECTION_KUBECONFIG", str(path))  # as --kubeconfig
+    return path
+
+
+def error_of(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    status = main(list(argv))
+    err = capsys.readouterr().err
+    assert status == 2, err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("trio-election: error: "), err
+    return lines[0].removeprefix("trio-election: error: ")
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["run", "--", "true"], "no lock given: name it as LOCK"),
+        (["status"], "no lock given"),
+        (["run", "leases/a/b/c", "--", "true"], "invalid lock 'leases/a/b/c'"),
+        (["run", "pods/team/x", "--", "true"], "unknown resource 'pods'"),
+        (["run", "leases/Team/x", "--", "true"], "invalid namespace 'Team'"),
+        (
+            ["run", "leases/x", "--leader-elect-lease-duration", "5x", "--", "true"],
+            "argument --leader-elect-lease-duration: invalid duration '5x': give a Go duration",
+        ),
+        (
+            ["run", "leases/x", "--leader-elect-lease-duration", "5s", "--", "true"],
+            "lease_duration must be greater than renew_deadline (got lease_duration=5.0, "
+            "renew_deadline=10.0); set them with --leader-elect-lease-duration",
+        ),
+        (
+            ["run", "leases/x", "--leader-elect-retry-period", "9s", "--", "true"],
+            "renew_deadline must be greater than retry_period * 1.2",
+        ),
+        (
+            ["run", "leases/x", "--", "no-such-command-here"],
+            "command 'no-such-command-here' not found on PATH",
+        ),
+        (
+            ["run", "leases/x", "--http", "localhost", "--", "true"],
+            "argument --http: invalid address",
+        ),
+        (
+            ["run", "leases/x", "--leader-elect-resource-name", "y", "--", "true"],
+            "the lock is given twice",
+        ),
+        (["status", "leases/x", "--output", "yaml"], "invalid choice: 'yaml'"),
+        (["status", "leases/x", "--", "ls"], "status takes no command after --"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (["run", "leases/x", "--identity", "", "--", "true"], "identity is empty"),
+    ],
+)
+def test_bad_input_is_one_line_and_status_2(
+    kubeconfig: Path, capsys: pytest.CaptureFixture[str], argv: list[str], expected: str
+) -> None:
+    message = error_of(capsys, *argv)
+    assert expected in message
+
+
+def test_missing_kubeconfig(
+    kubeconfig: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gone = kubeconfig.parent / "gone"
+    message = error_of(capsys, "run", "leases/x", "--kubeconfig", str(gone), "--", "true")
+    assert message == f"kubeconfig {gone} does not exist: check the path given"
+    monkeypatch.delenv("TRIO_ELECTION_KUBECONFIG")
+    message = error_of(capsys, "status", "leases/x")
+    assert message.startswith("no Kubernetes configuration found")
+    assert "pass --kubeconfig PATH or set KUBECONFIG" in message
+
+
+def test_lock_from_the_client_go_flags(
+    kubeconfig: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # parsed into the same lock string: the bad namespace is reported as part of it
+    message = error_of(
+        capsys,
+        "status",
+        "--kubeconfig",
+        str(kubeconfig),
+        "--leader-elect-resource-lock=configmaps",
+        "--leader-elect-resource-namespace=Bad",
+        "--leader-elect-resource-name=app",
+    )
+    assert message.startswith("invalid lock 'configmaps/Bad/app': invalid namespace 'Bad'")
+
+
+def test_as_a_process_no_traceback(kubeconfig: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "trio_election",
+            "run",
+            "leases/a/b/c",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--",
+            "true",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("trio-election: error: invalid lock 'leases/a/b/c'")
+    assert done.stderr.count("\n") == 1
+    assert done.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("argv", "mentions"),
+    [
+        ([], ["run", "status", "demo", "control-plane"]),
+        (
+            ["run"],
+            [
+                "--leader-elect-lease-duration",
+                "--leader-elect-renew-deadline",
+                "--leader-elect-retry-period",
+                "--leader-elect-resource-lock",
+                "--leader-elect-resource-name",
+                "--leader-elect-resource-namespace",
+                "--kubeconfig",
+                "--context",
+                "--identity",
+                "--grace",
+                "--again",
+                "--http",
+                "TRIO_ELECTION_LEASE_DURATION",
+                "143",
+            ],
+        ),
+        (["status"], ["--watch", "--output"]),
+        (["control-plane"], ["build", "path", "start"]),
+        (["demo"], ["--memory"]),
+    ],
+)
+def test_help(capsys: pytest.CaptureFixture[str], argv: list[str], mentions: list[str]) -> None:
+    assert main([*argv, "--help"]) == 0
+    out = capsys.readouterr().out
+    for word in mentions:
+        assert word in out
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("15s", 15.0),
+        ("15", 15.0),
+        ("2.5", 2.5),
+        ("500ms", 0.5),
+        ("1m30s", 90.0),
+        ("1.5h", 5400.0),
+        ("250us", 0.00025),
+        ("0", 0.0),
+    ],
+)
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["", "s", "5x", "-1s", "1s2", "1 s", "ms"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(Exception, match="invalid duration"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "address"),
+    [
+        ("127.0.0.1:4040", ("127.0.0.1", 4040)),
+        (":4040", (None, 4040)),
+        ("4040", (None, 4040)),
+        ("[::1]:0", ("::1", 0)),
+    ],
+)
+def test_http_addresses(text: str, address: tuple[str | None, int]) -> None:
+    assert parse_address(text) == address
+
+
+@pytest.mark.parametrize("text", ["localhost", "127.0.0.1:", "127.0.0.1:70000", "[::1"])
+def test_bad_http_addresses(text: str) -> None:
+    with pytest.raises(ValueError, match="invalid address"):
+        parse_address(text)
