@@ -69,7 +69,7 @@ async def watch_once(api: FakeKubeApi, lock: KubeLock, after: te.Observation) ->
 # ---------------------------------------------------------------- 403 after success
 
 
-async def test_403_after_success_is_retried(
+async def test_403_after_success_is_retried_until_it_has_lasted_the_window(
     autojump_clock: trio.testing.MockClock,
     api: FakeKubeApi,
     lock: KubeLock,
@@ -80,24 +80,41 @@ async def test_403_after_success_is_retried(
     await lock.create(rec("me"))
     await lock.get()
     api.fail_next(FOREVER, verb="get", status=403)
-    for _ in range(4):  # 30 s of refusals, longer than the grace window: still transient
-        with pytest.raises(te.LockError, match="after it had worked") as caught:
+    for _ in range(3):  # 0, 5, 10 s: inside the window, transient
+        with pytest.raises(te.LockError, match=r"refused \(403\)") as caught:
             await lock.get()
         assert type(caught.value) is te.LockError
         assert isinstance(caught.value.__cause__, ForbiddenError)
         assert f'cannot get resource "{resource}"' in str(caught.value)
-        await trio.sleep(10)
-    api.heal()
-    assert (await lock.get()).holder == "me"
+        await trio.sleep(5)
+    with pytest.raises(ForbiddenError):  # 15 s: the Role was removed for good
+        await lock.get()
     [warned] = messages(caplog, "403 on get")  # once per streak
     assert warned.levelno == logging.WARNING
     assert "has worked before" in warned.getMessage()
+    api.heal()
+    assert (await lock.get()).holder == "me"
     assert len(messages(caplog, "get is allowed again, after 4 refusal(s) (403)")) == 1
-    # a new streak is told again
+    # a new streak is told again, and is transient again
     api.fail_next(1, verb="get", status=403)
     with pytest.raises(te.LockError):
         await lock.get()
     assert len(messages(caplog, "403 on get")) == 2
+
+
+async def test_a_401_is_retried_until_it_has_lasted_the_window(
+    autojump_clock: trio.testing.MockClock, api: FakeKubeApi, lock: KubeLock
+) -> None:
+    """A rotated token: the client reads it again after a 401; until then, retried."""
+    await lock.create(rec("me"))
+    api.fail_next(FOREVER, verb="get", status=401)
+    with pytest.raises(te.LockError, match=r"refused \(401\)"):
+        await lock.get()
+    await trio.sleep(FORBIDDEN_GRACE_SECONDS)
+    with pytest.raises(te.UnauthorizedError):
+        await lock.get()
+    api.heal()
+    await lock.get()
 
 
 async def test_403_on_patch_after_it_worked_is_retried_not_a_switch_to_put(
@@ -140,11 +157,13 @@ async def test_watch_403_after_it_worked_is_retried_not_unavailable(
     first = await lock.create(rec("a"))
     await watch_once(api, lock, first)
     api.fail_next(FOREVER, verb="watch", status=403)
-    for _ in range(3):  # past the grace window too
+    for _ in range(3):  # 0, 5, 10 s: inside the grace window
         with pytest.raises(te.LockError, match="after it had worked") as caught:
             await watch_until_closed(lock, first)
         assert not isinstance(caught.value, te.WatchUnavailable)
-        await trio.sleep(10)
+        await trio.sleep(5)
+    with pytest.raises(te.WatchUnavailable):  # 15 s: refused for good; the engine polls
+        await watch_until_closed(lock, first)
     api.heal()
     await watch_once(api, lock, first)
 

@@ -448,8 +448,13 @@ async def test_transient_errors_are_lock_errors(
         api.heal()
 
 
-async def test_unauthorized_is_fatal(api: FakeKubeApi, lock: KubeLock) -> None:
+async def test_unauthorized_is_fatal_once_it_persists(
+    autojump_clock: trio.testing.MockClock, api: FakeKubeApi, lock: KubeLock
+) -> None:
     api.fail_next(10, status=401, reason="Unauthorized")
+    with pytest.raises(te.LockError):  # a rotated token is read again: retried for a while
+        await lock.get()
+    await trio.sleep(FORBIDDEN_GRACE_SECONDS)
     with pytest.raises(UnauthorizedError) as caught:
         await lock.get()
     assert not isinstance(caught.value, te.LockError)

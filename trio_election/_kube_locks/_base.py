@@ -18,13 +18,13 @@ an annotation):
   resumed from the last ``resourceVersion`` (bookmarks included); 410 Gone re-reads.
 
 Errors, as the engine expects them: 409 is `LockConflict`, 404 on update is
-`LockNotFound`, transport failures, 5xx, 429 and 410 are `LockError` (retried). A 403 is
-`LockError` too while it may heal (see `._forbidden`: the verb has worked before through
-this handle, or the 403s have lasted less than `FORBIDDEN_GRACE_SECONDS`); past that it is
-a missing permission: `WatchUnavailable` on a watch (the engine polls), a fallback to
-``PUT`` on a patch, and on a read or a write the `ForbiddenError` itself. A 405 on a watch
-is `WatchUnavailable`. Everything else (401, 422, a missing namespace, a certificate that
-fails TLS verification) comes out unchanged: an `ElectionError` that retrying cannot cure.
+`LockNotFound`, transport failures, 5xx, 429 and 410 are `LockError` (retried). A 403 or
+a 401 is `LockError` too while it may heal (see `._forbidden`: until the refusals have
+lasted `FORBIDDEN_GRACE_SECONDS`); past that it is a missing permission: `WatchUnavailable`
+on a watch (the engine polls), a fallback to ``PUT`` on a patch, and on a read or a write
+the `ForbiddenError` (or `UnauthorizedError`) itself. A 405 on a watch is
+`WatchUnavailable`. Everything else (422, a missing namespace, a certificate that fails TLS
+verification) comes out unchanged: an `ElectionError` that retrying cannot cure.
 """
 
 from __future__ import annotations
@@ -47,9 +47,9 @@ from .._kube._errors import (
     NotFoundError,
     ServerError,
     TooManyRequestsError,
+    UnauthorizedError,
 )
 from .._lock import MISSING, LeaderRecord, Observation
-from . import _forbidden
 from ._forbidden import Permissions
 
 if TYPE_CHECKING:
@@ -235,6 +235,10 @@ class KubeLock:
             if judge_403 and (transient := self._permissions.judge(verb, exc)) is not None:
                 raise transient from exc
             raise
+        except UnauthorizedError as exc:
+            if (transient := self._permissions.judge(verb, exc)) is not None:
+                raise transient from exc
+            raise
         except ConflictError as exc:
             self._permissions.worked(verb)
             raise LockConflict(f"{self.description}: {verb}: {exc.message}") from exc
@@ -306,9 +310,7 @@ class KubeLock:
         have not lasted the grace window; else the caller tries ``PUT``."""
         if self._permissions.has_worked("patch"):
             transient = self._permissions.judge("patch", exc)
-            if transient is not None and (
-                self._permissions.persisted("patch") < _forbidden.FORBIDDEN_GRACE_SECONDS
-            ):
+            if transient is not None:
                 raise transient from exc
 
     def _put_instead(self, exc: ForbiddenError) -> None:

@@ -1,15 +1,20 @@
-"""Telling a 403 that will heal from a missing permission.
+"""Telling a 403 (or a 401) that will heal from a missing permission (or bad credentials).
 
 A single 403 is not proof that a verb is missing: an apiserver that has just (re)started
 answers 403 to users with the right bindings until its RBAC caches are filled (measured: 403
-at +2.339 s, 200 at +2.363 s after start; up to a few seconds). So a lock handle judges each
-403 by what it has seen of that verb on its own object:
+at +2.339 s, 200 at +2.363 s after start; up to a few seconds). A single 401 is not proof of
+bad credentials either: a rotated service-account token is re-read by the client after a
+401. So a lock handle judges each refusal by what it has seen on its own object:
 
-- the verb has worked before through this handle: transient (`LockError`, retried);
-- it never has, and the 403s have not yet persisted for `FORBIDDEN_GRACE_SECONDS` (counted
-  on trio's clock from the first 403 of an unbroken streak): transient too;
-- it never has, and they have: a missing permission; the `ForbiddenError` comes out
-  unchanged (with the RBAC rule to grant).
+- refusals that have not yet persisted for `FORBIDDEN_GRACE_SECONDS` (counted on trio's
+  clock from the first refusal of an unbroken streak; a streak ends with a success, or
+  after a quiet gap as long as the window) are transient: `LockError`, retried;
+- refusals that have: the error comes out unchanged (a `ForbiddenError` naming the RBAC
+  rule to grant, an `UnauthorizedError`).
+
+A 403 for a verb that has worked before through this handle is most likely an apiserver
+warming up (or a Role just removed): its WARNING says so. 401s are judged as one streak for
+every verb (credentials are not per verb), ended by any success.
 
 Each streak is logged once (WARNING), and its end once (INFO).
 
@@ -30,22 +35,27 @@ import trio
 from .._exceptions import LockError
 
 if TYPE_CHECKING:
-    from .._kube._errors import ForbiddenError
+    from .._kube._errors import ApiError
 
 __all__ = ["FORBIDDEN_GRACE_SECONDS", "Permissions"]
 
 logger = logging.getLogger("trio_election")
 
 FORBIDDEN_GRACE_SECONDS = 15.0
-"""How long 403s for a verb that has never worked are retried before they are taken as a
-missing permission (seconds; the default lease duration). Read at each 403, so a test may
+"""How long 403s (or 401s) are retried before they are taken as a missing permission (or
+bad credentials): seconds, the default lease duration. Read at each refusal, so a test may
 change it."""
+
+AUTHENTICATE = "authenticate"
+"""The streak key of 401s: one for every verb."""
 
 
 @dataclass(slots=True)
 class _Streak:
     since: float
-    """trio time of the first 403 of the streak."""
+    """trio time of the first refusal of the streak."""
+    last: float
+    """trio time of the latest refusal."""
     count: int = 0
     warned: bool = False
 
@@ -67,61 +77,66 @@ class Permissions:
     def worked(self, verb: str) -> None:
         """Note that a request of `verb` got past RBAC (any answer but 401, 403, 429, 5xx)."""
         self._worked.add(verb)
-        streak = self._streaks.pop(verb, None)
-        if streak is not None and streak.warned:
-            logger.info(
-                "%s: %s is allowed again, after %d refusal(s) (403) in %.3g s",
-                self._description,
-                verb,
-                streak.count,
-                trio.current_time() - streak.since,
-            )
+        for key in (verb, AUTHENTICATE):
+            streak = self._streaks.pop(key, None)
+            if streak is not None and streak.warned:
+                logger.info(
+                    "%s: %s is allowed again, after %d refusal(s) (%s) in %.3g s",
+                    self._description,
+                    verb,
+                    streak.count,
+                    "401" if key == AUTHENTICATE else "403",
+                    trio.current_time() - streak.since,
+                )
 
     def persisted(self, verb: str) -> float:
         """For how long (seconds) `verb` has been refused without a success in between."""
         streak = self._streaks.get(verb)
         return 0.0 if streak is None else trio.current_time() - streak.since
 
-    def judge(self, verb: str, exc: ForbiddenError) -> LockError | None:
-        """The `LockError` to raise instead of `exc` while the 403 may heal, or None when it
-        is a missing permission (`verb` never worked and the grace window has passed)."""
+    def judge(self, verb: str, exc: ApiError) -> LockError | None:
+        """The `LockError` to raise instead of `exc` (a 403 for `verb`, or a 401) while it
+        may heal, or None when it has persisted for the grace window."""
         now = trio.current_time()
-        streak = self._streaks.get(verb)
-        if streak is None:
-            streak = self._streaks[verb] = _Streak(since=now)
-        streak.count += 1
         grace = FORBIDDEN_GRACE_SECONDS
+        key = AUTHENTICATE if exc.status == 401 else verb
+        streak = self._streaks.get(key)
+        if streak is None or now - streak.last > grace:
+            streak = self._streaks[key] = _Streak(since=now, last=now)
+        streak.count += 1
+        streak.last = now
+        if now - streak.since >= grace:
+            return None
+        if not streak.warned:
+            streak.warned = True
+            logger.warning("%s: %s", self._description, self._why(key, verb, exc, grace))
+        lasted = f" for {now - streak.since:.3g} s" if now > streak.since else ""
+        if key == verb and verb in self._worked:
+            return LockError(
+                f"{self._description}: {verb} refused ({exc.status}) after it had worked"
+                f"{lasted}; retried: {exc.message}"
+            )
+        return LockError(
+            f"{self._description}: {verb} refused ({exc.status}){lasted}; retried for up to "
+            f"{grace:.3g} s: {exc.message}"
+        )
+
+    def _why(self, key: str, verb: str, exc: ApiError, grace: float) -> str:
+        if key == AUTHENTICATE:
+            return (
+                f"401 on {verb}: the API server refused the credentials; retrying for up to "
+                f"{grace:.3g} s (a rotated token is read again); if this persists, fix the "
+                f"kubeconfig's user or the service account token: {exc.message}"
+            )
         if verb in self._worked:
-            if not streak.warned:
-                streak.warned = True
-                logger.warning(
-                    "%s: 403 on %s, which has worked before through this handle: retrying "
-                    "(an API server that has just started refuses requests until its RBAC "
-                    "caches are filled; if the Role or RoleBinding was removed, restore it): %s",
-                    self._description,
-                    verb,
-                    exc.message,
-                )
-            return LockError(
-                f"{self._description}: {verb} refused (403) after it had worked; retried: "
-                f"{exc.message}"
+            return (
+                f"403 on {verb}, which has worked before through this handle: retrying for up "
+                f"to {grace:.3g} s (an API server that has just started refuses requests until "
+                f"its RBAC caches are filled; if the Role or RoleBinding was removed, restore "
+                f"it): {exc.message}"
             )
-        if now - streak.since < grace:
-            if not streak.warned:
-                streak.warned = True
-                logger.warning(
-                    "%s: 403 on %s; it will be retried for up to %.3g s in case the API "
-                    "server has just started; grant %s on %s if this persists: %s",
-                    self._description,
-                    verb,
-                    grace,
-                    verb,
-                    exc.resource or "the lock's resource",
-                    exc.message,
-                )
-            lasted = f" for {now - streak.since:.3g} s" if now > streak.since else ""
-            return LockError(
-                f"{self._description}: {verb} refused (403){lasted}; retried for up to "
-                f"{grace:.3g} s: {exc.message}"
-            )
-        return None
+        return (
+            f"403 on {verb}; it will be retried for up to {grace:.3g} s in case the API "
+            f"server has just started; grant {verb} on {exc.resource or 'the lock resource'} "
+            f"if this persists: {exc.message}"
+        )
