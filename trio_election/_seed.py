@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from ._clock import Clock
-    from ._engine import Leadership
     from ._kube import KubeClient
+    from ._leadership import Leadership
 
 __all__ = ["ElectionConfig", "LeaderCallbacks", "LeaderElector", "run_or_die"]
 
