@@ -98,6 +98,14 @@ def add_parser(subparsers: argparse._SubParsersAction[Parser]) -> None:
         "lease at most lease duration - renew deadline; env TRIO_ELECTION_GRACE)",
     )
     parser.add_argument(
+        "--events",
+        metavar="COMPONENT",
+        default=env_default("EVENTS"),
+        help="record Kubernetes Events on the lock object as client-go does (reason "
+        "LeaderElection, '<identity> became leader', '... stopped leading') under this "
+        "component name; needs the 'create events' right (env TRIO_ELECTION_EVENTS)",
+    )
+    parser.add_argument(
         "--http",
         metavar="ADDR",
         default=env_default("HTTP"),
@@ -154,6 +162,7 @@ class _Settings:
     again: bool
     http: tuple[str | None, int] | None
     tolerance: float
+    events: str | None
 
 
 def main(options: argparse.Namespace) -> int:
@@ -179,6 +188,7 @@ def main(options: argparse.Namespace) -> int:
         again=options.again,
         http=http,
         tolerance=options.healthz_tolerance,
+        events=options.events,
     )
     return trio.run(_run, settings, client)
 
@@ -244,6 +254,7 @@ async def _elect(settings: _Settings, client: te.KubeClient, stop: _Stop) -> int
         renew_deadline=settings.renew_deadline,
         retry_period=settings.retry_period,
         stop_on_sigterm=False,  # signals are the runner's: CMD is stopped before the release
+        events=settings.events,
     ) as election:
         sidecar = Sidecar(
             election,
