@@ -55,11 +55,11 @@ def examples(session: nox.Session) -> None:
 @nox.session
 def demo(session: nox.Session) -> None:
     """Candidates electing a leader on a local control plane; the leader is killed and a
-    follower takes over. Builds the control plane first when Go is there (about 6 minutes,
-    once); without it the candidates share a MemoryLock in one process."""
+    follower takes over: `trio-election demo`. It builds the control plane first when Go is
+    there (about 6 minutes, once); without Go the candidates share a MemoryLock in one
+    process."""
     install(session, "test")
-    session.run("python", "scripts/build_control_plane.py", "--if-needed", external=False)
-    session.run("python", "-m", "trio_election.demo", *session.posargs, env=dict(os.environ))
+    session.run("trio-election", "demo", *session.posargs, env=dict(os.environ))
 
 
 @nox.session

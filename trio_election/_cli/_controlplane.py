@@ -16,6 +16,7 @@ control plane also needs ``trustme`` (it makes the certificates).
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import signal
 import sys
@@ -80,7 +81,9 @@ def main(options: argparse.Namespace) -> int:
         return _build.ensure_control_plane(options.if_needed)
     if options.action == "path":
         found = _binaries.find_binaries()
-        print(found.bin_dir if found is not None else _binaries.cache_dir())
+        assets = os.environ.get("KUBEBUILDER_ASSETS")
+        folder = Path(assets).expanduser().absolute() if assets else _binaries.cache_dir()
+        print(found.bin_dir if found is not None else folder)
         if found is None:
             print(
                 f"trio-election: the binaries are missing: {_binaries.missing_message()}",
