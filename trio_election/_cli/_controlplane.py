@@ -108,7 +108,7 @@ def _start(copy_to: Path | None) -> int:
         try:
             plane = ControlPlane.start()
         except MissingBinaries as exc:
-            raise CommandError(f"{exc} (or run `trio-election control-plane build`)") from None
+            raise CommandError(str(exc)) from None
         except ModuleNotFoundError as exc:
             raise CommandError(
                 f"starting a control plane needs the {exc.name!r} package: pip install {exc.name}"

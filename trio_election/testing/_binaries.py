@@ -1,7 +1,7 @@
 """Where the control-plane binaries live: one lookup for the build script and the tests.
 
-Standard library only: `scripts/build_control_plane.py` loads this file by path, without
-importing the package.
+Standard library only: `scripts/build_control_plane.py` loads this file (and `_build.py`)
+by path, without importing the package.
 
 The same folder holds the client-go candidate of the interop tests (tests/peers/clientgo),
 built beside the control plane and found again by `find_clientgo_candidate`.
@@ -11,7 +11,7 @@ Order of lookup:
 1. `$KUBEBUILDER_ASSETS` (controller-runtime's envtest convention): a folder holding
    `kube-apiserver` and `etcd`, optionally `kubectl`. When it is set, nothing else is used.
 2. `$TRIO_ELECTION_K8S_BIN`, else `$XDG_CACHE_HOME/trio-election/k8s/<version>/`
-   (`~/.cache/...` by default): the folder `scripts/build_control_plane.py` builds into.
+   (`~/.cache/...` by default): the folder `trio-election control-plane build` builds into.
    Binaries there count only once the build finished (a stamp file written last).
 """
 
@@ -47,7 +47,9 @@ ETCD_MODULE = "go.etcd.io/etcd/server/v3"
 STAMP = ".complete"
 """Written into the cache folder after every binary is in place."""
 
-BUILD_COMMAND = "python scripts/build_control_plane.py"
+BUILD_COMMAND = "trio-election control-plane build"
+"""How a user builds them: the command installed with the package (in a checkout,
+`python scripts/build_control_plane.py` also builds the interop tests' client-go peer)."""
 
 _REQUIRED = ("kube-apiserver", "etcd")
 
