@@ -17,6 +17,10 @@
 //	exit "<reason>"               Run returned; the process exits with status 0
 //	error "<message>"             a fatal setup error; the process exits with status 2
 //
+// With --elections N (for the benchmarks) it runs N electors in this one process, through
+// one client (one HTTP/2 connection), each for a Lease of its own named <name>-<i>; then
+// started-leading and stopped-leading carry the Lease's name instead of the identity.
+//
 // SIGTERM and SIGINT cancel Run's context, so client-go releases the Lease
 // (holderIdentity "", leaseDurationSeconds 1) before Run returns.
 package main
@@ -95,6 +99,7 @@ func main() {
 		lease                                 = 15 * time.Second
 		renew                                 = 10 * time.Second
 		retry                                 = 2 * time.Second
+		elections                             int
 	)
 	klog.InitFlags(nil) // -v=4 and friends, for debugging a test
 	flag.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (required)")
@@ -104,6 +109,7 @@ func main() {
 	flag.Var(duration{&lease}, "lease-duration", "LeaseDuration (Go duration or seconds)")
 	flag.Var(duration{&renew}, "renew-deadline", "RenewDeadline (Go duration or seconds)")
 	flag.Var(duration{&retry}, "retry-period", "RetryPeriod (Go duration or seconds)")
+	flag.IntVar(&elections, "elections", 0, "run this many electors, for Leases <name>-0 ... (benchmarks)")
 	flag.Parse()
 	if kubeconfig == "" || name == "" || identity == "" {
 		fail("--kubeconfig, --name and --identity are required")
@@ -121,14 +127,18 @@ func main() {
 	if err != nil {
 		fail("client: %v", err)
 	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if elections > 0 {
+		runMany(ctx, client, namespace, name, identity, elections, lease, renew, retry)
+		return
+	}
+
 	lock := &resourcelock.LeaseLock{
 		LeaseMeta:  metav1.ObjectMeta{Namespace: namespace, Name: name},
 		Client:     client,
 		LockConfig: resourcelock.ResourceLockConfig{Identity: identity},
 	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
 
 	var working sync.WaitGroup
 	elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
@@ -167,4 +177,46 @@ func main() {
 		reason = "signal"
 	}
 	emit("exit", reason)
+}
+
+// runMany runs `count` electors through one client, each for the Lease <name>-<i>, until
+// the context is cancelled.
+func runMany(ctx context.Context, client coordinationv1.CoordinationV1Interface,
+	namespace, name, identity string, count int, lease, renew, retry time.Duration) {
+	electors := make([]*leaderelection.LeaderElector, 0, count)
+	for i := 0; i < count; i++ {
+		lockName := fmt.Sprintf("%s-%d", name, i)
+		elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+			Lock: &resourcelock.LeaseLock{
+				LeaseMeta:  metav1.ObjectMeta{Namespace: namespace, Name: lockName},
+				Client:     client,
+				LockConfig: resourcelock.ResourceLockConfig{Identity: identity},
+			},
+			LeaseDuration:   lease,
+			RenewDeadline:   renew,
+			RetryPeriod:     retry,
+			ReleaseOnCancel: true,
+			Name:            lockName,
+			Callbacks: leaderelection.LeaderCallbacks{
+				OnStartedLeading: func(work context.Context) {
+					emit("started-leading", lockName)
+					<-work.Done()
+					emit("stopped-leading", lockName)
+				},
+				OnStoppedLeading: func() {},
+			},
+		})
+		if err != nil {
+			fail("%v", err)
+		}
+		electors = append(electors, elector)
+	}
+	emit("ready", identity)
+	var running sync.WaitGroup
+	for _, elector := range electors {
+		running.Add(1)
+		go func() { defer running.Done(); elector.Run(ctx) }()
+	}
+	running.Wait()
+	emit("exit", "signal")
 }
