@@ -88,6 +88,7 @@ def error_of(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
         ),
         (["status", "leases/x", "--output", "yaml"], "invalid choice: 'yaml'"),
         (["status", "leases/x", "--", "ls"], "status takes no command after --"),
+        (["run", "leases/x", "--"], "nothing after --: give the command to run"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         (["run", "leases/x", "--identity", "", "--", "true"], "identity is empty"),
     ],

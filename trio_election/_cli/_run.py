@@ -166,6 +166,8 @@ class _Settings:
 
 
 def main(options: argparse.Namespace) -> int:
+    if options.command == []:
+        raise UsageError("nothing after --: give the command to run, e.g. -- ./worker --flag")
     command: list[str] = options.command or []
     if command:
         _check_command(command[0])

@@ -183,7 +183,7 @@ async def _read(lock: KubeLock) -> te.Observation:
         try:
             return await lock.get()
         except te.LockError as exc:
-            raise CommandError(f"cannot read {lock.description}: {exc}") from None
+            raise CommandError(f"cannot read the lock: {exc}") from None
     server = lock.client.config.server if lock.client is not None else "the apiserver"
     raise CommandError(
         f"cannot read {lock.description}: no answer from {server} within {READ_TIMEOUT:g} s"
