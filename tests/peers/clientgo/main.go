@@ -123,6 +123,10 @@ func main() {
 	// kube-scheduler) does: a request timeout of max(1s, renewDeadline/2).
 	config.Timeout = max(time.Second, renew/2)
 	config.UserAgent = "clientgo-candidate"
+	if elections > 0 {
+		// many electors share this client: no client-side rate limit (5 QPS by default)
+		config.QPS = -1
+	}
 	client, err := coordinationv1.NewForConfig(config)
 	if err != nil {
 		fail("client: %v", err)
