@@ -10,7 +10,11 @@ also run by `trio-election control-plane build`); this script runs it without im
 package (standard library only, so CI can call it before any virtualenv exists), and adds
 what only a checkout has: the client-go candidate of the interop tests (tests/peers/clientgo,
 a small module of its own with a committed go.sum), built into the same folder and rebuilt
-whenever its sources change (the reuse check is a hash of main.go, go.mod and go.sum).
+whenever its sources change (the reuse check is a hash of main.go, go.mod and go.sum);
+the old client-go candidates of the interop tests on removed locks (tests/peers/clientgo_old:
+one source built against client-go v0.23 with go.v023.mod and v0.27 with go.mod, rebuilt the
+same way); and Toxiproxy's server for the network-fault tests (tests/chaos), built once per
+pinned release.
 
 Where the binaries go and how they are found again: `trio_election/testing/_binaries.py`
 (`$KUBEBUILDER_ASSETS`, `$TRIO_ELECTION_K8S_BIN`, `~/.cache/trio-election/k8s/<version>/`).
@@ -59,6 +63,7 @@ build = _package_build.build
 etcd_version = _package_build.etcd_version
 
 CLIENTGO_SOURCE = REPO / "tests" / "peers" / "clientgo"
+OLD_CLIENTGO_SOURCE = REPO / "tests" / "peers" / "clientgo_old"
 
 
 def build_clientgo(bin_dir: Path) -> None:
@@ -74,6 +79,24 @@ def build_clientgo(bin_dir: Path) -> None:
     partial = bin_dir / f".{name}.partial"
     args = ["build", "-trimpath", "-ldflags", "-s -w", "-o", str(partial), "."]
     run_go(args, CLIENTGO_SOURCE, mod="readonly")
+    partial.replace(bin_dir / name)
+    (bin_dir / f"{name}.sha256").write_text(digest + "\n")
+    progress(f"built {bin_dir / name}")
+
+
+def build_old_clientgo(bin_dir: Path, release: str) -> None:
+    """Build the old client-go candidate for `release` ("v0.23" or "v0.27") from
+    tests/peers/clientgo_old with the go.mod file that pins it (`-modfile`), `-mod=readonly`
+    as `build_clientgo`."""
+    check_go()
+    name = binaries.old_clientgo_name(release)
+    modfile = binaries.OLD_CLIENTGO_RELEASES[release]
+    progress(f"go build -modfile={modfile} tests/peers/clientgo_old -> {name}")
+    digest = binaries.sources_digest(OLD_CLIENTGO_SOURCE, binaries.old_clientgo_sources(release))
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    partial = bin_dir / f".{name}.partial"
+    args = ["build", f"-modfile={modfile}", "-trimpath", "-ldflags", "-s -w"]
+    run_go([*args, "-o", str(partial), "."], OLD_CLIENTGO_SOURCE, mod="readonly")
     partial.replace(bin_dir / name)
     (bin_dir / f"{name}.sha256").write_text(digest + "\n")
     progress(f"built {bin_dir / name}")
@@ -100,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     status = control_plane(options.if_needed)
     if status == 0:
         status = clientgo_candidate(options.if_needed)
+    if status == 0:
+        status = old_clientgo_candidates(options.if_needed)
+    if status == 0:
+        status = toxiproxy(options.if_needed)
     return status
 
 
@@ -138,6 +165,48 @@ def clientgo_candidate(if_needed: bool) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def old_clientgo_candidates(if_needed: bool) -> int:
+    """Build the old client-go peers (one per release in `binaries.OLD_CLIENTGO_RELEASES`)
+    into the cache folder, each unless it is there and built from the current sources."""
+    missing = [
+        release
+        for release in binaries.OLD_CLIENTGO_RELEASES
+        if binaries.find_old_clientgo_candidate(OLD_CLIENTGO_SOURCE, release) is None
+    ]
+    if not missing:
+        if not if_needed:
+            progress("reusing the old client-go candidates (built from tests/peers/clientgo_old)")
+        return 0
+    if not (OLD_CLIENTGO_SOURCE / "main.go").is_file():
+        progress(f"no {OLD_CLIENTGO_SOURCE}: the old-lock interop tests will be skipped")
+        return 0
+    if shutil.which("go") is None:
+        message = (
+            "Go is not installed to build the old client-go candidates of the interop tests "
+            f"(tests/peers/clientgo_old -> {binaries.cache_dir()})"
+        )
+        if os.environ.get("CI") == "true":
+            print(f"error: CI=true: {message}", file=sys.stderr)
+            return 1
+        print(f"old-lock interop tests will be skipped: {message}")
+        return 0
+    try:
+        for release in missing:
+            build_old_clientgo(binaries.cache_dir(), release)
+    except BuildError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def toxiproxy(if_needed: bool) -> int:
+    """Toxiproxy's server for the network-fault tests: reuse or build (`ensure_toxiproxy`)."""
+    return _package_build.ensure_toxiproxy(if_needed)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,10 @@ Standard library only: `scripts/build_control_plane.py` loads this file (and `_b
 by path, without importing the package.
 
 The same folder holds the client-go candidate of the interop tests (tests/peers/clientgo),
-built beside the control plane and found again by `find_clientgo_candidate`.
+built beside the control plane and found again by `find_clientgo_candidate`; the old
+client-go candidates of the interop tests on removed locks (tests/peers/clientgo_old, one
+binary per client-go release, `find_old_clientgo_candidate`); and Toxiproxy's server for
+the network-fault tests (`find_toxiproxy`).
 
 Order of lookup:
 
@@ -29,14 +32,23 @@ __all__ = [
     "CLIENTGO_SOURCES",
     "ETCD_MODULE",
     "K8S_VERSION",
+    "OLD_CLIENTGO_RELEASES",
     "STAMP",
+    "TOXIPROXY",
+    "TOXIPROXY_MODULE",
+    "TOXIPROXY_VERSION",
     "Binaries",
     "MissingBinaries",
     "cache_dir",
     "clientgo_digest",
     "find_binaries",
     "find_clientgo_candidate",
+    "find_old_clientgo_candidate",
+    "find_toxiproxy",
     "missing_message",
+    "old_clientgo_name",
+    "old_clientgo_sources",
+    "sources_digest",
 ]
 
 K8S_VERSION = "v1.36.3"
@@ -58,6 +70,18 @@ CLIENTGO_CANDIDATE = "clientgo-candidate"
 sources it was built from."""
 
 CLIENTGO_SOURCES = ("go.mod", "go.sum", "main.go")
+
+OLD_CLIENTGO_RELEASES = {"v0.23": "go.v023.mod", "v0.27": "go.mod"}
+"""The old client-go candidate's builds (tests/peers/clientgo_old): the client-go release
+line and the go.mod file (`go build -modfile=...`) that pins it. v0.23 is the last line with
+the `endpoints` lock, v0.27 the last with `endpointsleases`."""
+
+TOXIPROXY_MODULE = "github.com/Shopify/toxiproxy/v2"
+TOXIPROXY_VERSION = "v2.12.0"
+"""Built from the Go module proxy (`go install <module>/cmd/server@<version>`)."""
+
+TOXIPROXY = "toxiproxy-server"
+"""Toxiproxy's server in `cache_dir()`; `<name>.version` beside it says which release."""
 
 
 class MissingBinaries(FileNotFoundError):
@@ -141,6 +165,53 @@ def clientgo_digest(source_dir: Path) -> str:
         digest.update((source_dir / name).read_bytes())
         digest.update(b"\0")
     return digest.hexdigest()
+
+
+def sources_digest(source_dir: Path, names: tuple[str, ...]) -> str:
+    """A SHA-256 over the files `names` in `source_dir` (names and contents)."""
+    digest = hashlib.sha256()
+    for name in names:
+        digest.update(f"{name}\0".encode())
+        digest.update((source_dir / name).read_bytes())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def old_clientgo_name(release: str) -> str:
+    """The file name of the old client-go candidate built for `release` ("v0.23")."""
+    if release not in OLD_CLIENTGO_RELEASES:
+        known = ", ".join(OLD_CLIENTGO_RELEASES)
+        raise ValueError(f"no old client-go build {release!r}; known: {known}")
+    return f"clientgo-{release}-candidate"
+
+
+def old_clientgo_sources(release: str) -> tuple[str, ...]:
+    """The files the `release` build reads: main.go, its go.mod file and that file's go.sum."""
+    modfile = OLD_CLIENTGO_RELEASES[release]
+    return ("main.go", modfile, modfile.removesuffix(".mod") + ".sum")
+
+
+def find_old_clientgo_candidate(source_dir: Path, release: str) -> Path | None:
+    """The old client-go candidate for `release` in `cache_dir()` if it was built from the
+    sources in `source_dir` as they are now; None when it is missing or older."""
+    binary = cache_dir() / old_clientgo_name(release)
+    stamp = binary.with_name(f"{binary.name}.sha256")
+    if not _executable(binary) or not stamp.is_file():
+        return None
+    if stamp.read_text().strip() != sources_digest(source_dir, old_clientgo_sources(release)):
+        return None
+    return binary
+
+
+def find_toxiproxy() -> Path | None:
+    """Toxiproxy's server in `cache_dir()` if it is the pinned release; None otherwise."""
+    binary = cache_dir() / TOXIPROXY
+    stamp = binary.with_name(f"{TOXIPROXY}.version")
+    if not _executable(binary) or not stamp.is_file():
+        return None
+    if stamp.read_text().strip() != TOXIPROXY_VERSION:
+        return None
+    return binary
 
 
 def find_clientgo_candidate(source_dir: Path) -> Path | None:

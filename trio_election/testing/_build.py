@@ -13,6 +13,9 @@ only count in the main module. So this writes a small module of our own that req
 copying the release's `go` and `godebug` lines, then builds the three commands in it. etcd
 is the one that release pins (`go.etcd.io/etcd/server/v3`, 3.6.x), built in the same module.
 
+Toxiproxy's server (`build_toxiproxy`, for the network-fault tests) is a plain
+`go install <module>/cmd/server@<version>` into the same folder.
+
 Standard library only, and only relative imports of `._binaries`: the build script loads
 this file without importing the package (and so without its dependencies).
 """
@@ -36,9 +39,11 @@ __all__ = [
     "K8S",
     "BuildError",
     "build",
+    "build_toxiproxy",
     "check_go",
     "download_release_gomod",
     "ensure_control_plane",
+    "ensure_toxiproxy",
     "etcd_version",
     "go_env",
     "go_version",
@@ -285,5 +290,70 @@ def ensure_control_plane(if_needed: bool) -> int:
         return 1
     except KeyboardInterrupt:
         print("interrupted; the next run picks up where this one stopped", file=sys.stderr)
+        return 130
+    return 0
+
+
+def build_toxiproxy(bin_dir: Path) -> None:
+    """`go install` Toxiproxy's server at `binaries.TOXIPROXY_VERSION` into `bin_dir`, then
+    write the stamp naming the release. Raises `BuildError` with the reason and the fix."""
+    check_go()
+    version = binaries.TOXIPROXY_VERSION
+    package = f"{binaries.TOXIPROXY_MODULE}/cmd/server@{version}"
+    progress(f"go install {package} -> {binaries.TOXIPROXY}")
+    work = bin_dir / ".toxiproxy-build"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    env = go_env(work)
+    env["GOBIN"] = str(work)
+    flags = f"-s -w -X {binaries.TOXIPROXY_MODULE}.Version={version}"
+    done = subprocess.run(
+        ["go", "install", "-trimpath", "-ldflags", flags, package],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        shutil.rmtree(work, ignore_errors=True)
+        raise BuildError(
+            f"`go install {package}` failed:\n{done.stderr.strip()[-2000:]}\nIt needs a Go "
+            "module proxy that serves the module (see `go help goproxy`)."
+        )
+    (work / "server").replace(bin_dir / binaries.TOXIPROXY)
+    (bin_dir / f"{binaries.TOXIPROXY}.version").write_text(version + "\n")
+    shutil.rmtree(work, ignore_errors=True)
+    progress(f"built {bin_dir / binaries.TOXIPROXY} ({version})")
+
+
+def ensure_toxiproxy(if_needed: bool) -> int:
+    """Reuse Toxiproxy's server when the pinned release is there, else build it; an exit
+    status. Without Go: a message and 0, or 1 under `CI=true` (`if_needed` only quiets the
+    message that it is reused)."""
+    found = binaries.find_toxiproxy()
+    if found is not None:
+        if not if_needed:
+            progress(f"reusing {found} ({binaries.TOXIPROXY_VERSION})")
+        return 0
+    if shutil.which("go") is None:
+        message = (
+            "Go is not installed to build Toxiproxy's server for the network-fault tests "
+            f"({binaries.TOXIPROXY_MODULE}@{binaries.TOXIPROXY_VERSION} -> {binaries.cache_dir()})"
+        )
+        if os.environ.get("CI") == "true":
+            print(f"error: CI=true: {message}", file=sys.stderr)
+            return 1
+        print(f"network-fault tests will be skipped: {message}")
+        return 0
+    try:
+        bin_dir = binaries.cache_dir()
+        bin_dir.mkdir(parents=True, exist_ok=True)
+        build_toxiproxy(bin_dir)
+    except BuildError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
         return 130
     return 0
