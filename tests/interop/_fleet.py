@@ -6,7 +6,13 @@ Three kinds of candidate, each a process of its own that prints one line per eve
 - ``trio``: this library (tests/peers/trio_candidate.py);
 - ``clientgo``: client-go's tools/leaderelection with a LeaseLock and ReleaseOnCancel
   (tests/peers/clientgo, built by scripts/build_control_plane.py);
-- ``kubepy``: the `kubernetes` Python client's leaderelection (tests/peers/kubepy_candidate.py).
+- ``kubepy``: the `kubernetes` Python client's leaderelection (tests/peers/kubepy_candidate.py);
+- ``clientgo-v0.23``, ``clientgo-v0.27``: an old client-go's tools/leaderelection with
+  `resourcelock.New` and the lock type of the candidate (``endpoints``,
+  ``endpointsleases``, ``leases``; tests/peers/clientgo_old).
+
+A candidate reaches the apiserver directly, through a `Proxy` of its own that can cut it off
+(`proxied=True`), or through a Toxiproxy proxy of its own (`toxiproxy=`, `peer.toxic`).
 
 The harness reads every process's lines in a thread, sends signals, records every version
 of the lock object the apiserver hands out (a watch as the admin), turns the event lines
@@ -33,24 +39,32 @@ import pytest
 
 from trio_election._kube_locks._records import record_from_annotation, record_from_lease_spec
 from trio_election.testing import History, Interval
-from trio_election.testing._binaries import cache_dir, find_clientgo_candidate
+from trio_election.testing._binaries import (
+    cache_dir,
+    find_clientgo_candidate,
+    find_old_clientgo_candidate,
+)
 from trio_election.testing._kubeconfig import write_kubeconfig
 from trio_election.testing._processes import Reaper
 
 from ._proxy import Proxy
 
 if TYPE_CHECKING:
-    from collections.abc import Generator
+    from collections.abc import Generator, Sequence
     from types import TracebackType
 
     from trio_election import LeaderRecord
     from trio_election.testing import ControlPlane
+    from trio_election.testing._toxiproxy import ToxicProxy, ToxiproxyClient
 
-Kind = Literal["trio", "clientgo", "kubepy"]
-Resource = Literal["leases", "configmaps"]
+Kind = Literal["trio", "clientgo", "kubepy", "clientgo-v0.23", "clientgo-v0.27"]
+Resource = Literal["leases", "configmaps", "endpoints"]
+LockType = Literal["leases", "configmaps", "endpoints", "endpointsleases"]
+"""client-go's lock type names; ``endpointsleases`` writes both an Endpoints and a Lease."""
 
 PEERS = Path(__file__).resolve().parent.parent / "peers"
 CLIENTGO_SOURCE = PEERS / "clientgo"
+OLD_CLIENTGO_SOURCE = PEERS / "clientgo_old"
 VERBS = ("get", "create", "update", "patch", "watch", "list")
 """What a candidate's service account may do to the lock's resource."""
 
@@ -73,7 +87,7 @@ class Timing:
         poll late: lease + 2 polls + 1 s. client-go's followers poll every
         `retry * (1 + 1.2 * rand)`, so its polls count up to 2.2 retry periods.
         """
-        poll = self.retry * (2.2 if successor == "clientgo" else 1.0)
+        poll = self.retry * (2.2 if successor.startswith("clientgo") else 1.0)
         return self.lease + 2 * poll + 1.0
 
 
@@ -119,6 +133,8 @@ class Peer:
         self.exited_at: float | None = None
         self.proxy: Proxy | None = None
         """Its way to the apiserver, when started with `proxied=True`."""
+        self.toxic: ToxicProxy | None = None
+        """Its way to the apiserver, when started through Toxiproxy."""
         self._changed = threading.Condition()
         self._log: IO[bytes] = log_path.open("ab")
         self.process = subprocess.Popen(
@@ -336,6 +352,12 @@ class Fleet:
     name: str = "interop"
     peers: list[Peer] = field(default_factory=list[Peer])
     proxies: list[Proxy] = field(default_factory=list[Proxy])
+    rights: tuple[Resource, ...] = ()
+    """Resources each candidate may use besides `resource` (e.g. both objects of a
+    MultiLock, for a fleet that migrates from one lock to another)."""
+    toxic_proxies: list[ToxicProxy] = field(default_factory=list["ToxicProxy"])
+    recorders: dict[Resource, LockRecorder] = field(default_factory=dict[Resource, LockRecorder])
+    """A recorder per resource watched: `resource`'s (also `recorder`) and `watch()`'s."""
     namespace: str = field(init=False)
     recorder: LockRecorder = field(init=False)
     reaper: Reaper = field(init=False)
@@ -344,6 +366,7 @@ class Fleet:
     def __post_init__(self) -> None:
         self.namespace = self.control_plane.create_namespace("interop")
         self.recorder = LockRecorder(self.control_plane, self.namespace, self.resource, self.name)
+        self.recorders[self.resource] = self.recorder
         self.reaper = Reaper()
 
     def __enter__(self) -> Self:
@@ -361,16 +384,61 @@ class Fleet:
     def lock(self) -> str:
         return f"{self.resource}/{self.namespace}/{self.name}"
 
-    def start(self, kind: Kind, identity: str, *, proxied: bool = False) -> Peer:
+    def lock_of(self, lock: LockType | None = None) -> str:
+        """This library's name for the lock of this fleet, as `lock` type (default
+        `resource`): ``<lock>/<namespace>/<name>``."""
+        return f"{lock or self.resource}/{self.namespace}/{self.name}"
+
+    def watch(self, resource: Resource) -> LockRecorder:
+        """Record every version of the object of this name in `resource` too (the other
+        object of a MultiLock); `recorders[resource]` from now on."""
+        if resource not in self.recorders:
+            self.recorders[resource] = LockRecorder(
+                self.control_plane, self.namespace, resource, self.name
+            )
+        return self.recorders[resource]
+
+    def start(
+        self,
+        kind: Kind,
+        identity: str,
+        *,
+        proxied: bool = False,
+        toxiproxy: ToxiproxyClient | None = None,
+        lock: LockType | None = None,
+        program: Path | None = None,
+        extra_args: Sequence[str] = (),
+    ) -> Peer:
         """Start a candidate with a service account of its own and wait until it is ready.
 
         `proxied`: it reaches the apiserver through a `Proxy` of its own (`peer.proxy`),
-        which can cut it off."""
+        which can cut it off. `toxiproxy`: through a Toxiproxy proxy of its own instead
+        (`peer.toxic`), named `<namespace>.<identity>`. `lock`: the lock type it campaigns
+        for (default: the fleet's `resource`). `program` runs instead of the `trio` kind's
+        candidate script (same arguments, then `extra_args`)."""
+        resources = dict.fromkeys((self.resource, *self.rights))
         user = self.control_plane.user(
-            identity, namespace=self.namespace, verbs={self.resource: VERBS}
+            identity, namespace=self.namespace, verbs=dict.fromkeys(resources, VERBS)
         )
         kubeconfig = user.kubeconfig
         proxy: Proxy | None = None
+        toxic: ToxicProxy | None = None
+        if proxied and toxiproxy is not None:
+            raise ValueError("a candidate goes through one proxy: proxied or toxiproxy")
+        if toxiproxy is not None:
+            url = httpx.URL(self.control_plane.server)
+            toxic = toxiproxy.create_proxy(
+                f"{self.namespace}.{identity}", upstream=f"{url.host}:{url.port or 443}"
+            )
+            self.toxic_proxies.append(toxic)
+            kubeconfig = write_kubeconfig(
+                self.folder / f"{identity}.kubeconfig",
+                server=f"https://{toxic.listen}",
+                ca_pem=self.control_plane.ca_pem,
+                user=identity,
+                token=user.token,
+                namespace=self.namespace,
+            )
         if proxied:
             url = httpx.URL(self.control_plane.server)
             proxy = Proxy((url.host, url.port or 443))
@@ -384,23 +452,32 @@ class Fleet:
                 namespace=self.namespace,
             )
         t = self.timing
+        lock_type: LockType = lock or self.resource
         if kind == "trio":
-            args = [sys.executable, str(PEERS / "trio_candidate.py"), f"--lock={self.lock}"]
+            script = program or PEERS / "trio_candidate.py"
+            args = [sys.executable, str(script), f"--lock={self.lock_of(lock_type)}"]
         elif kind == "kubepy":
             args = [
                 sys.executable,
                 str(PEERS / "kubepy_candidate.py"),
                 f"--namespace={self.namespace}",
                 f"--name={self.name}",
-                f"--lock={self.resource}",
+                f"--lock={lock_type}",
             ]
-        else:
-            if self.resource != "leases":
+        elif kind == "clientgo":
+            if lock_type != "leases":
                 raise ValueError("the client-go candidate campaigns for Leases only")
             args = [
                 str(clientgo_binary()),
                 f"--namespace={self.namespace}",
                 f"--name={self.name}",
+            ]
+        else:
+            args = [
+                str(old_clientgo_binary(kind.removeprefix("clientgo-"))),
+                f"--namespace={self.namespace}",
+                f"--name={self.name}",
+                f"--lock={lock_type}",
             ]
         args += [
             f"--kubeconfig={kubeconfig}",
@@ -409,8 +486,10 @@ class Fleet:
             f"--renew-deadline={t.renew}",
             f"--retry-period={t.retry}",
         ]
+        args += extra_args
         peer = Peer(kind, identity, args, self.folder / f"{identity}.log", _child_env())
         peer.proxy = proxy
+        peer.toxic = toxic
         self.peers.append(peer)
         self.reaper.watch_group(peer.process.pid)
         peer.wait_for("ready", within=STARTUP_WITHIN)
@@ -448,7 +527,11 @@ class Fleet:
         self.reaper.release()
         for proxy in self.proxies:
             proxy.close()
-        self.recorder.close()
+        for toxic in self.toxic_proxies:
+            with contextlib.suppress(Exception):  # the server may be gone already
+                toxic.delete()
+        for recorder in self.recorders.values():
+            recorder.close()
 
 
 def clientgo_binary() -> Path:
@@ -459,6 +542,21 @@ def clientgo_binary() -> Path:
     message = (
         f"the client-go candidate is missing or older than {CLIENTGO_SOURCE} in "
         f"{cache_dir()}: run `python scripts/build_control_plane.py` (needs Go)"
+    )
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true: {message}", pytrace=False)
+    pytest.skip(message)
+
+
+def old_clientgo_binary(release: str) -> Path:
+    """The built old client-go candidate for `release` ("v0.23", "v0.27"); skips the test
+    when it is missing (fails under CI), as `clientgo_binary`."""
+    found = find_old_clientgo_candidate(OLD_CLIENTGO_SOURCE, release)
+    if found is not None:
+        return found
+    message = (
+        f"the client-go {release} candidate is missing or older than {OLD_CLIENTGO_SOURCE} "
+        f"in {cache_dir()}: run `python scripts/build_control_plane.py` (needs Go)"
     )
     if os.environ.get("CI") == "true":
         pytest.fail(f"CI=true: {message}", pytrace=False)
