@@ -1,0 +1,345 @@
+"""Tables, targets and the plot from one run's results."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+from ._procs import KINDS, LABELS
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ._scale import ScaleResult
+
+MIB = 1024 * 1024
+
+
+def pct(values: list[float], q: float) -> float:
+    """The q-quantile by nearest rank (q=0.95: the value 95 % of the samples do not exceed)."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def brief(values: list[float], unit: str = "") -> str:
+    if not values:
+        return "no samples"
+    return (
+        f"median {statistics.median(values):.4g}{unit} p95 {pct(values, 0.95):.4g}{unit} "
+        f"range {min(values):.4g}-{max(values):.4g} (n={len(values)})"
+    )
+
+
+def scale_line(s: ScaleResult) -> str:
+    if s.error:
+        return f"scale {s.kind} x{s.n}: {s.error}"
+    return (
+        f"scale {s.kind} x{s.n}: CPU {statistics.median(s.cpu) * 100:.1f}% of a core, "
+        f"peak RSS {s.hwm / MIB:.0f} MiB, {s.threads} threads, "
+        f"{statistics.median(s.handshakes_per_min):.0f} TLS handshakes/min, "
+        f"{s.connections} connections, start {s.startup:.1f} s, lost {s.lost}"
+    )
+
+
+def _ms(values: list[float]) -> str:
+    if not values:
+        return "-"
+    return (
+        f"{statistics.median(values) * 1000:.0f} / {pct(values, 0.95) * 1000:.0f} ms "
+        f"({min(values) * 1000:.0f}-{max(values) * 1000:.0f}, n={len(values)})"
+    )
+
+
+def _s(values: list[float]) -> str:
+    if not values:
+        return "-"
+    return (
+        f"{statistics.median(values):.2f} / {pct(values, 0.95):.2f} s "
+        f"({min(values):.2f}-{max(values):.2f}, n={len(values)})"
+    )
+
+
+def _spread(values: list[float], fmt: str = "{:.1f}") -> str:
+    if not values:
+        return "-"
+    mid = fmt.format(statistics.median(values))
+    if len(values) == 1:
+        return mid
+    return f"{mid} ({fmt.format(min(values))}-{fmt.format(max(values))})"
+
+
+def _kinds(results: dict[str, Any]) -> list[str]:
+    return [k for k in KINDS if k in results["meta"]["options"]["kinds"]]
+
+
+def markdown(results: dict[str, Any]) -> str:
+    meta = results["meta"]
+    kinds = _kinds(results)
+    head = "| measure | " + " | ".join(LABELS[k] for k in kinds) + " |"
+    rule = "| --- |" + " --- |" * len(kinds)
+    out = [
+        f"Run {meta['date']} on {meta['machine']}; Python {meta['python']}; "
+        f"trio-election {meta['trio_election']} ({meta['commit']}, httpx {meta['httpx']}); "
+        f"client-go {meta['clientgo']}; kubernetes (Python) {meta['kubernetes_python']}; "
+        f"kube-apiserver {meta.get('apiserver', '?')}; took {meta.get('seconds', '?')} s. "
+        f"Command: `python -m benchmarks {' '.join(meta['argv'])}`.",
+        "",
+    ]
+    if "startup" in results:
+        out += [
+            "### Startup: process start to leading (free Lease; median (range))",
+            "",
+            head,
+            rule,
+        ]
+        row = [_spread(results["startup"].get(k, []), "{:.2f} s") for k in kinds]
+        out += ["| start to leading | " + " | ".join(row) + " |", ""]
+    if "handover" in results:
+        out += [
+            "### Handover: signal to the successor's work (median / p95 (range, n))",
+            "",
+            head,
+            rule,
+        ]
+        by = {(h["kind"], h["mode"], _timing(h)): h for h in results["handover"]}
+        timings = sorted({_timing(h) for h in results["handover"]}, reverse=True)
+        for timing in timings:
+            for mode, name in (("graceful", "SIGTERM"), ("crash", "SIGKILL")):
+                row = []
+                for k in kinds:
+                    h = by.get((k, mode, timing))
+                    values = h["after_signal"] if h else []
+                    fails = f", {len(h['failures'])} failed" if h and h["failures"] else ""
+                    row.append(
+                        (
+                            _ms(values)
+                            if mode == "graceful" and values and statistics.median(values) < 1
+                            else _s(values)
+                        )
+                        + fails
+                    )
+                out.append(f"| {name} → next leader, {timing} | " + " | ".join(row) + " |")
+            row = []
+            for k in kinds:
+                h = by.get((k, "crash", timing))
+                lease = float(timing.split("/")[0])
+                after = [v - lease for v in h["after_renew"]] if h else []
+                row.append(_s(after).replace(" s", " s", 1) if after else "-")
+            out.append(
+                f"| SIGKILL: last renew → next leader, minus the lease, {timing} | "
+                + " | ".join(row)
+                + " |"
+            )
+        out.append("")
+    if "load" in results:
+        out += [
+            "### API requests per minute on one Lease (apiserver_request_total; "
+            "15/10/2 s; median (range) over the windows)",
+            "",
+            head,
+            rule,
+        ]
+        load: dict[tuple[str, int], dict[str, Any]] = {
+            (r["kind"], r["candidates"]): r for r in results["load"]
+        }
+        counts = sorted({n for _, n in load})
+        for n in counts:
+            row = []
+            for k in kinds:
+                r = load.get((k, n))
+                if r is None:
+                    row.append("-")
+                    continue
+                totals = [sum(w.values()) for w in r["per_min"]]
+                verbs: dict[str, list[float]] = defaultdict(list)
+                for window in r["per_min"]:
+                    for verb, value in window.items():
+                        verbs[verb].append(value)
+                detail = ", ".join(
+                    f"{verb} {statistics.median(v):.1f}"
+                    for verb, v in sorted(verbs.items())
+                    if max(v) > 0
+                )
+                row.append(f"{_spread(totals)}: {detail}")
+            out.append(f"| {n} candidate{'s' if n > 1 else ''} | " + " | ".join(row) + " |")
+        row = []
+        for k in kinds:
+            one, ten = load.get((k, counts[0])), load.get((k, counts[-1]))
+            if one and ten:
+                a = statistics.median([sum(w.values()) for w in one["per_min"]])
+                b = statistics.median([sum(w.values()) for w in ten["per_min"]])
+                row.append(f"{b / a:.2f}" if a else "-")
+            else:
+                row.append("-")
+        out += [f"| {counts[-1]} ÷ {counts[0]} | " + " | ".join(row) + " |", ""]
+    if "scale" in results:
+        out += [
+            "### Many elections in one process, all leading (15/10/2 s; median (range) "
+            "over the windows)",
+            "",
+            head,
+            rule,
+        ]
+        scale = {(s["kind"], s["n"]): s for s in results["scale"]}
+        ns = sorted({n for _, n in scale})
+        rows = [
+            ("CPU, % of a core", lambda s: _spread([c * 100 for c in s["cpu"]])),
+            ("peak RSS, MiB", lambda s: f"{s['hwm'] / MIB:.0f}"),
+            ("threads", lambda s: f"{s['threads']}"),
+            ("TLS handshakes / min", lambda s: _spread(s["handshakes_per_min"], "{:.0f}")),
+            ("open connections", lambda s: f"{s['connections']}"),
+            ("start to all leading, s", lambda s: f"{s['startup']:.1f}"),
+            ("terms lost", lambda s: f"{s['lost']}"),
+        ]
+        for n in ns:
+            for label, fn in rows:
+                row = []
+                for k in kinds:
+                    s = scale.get((k, n))
+                    row.append("-" if s is None else (s["error"] or fn(s)))
+                out.append(f"| {n} elections: {label} | " + " | ".join(row) + " |")
+        base = ns[0]
+        for n in ns[1:]:
+            row = []
+            for k in kinds:
+                per = _per_election(scale, k, base, n)
+                row.append("-" if per is None else f"{per / 1024:.0f} KiB")
+            out.append(f"| RSS growth per election, {base} → {n} | " + " | ".join(row) + " |")
+        out.append("")
+    out += ["### Targets", "", *(f"- {line}" for line in targets(results)), ""]
+    return "\n".join(out)
+
+
+def _timing(h: dict[str, Any]) -> str:
+    t = h["timing"]
+    return f"{t['lease']}/{t['renew']}/{t['retry']} s"
+
+
+def _per_election(scale: dict[tuple[str, int], Any], kind: str, base: int, n: int) -> float | None:
+    a, b = scale.get((kind, base)), scale.get((kind, n))
+    if not a or not b or a["error"] or b["error"]:
+        return None
+    return (b["hwm"] - a["hwm"]) / (n - base)
+
+
+def targets(results: dict[str, Any]) -> list[str]:
+    """Each target, met or not, with the figures."""
+    lines: list[str] = []
+
+    def say(ok: bool | None, text: str) -> None:
+        lines.append(f"{'MET' if ok else 'not met' if ok is not None else 'not measured'}: {text}")
+
+    scale = {(s["kind"], s["n"]): s for s in results.get("scale", [])}
+    for n in (100, 1000):
+        ours, theirs = scale.get(("trio", n)), scale.get(("kubepy", n))
+        if ours and theirs and not ours["error"] and not theirs["error"]:
+            a, b = statistics.median(ours["cpu"]), statistics.median(theirs["cpu"])
+            say(
+                a <= b / 2,
+                f"CPU at {n} elections ≤ ½ the kubernetes client's: "
+                f"{a * 100:.1f}% vs {b * 100:.1f}% of a core ({a / b:.2f}x)",
+            )
+            pa, pb = _per_election(scale, "trio", 10, n), _per_election(scale, "kubepy", 10, n)
+            if pa is not None and pb is not None:
+                say(
+                    pa <= pb / 2,
+                    f"memory per election (RSS growth from 10) at {n} ≤ ½ the "
+                    f"kubernetes client's: {pa / 1024:.0f} KiB vs {pb / 1024:.0f} KiB",
+                )
+        else:
+            say(None, f"CPU and memory at {n} elections (a run is missing or failed)")
+    mine = sorted((n, s) for (k, n), s in scale.items() if k == "trio" and not s["error"])
+    if len(mine) >= 2:
+        low = statistics.median(mine[0][1]["handshakes_per_min"])
+        high = statistics.median(mine[-1][1]["handshakes_per_min"])
+        say(
+            high <= low + 1,
+            f"TLS handshakes per minute independent of the number of "
+            f"elections: {low:.0f}/min at {mine[0][0]}, {high:.0f}/min at {mine[-1][0]}",
+        )
+    for h in results.get("handover", []):
+        if h["kind"] == "trio" and h["mode"] == "graceful" and h["after_signal"]:
+            v = h["after_signal"]
+            med, p95 = statistics.median(v) * 1000, pct(v, 0.95) * 1000
+            say(
+                med <= 25 and p95 <= 50,
+                f"graceful handover at {_timing(h)}: median "
+                f"{med:.0f} ms (≤ 25), p95 {p95:.0f} ms (≤ 50)",
+            )
+    load = {(r["kind"], r["candidates"]): r for r in results.get("load", [])}
+    one, ten = load.get(("trio", 1)), load.get(("trio", 10))
+    if one and ten:
+        a = statistics.median([sum(w.values()) for w in one["per_min"]])
+        b = statistics.median([sum(w.values()) for w in ten["per_min"]])
+        say(b / a <= 1.2, f"API load 10 ÷ 1 candidates ≤ 1.2: {b / a:.2f} ({a:.1f} → {b:.1f}/min)")
+    return lines
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    try:
+        import matplotlib as mpl
+
+        mpl.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed (the bench group has it): no plot")
+        return
+    kinds = _kinds(results)
+    colors = {"trio": "tab:blue", "clientgo": "tab:green", "kubepy": "tab:orange"}
+    fig, axes = plt.subplots(2, 2, figsize=(12, 9))
+    ax = axes[0][0]
+    handover = results.get("handover", [])
+    labels, data, cols = [], [], []
+    for h in sorted(
+        handover, key=lambda h: (-h["timing"]["lease"], h["mode"], KINDS.index(h["kind"]))
+    ):
+        if h["after_signal"] and h["kind"] in kinds:
+            labels.append(f"{LABELS[h['kind']]}\n{h['mode']} {_timing(h)}")
+            data.append(h["after_signal"])
+            cols.append(colors[h["kind"]])
+    if data:
+        box = ax.boxplot(data, vert=False, patch_artist=True, tick_labels=labels)
+        for patch, color in zip(box["boxes"], cols, strict=True):
+            patch.set_facecolor(color)
+        ax.set_xscale("log")
+        ax.tick_params(axis="y", labelsize=6)
+    ax.set_xlabel("signal → successor's work starts, s (log)")
+    ax.set_title("Handover (SIGTERM) and failover (SIGKILL)")
+    ax = axes[0][1]
+    for k in kinds:
+        rows = sorted(
+            (r["candidates"], statistics.median([sum(w.values()) for w in r["per_min"]]))
+            for r in results.get("load", [])
+            if r["kind"] == k
+        )
+        if rows:
+            ax.plot(*zip(*rows, strict=True), marker="o", label=LABELS[k], color=colors[k])
+    ax.set_xlabel("candidates on one Lease")
+    ax.set_ylabel("API requests / min")
+    ax.set_title("API load (apiserver_request_total)")
+    ax.legend()
+    for ax, key, scale_of, ylabel in (
+        (axes[1][0], "cpu", lambda s: statistics.median(s["cpu"]) * 100, "CPU, % of one core"),
+        (axes[1][1], "hwm", lambda s: s["hwm"] / MIB, "peak RSS, MiB"),
+    ):
+        for k in kinds:
+            rows = sorted(
+                (s["n"], scale_of(s))
+                for s in results.get("scale", [])
+                if s["kind"] == k and not s["error"]
+            )
+            if rows:
+                ax.plot(*zip(*rows, strict=True), marker="o", label=LABELS[k], color=colors[k])
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("elections in one process")
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"Many elections: {ylabel.split(',')[0]}")
+        ax.legend()
+        del key
+    fig.suptitle(f"trio-election vs client-go vs kubernetes (Python), {results['meta']['date']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
