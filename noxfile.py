@@ -46,6 +46,22 @@ def typecheck(session: nox.Session) -> None:
 
 
 @nox.session
+def chaos(session: nox.Session) -> None:
+    """Generated fault schedules at 25 times the normal count (50,000 in all), the scale
+    test for a simulated hour; prints schedules, overlaps and recovery times."""
+    install(session, "test")
+    session.run(
+        "pytest",
+        "tests/property",
+        "tests/test_scale.py",
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
+        env={"TRIO_ELECTION_HYPOTHESIS_PROFILE": "chaos"},
+    )
+
+
+@nox.session
 def examples(session: nox.Session) -> None:
     """Run every program in examples/ the way the test suite does."""
     install(session, "test")
