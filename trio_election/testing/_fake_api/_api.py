@@ -44,6 +44,19 @@ __all__ = ["FakeKubeApi"]
 
 _DEFAULT_WATCH_TIMEOUT = 1800.0
 _NORMAL = Conditions()
+_UNUSED_CA = b"""-----BEGIN CERTIFICATE-----
+MIIBZzCCAQ6gAwIBAgIBATAKBggqhkjOPQQDAjAyMTAwLgYDVQQDDCdmYWtlLWt1
+YmUtYXBpLmludmFsaWQgQ0EgKG5ldmVyIHNlcnZlcykwIBcNMjYwMTAxMDAwMDAw
+WhgPMjEyNjAxMDEwMDAwMDBaMDIxMDAuBgNVBAMMJ2Zha2Uta3ViZS1hcGkuaW52
+YWxpZCBDQSAobmV2ZXIgc2VydmVzKTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IA
+BP83PcqpxbRPhwEJbuo8rARjmmNTVVzjOw64ZsClF7qRMulTWRTh1Q5dC2zBvFMu
+1gHsoPdPkPYvj9ZKOlZi51ijEzARMA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0E
+AwIDRwAwRAIgFYFRyu6wV3LfG0Jdqj6p4mVCp4aTEYvn8w8oaNRVcu4CIHjtvD6U
+SjjGzI8AGTesoRBnTrjcRIDf0DEO1uN6D2Cj
+-----END CERTIFICATE-----
+"""
+"""A CA for the fake's clients that no server uses (requests go to the mock transport):
+configuring one spares each client loading the system's trust store (tens of ms)."""
 
 
 @final
@@ -126,6 +139,7 @@ class FakeKubeApi:
         config = KubeConfig(
             server="https://fake-kube-api.invalid",
             namespace=namespace,
+            certificate_authority_data=_UNUSED_CA,
             token=self.token(user, verbs=verbs),
         )
         return KubeClient(config, transport=self.transport)
