@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from ._client import KubeClient as KubeClient
-from ._config import ExecConfig as ExecConfig
 from ._config import KubeConfig as KubeConfig
 from ._errors import AlreadyExistsError as AlreadyExistsError
 from ._errors import ApiConnectionError as ApiConnectionError
@@ -18,6 +17,7 @@ from ._errors import ServerError as ServerError
 from ._errors import TLSVerificationError as TLSVerificationError
 from ._errors import TooManyRequestsError as TooManyRequestsError
 from ._errors import UnauthorizedError as UnauthorizedError
+from ._kubeconfig import ExecConfig as ExecConfig
 
 __all__ = [
     "AlreadyExistsError",

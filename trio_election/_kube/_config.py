@@ -1,5 +1,8 @@
 """`KubeConfig`: where the API server is and how to authenticate, resolved as client-go does.
 
+This module sits above `._kubeconfig` (which reads the files into the fields of a
+configuration) and builds the instances itself: nothing below imports it.
+
 Order (`KubeConfig.load()`): an explicit kubeconfig path, else `$KUBECONFIG` (a list of
 files, merged: the first file to set a map key or `current-context` wins), else the pod's
 service account when running in a pod, else `~/.kube/config`.
@@ -13,6 +16,7 @@ from pathlib import Path
 from typing import final
 
 from ._errors import KubeConfigError
+from ._kubeconfig import ExecConfig, from_files
 from ._tls import check_certificates, check_pem
 from ._urls import mask_url
 
@@ -24,34 +28,6 @@ SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 SERVICE_ACCOUNT_DIR_ENV = "TRIO_ELECTION_SERVICE_ACCOUNT_DIR"
 """Overrides `SERVICE_ACCOUNT_DIR` (for tests of the in-cluster path)."""
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class ExecConfig:
-    """A `client.authentication.k8s.io` exec credential plugin (`users[].user.exec`)."""
-
-    command: str
-    api_version: str = "client.authentication.k8s.io/v1"
-    args: tuple[str, ...] = ()
-    env: tuple[tuple[str, str], ...] = field(default=(), repr=False)
-    install_hint: str = ""
-    provide_cluster_info: bool = False
-    interactive_mode: str = "IfAvailable"
-    base_dir: Path | None = None
-    cluster_config: str | None = None
-    """The cluster's `client.authentication.k8s.io/exec` extension (JSON text), passed to the
-    plugin as `spec.cluster.config` with `provide_cluster_info`."""
-
-    def __repr__(self) -> str:
-        # arguments and env values may hold secrets (e.g. --oidc-client-secret=...)
-        names = ", ".join(name for name, _ in self.env)
-        return (
-            f"ExecConfig(command={self.command!r}, api_version={self.api_version!r}, "
-            f"args=<{len(self.args)} hidden>, env=<values of [{names}] hidden>, "
-            f"interactive_mode={self.interactive_mode!r}, "
-            f"provide_cluster_info={self.provide_cluster_info!r})"
-        )
 
 
 def _mask(value: object) -> str:
@@ -109,10 +85,8 @@ class KubeConfig:
         name instead of `current-context` (kubeconfig files only). Reads files: a blocking
         call, and a cheap one.
         """
-        from ._kubeconfig import from_files  # here: that module builds instances of this class
-
         if kubeconfig is not None:
-            return from_files([Path(kubeconfig)], context, explicit=True)
+            return cls(**from_files([Path(kubeconfig)], context, explicit=True))
         env = os.environ.get("KUBECONFIG", "")
         paths = [Path(p) for p in env.split(os.pathsep) if p]
         if paths:
@@ -121,12 +95,12 @@ class KubeConfig:
                 raise KubeConfigError(
                     f"$KUBECONFIG names no file that exists ({env}): fix the variable or unset it"
                 )
-            return from_files(existing, context, explicit=False)
+            return cls(**from_files(existing, context, explicit=False))
         if _in_pod():
             return cls.in_cluster()
         home = Path.home() / ".kube" / "config"
         if home.exists():
-            return from_files([home], context, explicit=False)
+            return cls(**from_files([home], context, explicit=False))
         raise KubeConfigError(
             "no Kubernetes configuration found: not running in a pod "
             "(KUBERNETES_SERVICE_HOST is not set) and no kubeconfig (~/.kube/config does not "

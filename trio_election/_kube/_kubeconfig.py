@@ -10,17 +10,64 @@ import binascii
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, final
 
 import yaml
 
-from ._config import ExecConfig, KubeConfig
 from ._errors import KubeConfigError
 from ._json import as_list, as_mapping
 from ._tls import check_certificates, check_pem
 from ._urls import check_proxy_url, check_server_url
 
-__all__ = ["from_files"]
+__all__ = ["ExecConfig", "Settings", "from_files"]
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ExecConfig:
+    """A `client.authentication.k8s.io` exec credential plugin (`users[].user.exec`)."""
+
+    command: str
+    api_version: str = "client.authentication.k8s.io/v1"
+    args: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    install_hint: str = ""
+    provide_cluster_info: bool = False
+    interactive_mode: str = "IfAvailable"
+    base_dir: Path | None = None
+    cluster_config: str | None = None
+    """The cluster's `client.authentication.k8s.io/exec` extension (JSON text), passed to the
+    plugin as `spec.cluster.config` with `provide_cluster_info`."""
+
+    def __repr__(self) -> str:
+        # arguments and env values may hold secrets (e.g. --oidc-client-secret=...)
+        names = ", ".join(name for name, _ in self.env)
+        return (
+            f"ExecConfig(command={self.command!r}, api_version={self.api_version!r}, "
+            f"args=<{len(self.args)} hidden>, env=<values of [{names}] hidden>, "
+            f"interactive_mode={self.interactive_mode!r}, "
+            f"provide_cluster_info={self.provide_cluster_info!r})"
+        )
+
+
+class Settings(TypedDict):
+    """What one context of a kubeconfig says: the keyword arguments of a `KubeConfig`."""
+
+    server: str
+    namespace: str
+    certificate_authority_data: bytes | None
+    insecure_skip_tls_verify: bool
+    tls_server_name: str | None
+    proxy_url: str | None
+    token: str | None
+    token_file: Path | None
+    client_certificate_data: bytes | None
+    client_key_data: bytes | None
+    username: str | None
+    password: str | None
+    exec: ExecConfig | None
+    source: str
+    certificate_authority_source: str
 
 
 def _load_yaml(path: Path, explicit: bool) -> dict[str, Any]:
@@ -93,8 +140,9 @@ def _merge(paths: list[Path], explicit: bool) -> _Merged:
     return merged
 
 
-def from_files(paths: list[Path], context: str | None, *, explicit: bool) -> KubeConfig:
-    """One context of the merged kubeconfig `paths`: the named one, else current-context."""
+def from_files(paths: list[Path], context: str | None, *, explicit: bool) -> Settings:
+    """One context of the merged kubeconfig `paths` (the named one, else current-context),
+    as the fields of a `KubeConfig`."""
     merged = _merge(paths, explicit)
     files = ", ".join(str(p) for p in paths)
     name = context or merged.current_context
@@ -169,7 +217,7 @@ def from_files(paths: list[Path], context: str | None, *, explicit: bool) -> Kub
     proxy_url = _opt_str(cluster, "proxy-url", where_cluster)
     if proxy_url is not None:
         check_proxy_url(proxy_url, f"{where_cluster}: proxy-url")
-    return KubeConfig(
+    return Settings(
         server=server.rstrip("/"),
         namespace=str(namespace),
         certificate_authority_data=ca,
