@@ -560,9 +560,11 @@ async def test_statistics_say_what_an_operator_asks(
     assert stats.requests[("get", "ok")] >= 2  # the first read, the slow path
 
 
-async def test_health_check_fails_only_for_a_leader_whose_work_outlives_its_lease(
+async def test_health_check_fails_while_the_lock_names_us_but_renewals_are_overdue(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
+    """client-go's HealthzAdaptor rule: a leader cut off from the API for longer than its
+    lease plus the tolerance is unhealthy, although its work was cancelled long before."""
     lock = te.MemoryLock()
     handle = lock.handle()
     async with te.open_election(handle, identity="a") as election:
@@ -571,16 +573,22 @@ async def test_health_check_fails_only_for_a_leader_whose_work_outlives_its_leas
         async with election.leading():
             await trio.sleep(3)
             assert health.healthy
-            handle.hang()
-            with trio.CancelScope(shield=True):  # work that ignores the cancellation
-                await trio.sleep(30)
-                assert health.healthy  # last renew at 2: 31 s ago, limit 15 + 20
-                await trio.sleep(5)
-                reason = health.check()
-                assert reason is not None
-                assert "last renew was 36.0 s ago" in reason
-            handle.heal()
-        assert health.healthy  # the term is over
+            handle.hang()  # cut off: the last renew was sent at 2
+            await trio.sleep_forever()  # cancelled at the deadline, 12
+        assert trio.current_time() == 12 + 2  # the release gave up after a retry period
+        await trio.sleep(35 - 14)
+        assert health.healthy  # 33 s since the last renew: within 15 + 20
+        await trio.sleep(3)
+        reason = health.check()
+        assert reason is not None
+        assert "names a as leader, but its last renew was 36.0 s ago" in reason
+        handle.heal()
+        await trio.sleep(2.2 * 2 + 1)  # the follower reads the lock again
+        assert election.leader == "a"  # the record was never released: still unhealthy
+        assert not health.healthy
+    lock.put_record(held_by("b"))
+    async with te.open_election(lock, identity="a") as election:
+        assert te.HealthCheck(election).healthy  # someone else leads
 
 
 class LaggingWatch:

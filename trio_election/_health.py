@@ -1,4 +1,4 @@
-"""A health check for an election, in the manner of client-go's `HealthzAdaptor`."""
+"""A health check for an election, with the rule of client-go's `HealthzAdaptor`."""
 
 from __future__ import annotations
 
@@ -14,12 +14,14 @@ __all__ = ["HealthCheck"]
 
 @final
 class HealthCheck:
-    """Whether a candidate is stuck as leader, for a liveness probe.
+    """Whether a candidate that the lock names as leader still renews, for a liveness probe.
 
-    Healthy while not leading. Unhealthy when a term is still open (its work has not
-    unwound) and no renew has moved its deadline for `lease_duration + tolerance` seconds:
-    the work outlived its lease (shielded from cancellation, or blocked in a thread), and
-    restarting the process is the cure. client-go's components use a 20 s tolerance.
+    client-go's rule: healthy while the last observed record names someone else (or no one);
+    unhealthy when it names this candidate and no renew has moved the deadline for
+    `lease_duration + tolerance` seconds. That is a leader cut off from the API server for
+    longer than its lease (its work was cancelled at the renew deadline, but its record still
+    stands), or one whose work outlived its lease. client-go's components use a 20 s
+    tolerance.
     """
 
     __slots__ = ("_election", "tolerance")
@@ -30,23 +32,27 @@ class HealthCheck:
         self._election = election
         self.tolerance = tolerance
 
+    def overdue(self) -> float | None:
+        """Seconds since the last renew when that makes the candidate unhealthy, else None."""
+        stats = self._election.statistics()
+        if stats.leader != stats.identity or stats.renewed_at is None:
+            return None
+        age = trio.current_time() - stats.renewed_at
+        if age <= self._election.timing.lease_duration + self.tolerance:
+            return None
+        return age
+
     def check(self) -> str | None:
         """None when healthy; otherwise why not (one line)."""
-        election = self._election
-        if election.leadership is None:
+        age = self.overdue()
+        if age is None:
             return None
-        stats = election.statistics()
-        if stats.renewed_at is None:
-            return None
-        overdue = trio.current_time() - stats.renewed_at
-        limit = election.timing.lease_duration + self.tolerance
-        if overdue <= limit:
-            return None
+        limit = self._election.timing.lease_duration + self.tolerance
         return (
-            f"{stats.identity} still leads {stats.lock} in its work, but its last renew was "
-            f"{overdue:.1f} s ago (lease duration + tolerance = {limit:g} s)"
+            f"the lock {self._election.lock} names {self._election.identity} as leader, but its "
+            f"last renew was {age:.1f} s ago (lease duration + tolerance = {limit:g} s)"
         )
 
     @property
     def healthy(self) -> bool:
-        return self.check() is None
+        return self.overdue() is None

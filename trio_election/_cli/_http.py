@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING, final
 
 import trio
 
+import trio_election as te
 from trio_election._metrics import Family, families, render_text
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    import trio_election as te
     from trio_election._metrics import Labels
 
 __all__ = ["Response", "Sidecar", "parse_address", "serve_http"]
@@ -167,18 +167,9 @@ class Sidecar:
         return Response(200, body.encode(), "application/json")
 
     def overdue(self) -> float | None:
-        """Seconds since our last successful renew, when we lead and that is too long.
-
-        client-go's check: unhealthy when the last observed record names this candidate and
-        its last renew is more than `lease_duration + tolerance` old. None while healthy."""
-        stats = self.election.statistics()
-        if stats.leader != stats.identity:
-            return None
-        renewed = stats.renewed_at if stats.renewed_at is not None else stats.observed_at
-        if renewed is None:
-            return None
-        age = trio.current_time() - renewed
-        return age if age > self.lease_duration + self.tolerance else None
+        """Seconds since our last renew when /healthz fails (`te.HealthCheck`'s rule, which
+        is client-go's), else None."""
+        return te.HealthCheck(self.election, self.tolerance).overdue()
 
     def healthz(self) -> Response:
         age = self.overdue()
