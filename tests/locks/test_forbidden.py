@@ -410,3 +410,27 @@ async def test_403_on_patch_and_put_alike_is_warm_up_not_a_switch_to_put(
         api.clear_requests()
         await lock.update(rec("me", 2), obs)
         assert [(r.verb, r.status) for r in api.requests] == [("patch", 200)]
+
+
+async def test_refusals_spaced_wider_than_the_window_still_become_fatal(
+    autojump_clock: trio.testing.MockClock, api: FakeKubeApi, lock: KubeLock
+) -> None:
+    """A follower polling slowly (long retry periods) must still see a missing right."""
+    api.fail_next(FOREVER, verb="get", status=403)
+    with pytest.raises(te.LockError):
+        await lock.get()
+    await trio.sleep(1.5 * FORBIDDEN_GRACE_SECONDS)
+    with pytest.raises(ForbiddenError):
+        await lock.get()
+
+
+async def test_an_old_refusal_does_not_make_a_new_one_fatal(
+    autojump_clock: trio.testing.MockClock, api: FakeKubeApi, lock: KubeLock
+) -> None:
+    api.fail_next(1, verb="get", status=403)
+    with pytest.raises(te.LockError):
+        await lock.get()
+    await trio.sleep(5 * FORBIDDEN_GRACE_SECONDS)  # the verb was not tried meanwhile
+    api.fail_next(1, verb="get", status=403)
+    with pytest.raises(te.LockError):  # a new streak: transient again
+        await lock.get()

@@ -111,7 +111,8 @@ def _start(copy_to: Path | None) -> int:
             raise CommandError(str(exc)) from None
         except ModuleNotFoundError as exc:
             raise CommandError(
-                f"starting a control plane needs the {exc.name!r} package: pip install {exc.name}"
+                f"starting a control plane needs the {exc.name!r} package: "
+                f"pip install 'trio-election[control-plane]'"
             ) from None
         except StartupError as exc:
             raise CommandError(str(exc)) from None

@@ -8,7 +8,7 @@ bad credentials either: a rotated service-account token is re-read by the client
 
 - refusals that have not yet persisted for `FORBIDDEN_GRACE_SECONDS` (counted on trio's
   clock from the first refusal of an unbroken streak; a streak ends with a success, or
-  after a quiet gap as long as the window) are transient: `LockError`, retried;
+  after a quiet gap of four windows) are transient: `LockError`, retried;
 - refusals that have: the error comes out unchanged (a `ForbiddenError` naming the RBAC
   rule to grant, an `UnauthorizedError`).
 
@@ -45,6 +45,11 @@ FORBIDDEN_GRACE_SECONDS = 15.0
 """How long 403s (or 401s) are retried before they are taken as a missing permission (or
 bad credentials): seconds, the default lease duration. Read at each refusal, so a test may
 change it."""
+
+QUIET_GAP_WINDOWS = 4
+"""A streak also ends after this many grace windows without a refusal (the verb was not
+tried meanwhile): an old refusal must not make a new one fatal at once. Longer than any
+retry interval of the engine, so a refusal that lasts is never split into new streaks."""
 
 AUTHENTICATE = "authenticate"
 """The streak key of 401s: one for every verb."""
@@ -101,7 +106,7 @@ class Permissions:
         grace = FORBIDDEN_GRACE_SECONDS
         key = AUTHENTICATE if exc.status == 401 else verb
         streak = self._streaks.get(key)
-        if streak is None or now - streak.last > grace:
+        if streak is None or now - streak.last > QUIET_GAP_WINDOWS * grace:
             streak = self._streaks[key] = _Streak(since=now, last=now)
         streak.count += 1
         streak.last = now

@@ -99,7 +99,8 @@ def _start_control_plane(*, build: bool) -> ControlPlane | None:
         print(f"no control plane here ({exc}); running on a MemoryLock instead", flush=True)
     except ModuleNotFoundError as exc:
         print(
-            f"no control plane here (starting one needs {exc.name!r}: pip install {exc.name}); "
+            f"no control plane here (starting one needs {exc.name!r}: "
+            f"pip install 'trio-election[control-plane]'); "
             "running on a MemoryLock instead",
             flush=True,
         )
