@@ -48,7 +48,10 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def chaos(session: nox.Session) -> None:
     """Generated fault schedules at 25 times the normal count (50,000 in all), the scale
-    test for a simulated hour; prints schedules, overlaps and recovery times."""
+    test for a simulated hour; prints schedules, overlaps and recovery times. Then every
+    network fault, crash and outage of tests/chaos on a real control plane through
+    Toxiproxy, each run $TRIO_ELECTION_CHAOS_RUNS times (default 3, about 15 minutes),
+    with a table of overlaps and recovery times."""
     install(session, "test")
     session.run(
         "pytest",
@@ -58,6 +61,17 @@ def chaos(session: nox.Session) -> None:
         "no:cacheprovider",
         *session.posargs,
         env={"TRIO_ELECTION_HYPOTHESIS_PROFILE": "chaos"},
+    )
+    session.run("python", "scripts/build_control_plane.py", "--if-needed", external=False)
+    session.run(
+        "pytest",
+        "tests/chaos",
+        "-m",
+        "chaos or not chaos",
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
+        env={"TRIO_ELECTION_CHAOS_RUNS": os.environ.get("TRIO_ELECTION_CHAOS_RUNS", "3")},
     )
 
 
