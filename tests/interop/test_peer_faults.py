@@ -162,3 +162,58 @@ def test_partitioned_trio_leader_stops_before_its_successor_starts(fleet: Fleet)
     fleet.history().assert_one_leader()
     go.send(signal.SIGTERM)
     go.wait_exit()
+
+
+def frozen_leader(fleet: Fleet, leader: Peer, successor: Peer) -> tuple[float, float, float]:
+    """SIGSTOP `leader` after it has led a while, until `successor` leads; then SIGCONT.
+    Returns (frozen at, successor's start, resumed at)."""
+    time.sleep(HOLD)
+    assert leader.leading
+    frozen = leader.send(signal.SIGSTOP)
+    started = successor.wait_for("started-leading", since=frozen, within=15).time
+    time.sleep(0.5)
+    resumed = leader.send(signal.SIGCONT)
+    print(
+        f"\n  {leader.kind} frozen; {successor.kind} leads {started - frozen:.3f} s later; "
+        f"resumed {resumed - started:.3f} s into its term"
+    )
+    return frozen, started, resumed
+
+
+def test_a_frozen_trio_leader_does_no_work_after_it_resumes(fleet: Fleet) -> None:
+    """A leader of ours frozen with SIGSTOP (a stopped VM, a long GC pause) past its lease:
+    its renew deadline passed while it was stopped, so when it resumes its work is
+    cancelled at its first checkpoint, and it writes nothing over client-go's term."""
+    ours = fleet.start("trio", "trio-1")
+    ours.wait_for("started-leading", within=10)
+    go = fleet.start("clientgo", "go-1")
+    go.wait_for("new-leader", "trio-1", within=10)
+    _, started, resumed = frozen_leader(fleet, ours, go)
+    stopped = ours.wait_for("stopped-leading", since=resumed, within=5).time
+    print(f"  ours stopped its work {1000 * (stopped - resumed):.1f} ms after SIGCONT")
+    assert stopped - resumed < 0.5  # the unwinding only: no renew could have revived it
+    time.sleep(2)
+    assert go.leading, "client-go lost the lease to the resumed leader"
+    assert [v.holder for v in fleet.recorder.holders() if v.time > started] in ([], ["go-1"])
+    # the only overlap is our unwinding after SIGCONT
+    for length in peer_overlaps(fleet, ours):
+        assert length < 0.5
+
+
+def test_a_frozen_clientgo_leader_keeps_working_after_it_resumes(fleet: Fleet) -> None:
+    """client-go's own failure mode, measured: a leader frozen past its lease keeps its
+    work running for a while after SIGCONT (it stops only when its renew fails), well into
+    its successor's term. Ours takes over after the lease and keeps the lease."""
+    go = fleet.start("clientgo", "go-1")
+    go.wait_for("started-leading", within=10)
+    ours = fleet.start("trio", "trio-1")
+    ours.wait_for("new-leader", "go-1", within=10)
+    _, _, resumed = frozen_leader(fleet, go, ours)
+    stopped = go.wait_for("stopped-leading", since=resumed, within=15).time
+    late = stopped - resumed
+    print(f"  client-go kept working {late:.3f} s after SIGCONT, inside the successor's term")
+    overlaps = peer_overlaps(fleet, go)
+    assert overlaps, "client-go stopped before it resumed work: the failure mode is gone"
+    assert sum(overlaps) == pytest.approx(late, abs=0.05)
+    time.sleep(1)
+    assert ours.leading, "the successor lost its lease"

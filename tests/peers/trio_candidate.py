@@ -25,7 +25,6 @@ import argparse
 import json
 import logging
 import math
-import signal
 import sys
 import time
 
@@ -40,23 +39,15 @@ def emit(event: str, arg: str) -> None:
     print(f"{time.monotonic():.9f} {event} {json.dumps(arg)}", flush=True)
 
 
-async def stop_on_signal(scope: trio.CancelScope, *, task_status: trio.TaskStatus) -> None:
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        task_status.started()
-        async for signum in signals:
-            logging.getLogger("candidate").info("signal %d: stopping", signum)
-            scope.cancel()
-            return
-
-
 async def campaign(options: argparse.Namespace) -> None:
+    """Lead term after term until SIGTERM or SIGINT. SIGTERM needs no handler here:
+    open_election() cancels the work, releases, and raises te.Terminated (status 143)."""
     config = te.KubeConfig.load(options.kubeconfig)
     identity: str = options.identity
-    stop = trio.CancelScope()
-    async with te.KubeClient(config) as client, trio.open_nursery() as nursery:
-        await nursery.start(stop_on_signal, stop)
-        with stop:
-            async with te.open_election(
+    try:
+        async with (
+            te.KubeClient(config) as client,
+            te.open_election(
                 options.lock,
                 identity=identity,
                 client=client,
@@ -64,20 +55,22 @@ async def campaign(options: argparse.Namespace) -> None:
                 renew_deadline=options.renew_deadline,
                 retry_period=options.retry_period,
                 on_leader_change=lambda holder: emit("new-leader", holder or ""),
-            ) as election:
-                emit("ready", identity)
-                while True:
-                    async with election.leading() as leadership:
-                        emit("started-leading", identity)
-                        emit("term", str(leadership.term))
-                        try:
-                            await trio.sleep(math.inf)  # the work: until cancelled
-                        finally:
-                            emit("stopped-leading", identity)
-                    if leadership.lost:
-                        emit("lost", leadership.reason)
-        nursery.cancel_scope.cancel()
-    emit("exit", "signal" if stop.cancelled_caught else "done")
+            ) as election,
+        ):
+            emit("ready", identity)
+            while True:
+                async with election.leading() as leadership:
+                    emit("started-leading", identity)
+                    emit("term", str(leadership.term))
+                    try:
+                        await trio.sleep(math.inf)  # the work: until cancelled
+                    finally:
+                        emit("stopped-leading", identity)
+                if leadership.lost:
+                    emit("lost", leadership.reason)
+    except (te.Terminated, KeyboardInterrupt):
+        emit("exit", "signal")
+        raise
 
 
 def main() -> None:
