@@ -65,26 +65,29 @@ class Fleet:
         work: float = math.inf,
         verbs: Mapping[str, Collection[str]] | None = None,
         process: str | None = None,
+        client: te.KubeClient | None = None,
     ) -> Candidate:
         """Start a candidate that leads again and again, each term working `work` seconds.
 
         An error that comes out of the election is kept in `candidate.error` (the others go
-        on). `process` names its terms in the history (default: the identity)."""
+        on). `process` names its terms in the history (default: the identity). `client`
+        replaces the candidate's own client over `api` (closed by the candidate)."""
         candidate = Candidate(identity, user or identity)
         self.candidates.append(candidate)
-        nursery.start_soon(self._run, candidate, work, verbs, process or identity)
+        given = client or self.api.client(user=candidate.user, verbs=verbs)
+        nursery.start_soon(self._run, candidate, work, given, process or identity)
         return candidate
 
     async def _run(
         self,
         candidate: Candidate,
         work: float,
-        verbs: Mapping[str, Collection[str]] | None,
+        given: te.KubeClient,
         process: str,
     ) -> None:
         with candidate.scope:
             try:
-                async with self.api.client(user=candidate.user, verbs=verbs) as client:
+                async with given as client:
                     candidate.token = client.config.token or ""
                     lock = LOCKS[self.resource]("default", NAME, client)
                     async with te.open_election(
