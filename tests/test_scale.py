@@ -21,19 +21,23 @@ from dataclasses import dataclass, field
 import pytest
 import trio
 import trio.testing
+from property._runner import seeded_engines
 
 import trio_election as te
 from trio_election.testing import History
 
 CHAOS = os.environ.get("TRIO_ELECTION_HYPOTHESIS_PROFILE") == "chaos"
 LEASE, RENEW, RETRY = 15.0, 10.0, 2.0
-CRASH_EVERY = 300.0 if CHAOS else 10.0
-DURATION = 3600.0 if CHAOS else 30.0
-"""Virtual seconds each fleet runs (after the first has taken the lock)."""
+CRASH_EVERY = 299.5 if CHAOS else 9.5
+DURATION = 3600.0 if CHAOS else 24.0
+"""Virtual seconds each fleet runs. The normal run: one crash at 9.5 s, the takeover at
+about 23 s (a lease after the last renew the followers saw, at 8 s)."""
 JOIN_AT = 1.0
 """When the followers join (the first candidate has taken the lock by then)."""
-MEASURED_FROM = 2.0
-"""Writes are counted from here (the followers' start-up reads are done)."""
+MEASURED_FROM = 1.5
+"""Writes are counted from here (the followers' start-up reads are done). Crashes and this
+instant fall between renewals, so that no count depends on the order of simultaneous
+events; the engines' random choices are seeded: every count is the same on every run."""
 
 
 @dataclass
@@ -103,18 +107,18 @@ async def run_fleet(size: int, duration: float, *, release_every: float | None =
             start(nursery, f"c{i}")
         await trio.sleep_until(MEASURED_FROM)
         snapshot()
-        while trio.current_time() < duration:
-            step = min(CRASH_EVERY, duration - trio.current_time())
-            await trio.sleep(step)
+        crash_at = CRASH_EVERY
+        while crash_at < duration:
+            await trio.sleep_until(crash_at)
+            crash_at += CRASH_EVERY
             holder = lock.observe().holder
-            live = holder is not None and holder not in crashed
-            if release_every is None and live and trio.current_time() < duration:
-                assert holder is not None
+            if release_every is None and holder is not None and holder not in crashed:
                 crashed.add(holder)
                 handles[int(holder[1:])].hang()  # a crash: no answer, no release
                 scopes[holder].cancel()
                 fleet.crashes.append(trio.current_time())
                 start(nursery, f"c{len(handles)}")
+        await trio.sleep_until(duration)
         for handle in handles:  # a replacement counts from its start
             writes_before, reads_before = counted.get(handle, (0, 0))
             fleet.writes += handle.calls["create"] + handle.calls["update"] - writes_before
@@ -129,10 +133,11 @@ def run(size: int, duration: float, *, release_every: float | None = None) -> Fl
     logger.setLevel(logging.ERROR)  # every crash is a loss: expected here
     started = time.perf_counter()
     try:
-        fleet: Fleet = trio.run(
-            lambda: run_fleet(size, duration, release_every=release_every),
-            clock=trio.testing.MockClock(autojump_threshold=0),
-        )
+        with seeded_engines(size):
+            fleet: Fleet = trio.run(
+                lambda: run_fleet(size, duration, release_every=release_every),
+                clock=trio.testing.MockClock(autojump_threshold=0),
+            )
     finally:
         logger.setLevel(level)
     fleet.real = time.perf_counter() - started
@@ -161,7 +166,7 @@ def test_writes_per_minute_do_not_grow_with_the_fleet(capsys: pytest.CaptureFixt
     rates = [fleet.writes_per_minute for fleet in fleets]
     # one leader renews every retry period (none while a crashed leader's lease runs out),
     # and each takeover is one write: the same for 10 candidates as for 10,000
-    assert max(rates) <= 1.25 * min(rates), rates
+    assert max(rates) <= 1.1 * min(rates), rates
     assert max(rates) <= 60 / RETRY + 60 / CRASH_EVERY
 
 

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
     from trio_election.testing._history import Interval
 
-__all__ = ["Outcome", "Term", "run_schedule"]
+__all__ = ["Outcome", "Term", "run_schedule", "seeded_engines"]
 
 EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 NAMESPACE, NAME = "default", "lock"
@@ -133,7 +133,7 @@ class Outcome:
 def run_schedule(schedule: Schedule) -> Outcome:
     """Run `schedule` in virtual time (its own `trio.run`) and return what happened."""
     detector = SpinDetector()
-    with _seeded_engines(schedule.seed), _quiet_logs():
+    with seeded_engines(schedule.seed), _quiet_logs():
         outcome = trio.run(
             _guarded,
             schedule,
@@ -153,7 +153,7 @@ async def _guarded(schedule: Schedule, detector: SpinDetector) -> Outcome | None
 
 
 @contextmanager
-def _seeded_engines(seed: int) -> Generator[None]:
+def seeded_engines(seed: int) -> Generator[None]:
     """Give every engine of the run its own seeded random generator (jitter, expiry delays),
     so that a schedule replays exactly."""
     seeds = random.Random(seed)
