@@ -14,6 +14,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -64,8 +65,11 @@ def readme_program(lock: str) -> str:
     example = next(block for block in blocks if "te.elect(" in block)
     assert '"leases/default/my-app"' in example
     prelude = (
+        "import logging\n"
         "import time\n"
         "import trio\n\n"
+        "logging.basicConfig(level=logging.INFO)  # on stderr: shown if the test fails\n"
+        'logging.getLogger("httpx").setLevel(logging.WARNING)\n\n'
         "async def run_controller(term):\n"
         '    print(f"leading {term} {time.clock_gettime(time.CLOCK_MONOTONIC)}", flush=True)\n'
         "    await trio.sleep_forever()\n\n"
@@ -78,11 +82,12 @@ class Replica:
 
     def __init__(self, program: Path, kubeconfig: Path) -> None:
         env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - a file, not a pipe that could fill up; closed in stop()
         self.process = subprocess.Popen(
             [sys.executable, str(program)],
             env=env,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=self._stderr,
             text=True,
         )
         self.leading_at: float | None = None
@@ -97,18 +102,25 @@ class Replica:
                 self.leading_at = float(line.split()[2])
                 self._started.set()
 
-    def wait_leading(self, within: float) -> float:
-        if not self._started.wait(within):
-            self.process.kill()
-            _, err = self.process.communicate()
-            raise AssertionError(f"the replica did not lead within {within} s:\n{err}")
-        assert self.leading_at is not None
-        return self.leading_at
+    def wait_leading(self, within: float) -> bool:
+        return self._started.wait(within)
+
+    def log(self) -> str:
+        """Its stderr (the library's log), once it has exited or been killed."""
+        self.stop()
+        self._stderr.seek(0)
+        return self._stderr.read().decode(errors="replace")
 
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
-        self.process.communicate()
+        self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+    def close(self) -> None:
+        self.stop()
+        self._stderr.close()
 
 
 def test_the_readme_example_hands_over_at_once_on_sigterm(
@@ -119,7 +131,7 @@ def test_the_readme_example_hands_over_at_once_on_sigterm(
     replicas = [Replica(program, user.kubeconfig)]
     handovers: list[float] = []
     try:
-        replicas[0].wait_leading(within=30)
+        assert replicas[0].wait_leading(within=30), replicas[0].log()
         for _ in range(5):
             stand_by = Replica(program, user.kubeconfig)
             replicas.append(stand_by)
@@ -127,13 +139,20 @@ def test_the_readme_example_hands_over_at_once_on_sigterm(
             leader = replicas[-2]
             sent = time.clock_gettime(time.CLOCK_MONOTONIC)
             leader.process.send_signal(signal.SIGTERM)
-            handovers.append(stand_by.wait_leading(within=20) - sent)
+            if not stand_by.wait_leading(within=20):
+                raise AssertionError(
+                    f"the stand-by did not lead within 20 s of the SIGTERM\n"
+                    f"--- the leader's log:\n{leader.log()}\n--- the stand-by's log:\n"
+                    f"{stand_by.log()}"
+                )
+            assert stand_by.leading_at is not None
+            handovers.append(stand_by.leading_at - sent)
             assert leader.process.wait(timeout=20) == 143  # the status of a SIGTERM'd process
-            _, err = leader.process.communicate()
+            err = leader.log()
             assert "Traceback" not in err, err
     finally:
         for replica in replicas:
-            replica.stop()
+            replica.close()
     median = statistics.median(handovers)
     print(f"SIGTERM handover of the README example: median {median * 1000:.0f} ms, "
           f"all {[round(h * 1000) for h in handovers]} ms")  # fmt: skip
@@ -202,7 +221,8 @@ async def test_an_apiserver_restart_costs_the_leader_nothing(
     fill): the leader keeps its term, nobody falls back to PUT or polling, and a handover
     afterwards is still immediate."""
     lock = f"leases/{namespace}/{lease_name()}"
-    timing = (10.0, 8.0, 1.0)  # lease, renew deadline, retry: the restart takes about 4 s
+    # lease, renew deadline, retry: the restart takes about 4 s, up to 8 s on a busy machine
+    timing = (15.0, 12.0, 1.0)
     history = History()
     candidates = [Candidate(control_plane, user, f"c{i}") for i in range(4)]
     async with trio.open_nursery() as nursery:
@@ -229,7 +249,9 @@ async def test_an_apiserver_restart_costs_the_leader_nothing(
 
         await wait_until(settled, within=15)
         last_write = [r for r in leader.transport.requests if r[0] in ("patch", "update")][-1]
-        assert last_write == ("patch", "leases", 200), leader.transport.requests
+        assert last_write == ("patch", "leases", 200), " ".join(
+            f"{verb}:{code}" for verb, _, code in leader.transport.requests
+        )
         assert leader.leadership is not None
         assert not leader.leadership.lost
         assert leader.leadership.term == term

@@ -21,7 +21,7 @@ import trio.testing
 import trio_election as te
 from trio_election._kube._errors import ForbiddenError
 from trio_election._kube_locks import EndpointsLock, LeaseLock, MultiLock
-from trio_election._kube_locks._base import PATCH_RETRY_SECONDS
+from trio_election._kube_locks._base import PATCH_RETRY_SECONDS, PUT_AFTER_REFUSALS
 from trio_election._kube_locks._forbidden import FORBIDDEN_GRACE_SECONDS
 from trio_election.testing._fake_api import ALL_VERBS, ELECTION_VERBS, FakeKubeApi
 from trio_election.testing._history import History
@@ -264,7 +264,8 @@ async def test_patch_is_tried_again_after_the_fallback_to_put(
             obs = await lock.update(rec("me", second), obs)
             return [(r.verb, r.status) for r in api.requests if r.verb != "get"]
 
-        assert await write() == [("patch", 403), ("update", 200)]  # at once, no window
+        for _ in range(PUT_AFTER_REFUSALS):  # at once, no window; each write goes through
+            assert await write() == [("patch", 403), ("update", 200)]
         await trio.sleep(PATCH_RETRY_SECONDS - 1)
         assert await write() == [("update", 200)]
         await trio.sleep(1)
@@ -434,3 +435,20 @@ async def test_an_old_refusal_does_not_make_a_new_one_fatal(
     api.fail_next(1, verb="get", status=403)
     with pytest.raises(te.LockError):  # a new streak: transient again
         await lock.get()
+
+
+async def test_one_refused_patch_is_no_reason_to_switch_to_put(
+    autojump_clock: trio.testing.MockClock, api: FakeKubeApi, lock: KubeLock
+) -> None:
+    """A new RoleBinding can let update through a moment before patch."""
+    obs = await lock.create(rec("me"))  # patch has never worked through this handle
+    api.fail_next(1, verb="patch", status=403)
+    api.clear_requests()
+    obs = await lock.update(rec("me", 1), obs)
+    assert [(r.verb, r.status) for r in api.requests if r.verb != "get"] == [
+        ("patch", 403),
+        ("update", 200),
+    ]
+    api.clear_requests()
+    await lock.update(rec("me", 2), obs)
+    assert [(r.verb, r.status) for r in api.requests] == [("patch", 200)]

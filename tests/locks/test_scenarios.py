@@ -19,7 +19,7 @@ import trio
 import trio.testing
 
 import trio_election as te
-from trio_election._kube_locks._base import PATCH_RETRY_SECONDS
+from trio_election._kube_locks._base import PATCH_RETRY_SECONDS, PUT_AFTER_REFUSALS
 from trio_election._kube_locks._forbidden import FORBIDDEN_GRACE_SECONDS
 from trio_election.testing._fake_api import ELECTION_VERBS, FakeKubeApi
 from trio_election.testing._history import History
@@ -119,7 +119,7 @@ async def test_polling_when_watch_is_not_allowed(
     patches = api.filter("patch")
     assert all(r.status == 403 for r in patches)  # each found out that it may not patch,
     for c in candidates:  # and PUT from then on, trying patch again only now and then
-        tries = [r.at for r in patches if r.user == c.identity]
+        tries = [r.at for r in patches if r.user == c.identity][PUT_AFTER_REFUSALS - 1 :]
         assert all(b - a >= PATCH_RETRY_SECONDS for a, b in itertools.pairwise(tries))
     assert api.count("update") >= 20
     watches = api.filter("watch")
@@ -166,7 +166,8 @@ async def test_renew_with_put_when_patch_is_not_allowed(
         requests = list(api.requests)
         nursery.cancel_scope.cancel()
     writes = [(r.verb, r.status) for r in requests if r.verb in ("patch", "update")]
-    assert writes == [("update", 200)] * 30
+    # PUT_AFTER_REFUSALS (3) writes with patch refused, then PUT only
+    assert writes == [("patch", 403), ("update", 200)] * 2 + [("update", 200)] * 28
     assert len([r for r in caplog.records if "not allowed to patch" in r.getMessage()]) == 1
 
 

@@ -72,6 +72,9 @@ MERGE_PATCH = "application/merge-patch+json"
 WATCH_TIMEOUT_SECONDS = 300
 """How long the apiserver keeps one watch request open (its ``timeoutSeconds``)."""
 
+PUT_AFTER_REFUSALS = 3
+"""PATCH refused while PUT works this many writes in a row: write with PUT for a while."""
+
 PATCH_RETRY_SECONDS = 300.0
 """After a 403 on ``PATCH`` made a handle write with ``PUT``, how long until it tries
 ``PATCH`` again (RBAC may have been fixed; a fallback is never kept for good)."""
@@ -299,6 +302,7 @@ class KubeLock:
                 self._put_instead(exc)
                 return written
             else:
+                self._patch_refusals = 0
                 if self._put_until is not None:
                     self._put_until = None
                     logger.info("%s: patch is allowed now; writing with patch", self.description)
@@ -314,11 +318,15 @@ class KubeLock:
                 raise transient from exc
 
     def _put_instead(self, exc: ForbiddenError) -> None:
-        """``PUT`` worked where ``PATCH`` was refused: write with ``PUT`` for a while."""
-        self._put_until = trio.current_time() + PATCH_RETRY_SECONDS
+        """``PUT`` worked where ``PATCH`` was refused: after `PUT_AFTER_REFUSALS` such writes
+        in a row, write with ``PUT`` for a while. (A new RoleBinding can allow update a
+        moment before patch: one refusal is no reason to give up on patch for minutes.)"""
         self._patch_refusals += 1
+        if self._patch_refusals < PUT_AFTER_REFUSALS:
+            return
+        self._put_until = trio.current_time() + PATCH_RETRY_SECONDS
         logger.log(
-            logging.INFO if self._patch_refusals == 1 else logging.DEBUG,
+            logging.INFO if self._patch_refusals == PUT_AFTER_REFUSALS else logging.DEBUG,
             "%s: not allowed to patch (%s); writing with update (PUT), and trying patch again "
             "in %g s",
             self.description,
