@@ -47,7 +47,7 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def chaos(session: nox.Session) -> None:
-    """Generated fault schedules at 25 times the normal count (50,000 in all), the scale
+    """Generated fault schedules at 32 times the normal count (over 50,000), the scale
     test for a simulated hour; prints schedules, overlaps and recovery times. Then every
     network fault, crash and outage of tests/chaos on a real control plane through
     Toxiproxy, each run $TRIO_ELECTION_CHAOS_RUNS times (default 3, about 15 minutes),

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import pytest
 import trio
 import trio.testing
-from property._runner import seeded_engines
+from property._runner import seed_trio_scheduler, seeded_engines
 
 import trio_election as te
 from trio_election.testing import History
@@ -132,6 +132,7 @@ def run(size: int, duration: float, *, release_every: float | None = None) -> Fl
     level = logger.level
     logger.setLevel(logging.ERROR)  # every crash is a loss: expected here
     started = time.perf_counter()
+    seed_trio_scheduler(size)
     try:
         with seeded_engines(size):
             fleet: Fleet = trio.run(

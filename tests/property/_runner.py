@@ -16,6 +16,7 @@ unwinding), every term, and the times that matter for the checks.
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import json
 import logging
 import random
@@ -28,6 +29,7 @@ from unittest import mock
 import httpx
 import trio
 import trio.testing
+from trio._core import _run as trio_run
 
 import trio_election as te
 from trio_election import _engine
@@ -41,7 +43,7 @@ if TYPE_CHECKING:
 
     from trio_election.testing._history import Interval
 
-__all__ = ["Outcome", "Term", "run_schedule", "seeded_engines"]
+__all__ = ["Outcome", "Term", "run_schedule", "seed_trio_scheduler", "seeded_engines"]
 
 EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 NAMESPACE, NAME = "default", "lock"
@@ -131,8 +133,13 @@ class Outcome:
 
 
 def run_schedule(schedule: Schedule) -> Outcome:
-    """Run `schedule` in virtual time (its own `trio.run`) and return what happened."""
+    """Run `schedule` in virtual time (its own `trio.run`) and return what happened.
+
+    The same schedule runs the same way every time, in hypothesis or out of it: the
+    engines' random choices and trio's order of tasks that wake at one instant are seeded
+    from `schedule.seed`."""
     detector = SpinDetector()
+    seed_trio_scheduler(schedule.seed)
     with seeded_engines(schedule.seed), _quiet_logs():
         outcome = trio.run(
             _guarded,
@@ -150,6 +157,13 @@ async def _guarded(schedule: Schedule, detector: SpinDetector) -> Outcome | None
     with detector.scope:
         return await _run(schedule)
     return None
+
+
+def seed_trio_scheduler(seed: int) -> None:
+    """trio shuffles the tasks that wake at one instant with its own generator, in a
+    repeatable way once hypothesis is imported (trio's hypothesis plugin); seed it."""
+    importlib.import_module("hypothesis")  # loads trio's plugin: repeatable scheduling
+    trio_run._r.seed(seed)
 
 
 @contextmanager

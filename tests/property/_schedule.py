@@ -3,14 +3,16 @@
 A `Schedule` is everything one run depends on: the lock (`memory`, `leases`,
 `configmaps`), the timing, each candidate's clock rate and offset and whether it watches,
 the faults in time order, and a seed for every random choice (how long each term works, the
-engine's jitter). Its `repr()` is valid Python, one line per fault with a comment saying
-what it does, so a failing schedule that hypothesis prints can be pasted back:
+engine's jitter, trio's order of tasks waking at one instant). Its `repr()` is valid
+Python, one line per fault with a comment saying what it does, so a failing schedule that
+hypothesis prints (after "Schedule(" in the failure's notes) replays exactly:
 
+    cd tests && python -c '
     from property._runner import run_schedule
-    print(run_schedule(Schedule(...)).report())
+    from property._schedule import LEADER, Candidate, Event, Schedule
+    print(run_schedule(Schedule(...)).report())'
 
-(from `tests/`, or `tests.property._runner` from the repository root), or pinned to a test
-with hypothesis' `@example(Schedule(...))`.
+or pin it to a property with hypothesis' `@example(Schedule(...))`.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ def check(name: str, schedule: Schedule) -> None:
     run(name, schedule, check_never_two_leaders, check_terms_grow, check_settles)
 
 
-@settings(max_examples=budget(1100))
+@settings(max_examples=budget(1300))
 @given(schedules("memory", kinds=MEMORY_KINDS))
 def test_memory_lock(schedule: Schedule) -> None:
     check("memory lock", schedule)
