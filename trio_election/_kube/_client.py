@@ -10,6 +10,7 @@ import logging
 import re
 import ssl
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self, cast, final
 from urllib.parse import urlsplit
 
@@ -46,6 +47,42 @@ CONNECT_TIMEOUT = 30.0
 _DRAIN_WITHIN = 1.0
 """How long a stopped watch may take to wind down its (closed) response stream."""
 
+REQUEST_CONNECTIONS = 8
+"""Connections a client opens for requests (watches have a pool of their own), all kept
+alive. A request that finds them all busy waits for one, within its own deadline.
+
+httpcore's pool looks at each of its connections on every request, and for each idle one
+counts the idle ones again: its cost per request grows with the square of its size. A
+few connections carry many elections' renewals (each a few milliseconds on the wire); a
+pool that grew with a burst, or a keep-alive limit below the burst (each request beyond
+it pays a TLS handshake, which slows it, which makes the next burst bigger), both cost
+far more."""
+
+
+@final
+@dataclass(frozen=True, slots=True, eq=False)
+class _Pools:
+    """The connections of one set of credentials: requests, and watches apart.
+
+    Every election keeps a watch open, each on an HTTP/1.1 connection of its own. Apart
+    from the requests, they cost a request nothing: httpcore's pool looks at every one of
+    its connections on each request, and counts every connection, busy ones too, against
+    its keep-alive limit, so that with the watches in it each request beyond 20 elections
+    closed its connection after use (one TLS handshake per renew). In their own pool with
+    no keep-alive limit, a watch that the server ends leaves its connection to the next
+    watch: no handshake either. (HTTP/2, one connection for all, was measured too: httpcore
+    reads every stream of a connection under one lock, so that a renew waits behind idle
+    watches; docs/benchmarks.md has the figures.)
+    """
+
+    requests: httpx.AsyncClient
+    watches: httpx.AsyncClient
+
+    async def aclose(self) -> None:
+        await self.requests.aclose()
+        if self.watches is not self.requests:
+            await self.watches.aclose()
+
 
 @final
 class KubeClient:
@@ -63,9 +100,9 @@ class KubeClient:
         self.config = config
         self._transport = transport
         self._credentials = Credentials(config)
-        self._http: httpx.AsyncClient | None = None
+        self._http: _Pools | None = None
         self._http_cert: bytes | None = None
-        self._in_use: dict[httpx.AsyncClient, int] = {}
+        self._in_use: dict[_Pools, int] = {}
         self._warned: set[str] = set()
         where = config.source or "KubeConfig"
         check_server_url(config.server, f"{where}: server")
@@ -103,7 +140,7 @@ class KubeClient:
         for http in {*self._in_use, *([self._http] if self._http is not None else [])}:
             await http.aclose()
 
-    def _make_http(self, cert: bytes | None, key: bytes | None) -> httpx.AsyncClient:
+    def _make_http(self, cert: bytes | None, key: bytes | None) -> _Pools:
         config = self.config
         context = ssl_context(
             ca=config.certificate_authority_data,
@@ -113,22 +150,30 @@ class KubeClient:
             where=config.source or config.server,
             server_name=config.tls_server_name,
         )
-        return httpx.AsyncClient(
-            base_url=config.server,
-            verify=context,
-            transport=self._transport,
-            # httpx would send proxied requests around a given transport
-            proxy=config.proxy_url if self._transport is None else None,
-            # reading waits as long as the caller's cancel scope allows (a watch is quiet for
-            # minutes); only connecting (TCP and the TLS handshake) has a bound of its own
-            timeout=httpx.Timeout(None, connect=CONNECT_TIMEOUT),
-            # every election keeps a watch open: no cap on connections, or the 101st
-            # request would wait for a free one forever
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=20),
-            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
-        )
 
-    async def _client(self) -> httpx.AsyncClient:
+        def client(connections: int | None) -> httpx.AsyncClient:
+            return httpx.AsyncClient(
+                base_url=config.server,
+                verify=context,
+                transport=self._transport,
+                # httpx would send proxied requests around a given transport
+                proxy=config.proxy_url if self._transport is None else None,
+                # reading waits as long as the caller's cancel scope allows (a watch is
+                # quiet for minutes); only connecting (TCP and the TLS handshake) has a
+                # bound of its own
+                timeout=httpx.Timeout(None, connect=CONNECT_TIMEOUT),
+                limits=httpx.Limits(
+                    max_connections=connections, max_keepalive_connections=connections
+                ),
+                headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+            )
+
+        requests = client(REQUEST_CONNECTIONS)
+        if self._transport is not None:  # one transport makes every connection
+            return _Pools(requests, requests)
+        return _Pools(requests, client(None))
+
+    async def _client(self) -> _Pools:
         if self.config.exec is not None:
             result = await self._credentials.exec_result()
             cert = result.client_certificate_data
@@ -144,9 +189,9 @@ class KubeClient:
         return self._http
 
     @asynccontextmanager
-    async def _borrowed(self) -> AsyncGenerator[httpx.AsyncClient]:
-        """The current httpx client, kept open while in use: when an exec plugin's client
-        certificate changes, requests and watches still running on the old one finish."""
+    async def _borrowed(self) -> AsyncGenerator[_Pools]:
+        """The current httpx clients, kept open while in use: when an exec plugin's client
+        certificate changes, requests and watches still running on the old ones finish."""
         http = await self._client()
         self._in_use[http] = self._in_use.get(http, 0) + 1
         try:
@@ -178,7 +223,8 @@ class KubeClient:
         """Send one request and return the decoded JSON body; raise a typed `ApiError`."""
         body = None if json is None else jsonlib.dumps(json).encode()
         for attempt in range(2):
-            async with self._borrowed() as client:
+            async with self._borrowed() as pools:
+                client = pools.requests
                 headers = await self._credentials.headers()
                 generation = self._credentials.generation
                 if body is not None:
@@ -230,7 +276,8 @@ class KubeClient:
         """
         query = dict(params)
         for attempt in range(2):
-            async with self._borrowed() as client:
+            async with self._borrowed() as pools:
+                client = pools.watches
                 headers = await self._credentials.headers()
                 generation = self._credentials.generation
                 try:
