@@ -105,6 +105,34 @@ async def test_renewals_keep_the_lease(autojump_clock: trio.testing.MockClock) -
     history.assert_one_leader()
 
 
+async def test_renewals_of_elections_that_began_together_are_spread(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # one election renews every 2 s from the start of its term; while another election of
+    # the same process renews too, its first renew comes at a random point 1 to 2 s after
+    # its term began, then every 2 s: never later than the period, so never nearer the
+    # deadline
+    deadlines: dict[str, list[float]] = {"a": [], "b": []}
+
+    async def lead(identity: str, lock: te.MemoryLock, started: trio.Event) -> None:
+        async with te.elect(lock, identity=identity) as leadership:
+            started.set()
+            await trio.sleep(0.1)  # between renews: each sample sees the one before it
+            for _ in range(3):
+                await trio.sleep(2)
+                deadlines[identity].append(leadership.deadline)
+
+    async with trio.open_nursery() as nursery:
+        a_started, b_started = trio.Event(), trio.Event()
+        nursery.start_soon(lead, "a", te.MemoryLock(), a_started)
+        await a_started.wait()
+        nursery.start_soon(lead, "b", te.MemoryLock(), b_started)
+    assert deadlines["a"] == [12, 14, 16]  # renews at 2, 4, 6: deadline = send time + 10
+    first = deadlines["b"][0] - 10
+    assert 1 <= first < 2
+    assert deadlines["b"] == [first + 10, first + 12, first + 14]
+
+
 async def test_renew_uses_one_write_when_the_cache_is_current(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

@@ -67,6 +67,14 @@ SENT_RECORDS_KEPT = 8
 RAW_SHOWN = 200
 """How much of an unreadable record a warning shows."""
 
+RENEW_SPREAD = 0.5
+"""While several elections of one process renew, the first renew of a term comes up to
+this fraction of `retry_period` early (at random), spreading their renewals over the
+period instead of sending them all in the same instant."""
+
+_RENEWING: trio.lowlevel.RunVar[int] = trio.lowlevel.RunVar("trio_election_renewing", default=0)
+"""How many terms of this trio run are in `renew_loop`."""
+
 
 def _why_not_ours(obs: Observation) -> tuple[str, str]:
     """Why an observed state of the lock ends our term: its kind, and the reason."""
@@ -487,20 +495,34 @@ class Engine:
     async def renew_loop(self, term: Leadership) -> None:
         """Renew every `retry_period` until cancelled or the term is lost.
 
+        The first renew of a term comes `retry_period` after it began, or, while other
+        elections of this trio run are renewing too, at a random point between half a
+        `retry_period` and one (`self._random`): elections that began together would
+        otherwise renew in the same instant for as long as they lead. A renew is only
+        ever moved earlier, never later, so the deadline rule is untouched.
+
         At the deadline (no renew that changed the record for `renew_deadline`) the term
         is marked lost at once, with the last renew error as the reason.
         """
-        next_at = self.clock.now() + self.timing.retry_period
-        while True:
-            await sleep_until(self.clock, min(next_at, term._clock_deadline))
-            if term.lost:
-                break
-            if self.clock.now() < next_at:
-                continue  # a renew moved the deadline while we slept
-            started = self.clock.now()
-            next_at = started + self.timing.retry_period
-            with trio.move_on_at(self.clock.to_trio(term._clock_deadline)):
-                await self._renew_once(term, started)
+        renewing = _RENEWING.get()
+        _RENEWING.set(renewing + 1)
+        try:
+            first = self.timing.retry_period
+            if renewing:
+                first *= self._random.uniform(1.0 - RENEW_SPREAD, 1.0)
+            next_at = self.clock.now() + first
+            while True:
+                await sleep_until(self.clock, min(next_at, term._clock_deadline))
+                if term.lost:
+                    break
+                if self.clock.now() < next_at:
+                    continue  # a renew moved the deadline while we slept
+                started = self.clock.now()
+                next_at = started + self.timing.retry_period
+                with trio.move_on_at(self.clock.to_trio(term._clock_deadline)):
+                    await self._renew_once(term, started)
+        finally:
+            _RENEWING.set(_RENEWING.get() - 1)
         self._expire(term)
 
     def _expire(self, term: Leadership) -> None:
