@@ -136,6 +136,7 @@ class KubeLock:
     __slots__ = (
         "_cached",
         "_client",
+        "_echo",
         "_name",
         "_namespace",
         "_patch_refusals",
@@ -149,6 +150,8 @@ class KubeLock:
         self._name = check_name(name)
         self._client = client
         self._cached: dict[str, Any] | None = None
+        self._echo: Observation | None = None
+        """What our last write read back: its watch event (the echo) is not read again."""
         self._put_until: float | None = None
         """trio time until which writes are PUTs (patch was refused); None: patch."""
         self._patch_refusals = 0
@@ -223,6 +226,19 @@ class KubeLock:
         record, raw = self._read(obj)
         return Observation(exists=True, record=record, version=version_of(obj), raw=raw)
 
+    def _written(self, obj: dict[str, Any]) -> Observation:
+        """`_observe` for the object a write of ours returned, remembered as the echo."""
+        self._echo = self._observe(obj)
+        return self._echo
+
+    def _seen(self, obj: dict[str, Any]) -> Observation:
+        """`_observe` for an object from a watch: the echo of our last write (the same
+        version) is that write's observation, not parsed again."""
+        echo = self._echo
+        if echo is not None and echo.version and version_of(obj) == echo.version:
+            return echo
+        return self._observe(obj)
+
     def _forget(self) -> Observation:
         self._cached = None
         return MISSING
@@ -272,7 +288,7 @@ class KubeLock:
         client = self._need_client()
         with self._request("create"):
             obj = await client.request("POST", self._collection_path, json=self._new(record))
-        return self._observe(obj)
+        return self._written(obj)
 
     async def update(self, record: LeaderRecord, based_on: Observation) -> Observation:
         """Write `record` if the object is still at `based_on.version`.
@@ -306,7 +322,7 @@ class KubeLock:
                 if self._put_until is not None:
                     self._put_until = None
                     logger.info("%s: patch is allowed now; writing with patch", self.description)
-                return self._observe(obj)
+                return self._written(obj)
         return await self._put(client, record, based_on)
 
     def _patch_refused(self, exc: ForbiddenError) -> None:
@@ -357,7 +373,7 @@ class KubeLock:
         except NotFoundError as exc:
             self._cached = None
             raise LockNotFound(f"{self.description} does not exist") from exc
-        return self._observe(obj)
+        return self._written(obj)
 
     async def watch(self, after: Observation) -> AsyncGenerator[Observation]:
         """Yield each new state of the object after `after`; missing when it is deleted.
@@ -417,7 +433,7 @@ class KubeLock:
                         since = version_of(body) or since
                         state: Observation | None = None
                         if kind in ("ADDED", "MODIFIED"):
-                            state = self._observe(body)
+                            state = self._seen(body)
                         elif kind == "DELETED":
                             state = self._forget()
                         if state is not None and _differs(state, last):
