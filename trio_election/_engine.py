@@ -515,7 +515,9 @@ class Engine:
                 await sleep_until(self.clock, min(next_at, term._clock_deadline))
                 if term.lost:
                     break
-                if self.clock.now() < next_at:
+                # compare in trio's time, the time slept in: a scaled clock's round trip
+                # can come out just short of `next_at` and go round forever
+                if trio.current_time() < self.clock.to_trio(next_at):
                     continue  # a renew moved the deadline while we slept
                 started = self.clock.now()
                 next_at = started + self.timing.retry_period

@@ -22,7 +22,7 @@ from hypothesis import Phase, find, settings
 import trio_election as te
 
 from ._checks import run
-from ._clocks import SpinDetector, Spinning
+from ._clocks import SpinDetector
 from ._runner import run_schedule
 from ._schedule import LEADER, Candidate, Event, Schedule
 from ._settings import PROFILE, budget
@@ -101,16 +101,6 @@ def test_just_outside_the_bound_two_leaders(follower_rate: float) -> None:
     assert 0 < overlap <= 10 - 15 / follower_rate  # the leader's wait minus the follower's
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=Spinning,
-    reason=(
-        "Engine.renew_loop sleeps until clock.to_trio(next_at), then compares "
-        "clock.now() < next_at in the clock's own time; with te.ScaledClock(1.3) "
-        "now() at to_trio(t) is one ulp short of t, so the loop goes round forever at "
-        "one instant of virtual time (acquire() compares in trio time and does not)"
-    ),
-)
 def test_a_leader_on_a_scaled_clock_keeps_renewing() -> None:
     detector = SpinDetector(limit=50_000)
 
