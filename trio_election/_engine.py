@@ -133,6 +133,7 @@ class Engine:
         self._max_transitions: int | None = None
         self._renew_failing = False
         self._last_renew_error = ""
+        self._quiet_until = -math.inf  # trio time: the server asked us to wait until then
         # our terms
         self._term: Leadership | None = None
         self._term_ended = trio.Event()
@@ -250,12 +251,27 @@ class Engine:
     def _poll_delay(self) -> float:
         return self.timing.retry_period * (1 + JITTER_FACTOR * self._random.random())
 
+    def _retry_span(self) -> float:
+        """trio seconds to wait before the next read or campaign write: a poll delay, or
+        longer when the server asked for it (a 429's Retry-After)."""
+        asked = self._quiet_until - trio.current_time()
+        return max(self._trio_span(self._poll_delay()), asked)
+
+    def _heed(self, exc: LockError) -> None:
+        """Remember a server's request to wait (Retry-After) for the next retry."""
+        if exc.retry_after is not None:
+            self._quiet_until = max(self._quiet_until, trio.current_time() + exc.retry_after)
+
     async def read(self) -> Observation:
         """One GET, bounded by `renew_deadline`; `LockError` on failure or timeout."""
-        with trio.move_on_after(self._trio_span(self.timing.renew_deadline)):
-            obs = await self.handle.get()
-            self._observe(obs)
-            return obs
+        try:
+            with trio.move_on_after(self._trio_span(self.timing.renew_deadline)):
+                obs = await self.handle.get()
+                self._observe(obs)
+                return obs
+        except LockError as exc:
+            self._heed(exc)
+            raise
         raise LockError(f"reading {self.handle.description} timed out")
 
     async def first_read(self) -> None:
@@ -265,7 +281,7 @@ class Engine:
                 await self.read()
             except LockError as exc:
                 logger.warning("%s: cannot read the lock yet: %s", self.handle.description, exc)
-                await trio.sleep(self._trio_span(self._poll_delay()))
+                await trio.sleep(self._retry_span())
             else:
                 return
 
@@ -316,6 +332,7 @@ class Engine:
                     refused_before = True
                     polls_left = POLLS_BEFORE_WATCHING_AGAIN
                 except LockError as exc:
+                    self._heed(exc)
                     failures += 1
                     logger.info("%s: watch failed: %s", self.handle.description, exc)
                     if failures >= WATCH_FAILURES_BEFORE_POLLING:
@@ -327,7 +344,7 @@ class Engine:
                         polls_left = POLLS_BEFORE_WATCHING_AGAIN
                 finally:
                     self._watching = False
-            await trio.sleep(self._trio_span(self._poll_delay()))
+            await trio.sleep(self._retry_span())
             if polls_left:
                 polls_left -= 1
                 if self._term is not None:
@@ -440,7 +457,7 @@ class Engine:
                     return term
                 if outcome == _Outcome.CONFLICT:
                     continue
-                with trio.move_on_after(self._trio_span(self._poll_delay())):
+                with trio.move_on_after(self._retry_span()):
                     await changed.wait()
                 continue
             with trio.move_on_at(at):
@@ -469,6 +486,7 @@ class Engine:
                 return _Outcome.FAILED, None
             return _Outcome.CONFLICT, None
         except LockError as exc:
+            self._heed(exc)
             logger.info("%s: could not take the lock: %s", self.handle.description, exc)
             return _Outcome.FAILED, None
         self._own_version = result.version

@@ -54,7 +54,15 @@ class LeadershipLost(ElectionError):
 
 
 class LockError(ElectionError):
-    """A lock operation failed in a way that retrying may cure (network, 5xx, timeouts)."""
+    """A lock operation failed in a way that retrying may cure (network, 5xx, timeouts).
+
+    `retry_after` is how long the server asked us to wait first (a 429's Retry-After, in
+    seconds), None when it did not say.
+    """
+
+    def __init__(self, message: str = "", *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class LockConflict(LockError):

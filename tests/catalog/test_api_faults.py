@@ -206,14 +206,6 @@ async def test_429_for_a_moment_costs_no_leadership(autojump_clock: trio.testing
     assert sum(r.status == 429 for r in api.requests) == 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "a 429's Retry-After is parsed (TooManyRequestsError.retry_after) but nothing "
-        "waits for it: the next request comes after the usual delay (2-4.4 s), not after "
-        "the 10 s the server asked for"
-    ),
-)
 async def test_429_retry_after_is_honoured(autojump_clock: trio.testing.MockClock) -> None:
     api = FakeKubeApi()
     api.fail_next(1, status=429, retry_after=10)

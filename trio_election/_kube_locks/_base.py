@@ -265,7 +265,9 @@ class KubeLock:
             self._permissions.worked(verb)
             raise LockError(f"{self.description}: {verb} failed: {exc}") from exc
         except (ServerError, TooManyRequestsError, ApiConnectionError) as exc:
-            raise LockError(f"{self.description}: {verb} failed: {exc}") from exc
+            raise LockError(
+                f"{self.description}: {verb} failed: {exc}", retry_after=_retry_after(exc)
+            ) from exc
         except ApiError as exc:
             if exc.status in _AUTHORIZED:
                 self._permissions.worked(verb)
@@ -451,7 +453,9 @@ class KubeLock:
                     raise transient from exc
                 raise WatchUnavailable(f"{self.description}: {exc.message}") from exc
             except (ServerError, TooManyRequestsError, ApiConnectionError) as exc:
-                raise LockError(f"{self.description}: the watch failed: {exc}") from exc
+                raise LockError(
+                    f"{self.description}: the watch failed: {exc}", retry_after=_retry_after(exc)
+                ) from exc
             except ApiError as exc:
                 if exc.status in (405, 501):
                     raise WatchUnavailable(f"{self.description}: {exc.message}") from exc
@@ -502,6 +506,11 @@ class KubeLock:
                     found = item  # pyright: ignore[reportUnknownVariableType]
         current = self._forget() if found is None else self._observe(found)
         return current, version_of(listing)
+
+
+def _retry_after(exc: Exception) -> float | None:
+    """A 429's Retry-After (seconds), for the engine to wait before its next try."""
+    return exc.retry_after if isinstance(exc, TooManyRequestsError) else None
 
 
 def _older(obj: dict[str, Any], than: dict[str, Any] | None) -> bool:
