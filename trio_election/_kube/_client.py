@@ -163,7 +163,11 @@ class KubeClient:
                 # bound of its own
                 timeout=httpx.Timeout(None, connect=CONNECT_TIMEOUT),
                 limits=httpx.Limits(
-                    max_connections=connections, max_keepalive_connections=connections
+                    max_connections=connections,
+                    max_keepalive_connections=connections,
+                    # kept until the server closes it: a follower sends nothing for as long
+                    # as it follows, then takes a released lock at once, with no handshake
+                    keepalive_expiry=None,
                 ),
                 headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
             )
