@@ -80,6 +80,11 @@ class Credentials:
         if self._file_token is None or now - self._file_read_at >= TOKEN_FILE_REREAD:
             try:
                 token = path.read_text().strip()
+            except UnicodeDecodeError:
+                raise KubeConfigError(
+                    f"the token file {path} ({self._config.source}) is not UTF-8 text: it must "
+                    f"hold the bearer token"
+                ) from None
             except OSError as exc:
                 if self._file_token is not None:
                     logger.warning("cannot re-read token file %s: %s", path, exc.strerror)

@@ -151,7 +151,7 @@ def _in_cluster(folder: Path) -> KubeConfig:
     namespace_file = folder / "namespace"
     # as client-go's in-cluster config: $POD_NAMESPACE (the downward API) first
     namespace = os.environ.get("POD_NAMESPACE") or (
-        _read(namespace_file, "in-cluster namespace").decode().strip()
+        _text(namespace_file, "in-cluster namespace")
         if namespace_file.exists()
         else "default"
     )
@@ -179,3 +179,10 @@ def _read(path: Path, what: str) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise KubeConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
+
+
+def _text(path: Path, what: str) -> str:
+    try:
+        return _read(path, what).decode().strip()
+    except UnicodeDecodeError:
+        raise KubeConfigError(f"{what} {path} is not UTF-8 text") from None

@@ -78,6 +78,10 @@ def _load_yaml(path: Path, explicit: bool) -> dict[str, Any]:
         raise KubeConfigError(f"kubeconfig {path} does not exist: {hint}") from None
     except OSError as exc:
         raise KubeConfigError(f"cannot read kubeconfig {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise KubeConfigError(
+            f"kubeconfig {path} is not UTF-8 text: point to a kubeconfig YAML file"
+        ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -288,6 +292,10 @@ def _token_file(user: dict[str, Any], path: Path, where: str) -> Path | None:
     except OSError as exc:
         raise KubeConfigError(
             f"{where}.tokenFile: cannot read {token_file}: {exc.strerror}"
+        ) from None
+    except UnicodeDecodeError:
+        raise KubeConfigError(
+            f"{where}.tokenFile: {token_file} is not UTF-8 text: it must hold the bearer token"
         ) from None
     if not token:
         raise KubeConfigError(f"{where}.tokenFile: {token_file} is empty")
