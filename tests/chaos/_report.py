@@ -24,6 +24,8 @@ class Outcome:
     """From the fault to the first work of the next leader."""
     recovery_bound: float | None = None
     """The bound that next leader was held to, from the fault."""
+    successor: str | None = None
+    """Who led next: "follower", or "leader" when the old leader took a new term."""
     unwind_after_resume: float | None = None
     """A leader frozen past its deadline: from SIGCONT to its work's end (its unwinding)."""
     notes: list[str] = field(default_factory=list[str])
@@ -54,7 +56,7 @@ def summary(results: list[Outcome]) -> str:
     width = max((len(fault) for fault in faults), default=5)
     header = (
         f"{'fault':{width}} {'runs':>4} {'overlaps':>12} {'kept':>4} "
-        f"{'leader stopped':>15} {'new leader':>13} {'bound':>6}"
+        f"{'leader stopped':>15} {'new leader':>13} {'bound':>6}  next"
     )
     lines = [header, "-" * len(header)]
     for fault, outcomes in faults.items():
@@ -65,17 +67,20 @@ def summary(results: list[Outcome]) -> str:
         recoveries = [o.recovery for o in outcomes if o.recovery is not None]
         bounds = [o.recovery_bound for o in outcomes if o.recovery_bound is not None]
         kept = sum(o.kept for o in outcomes)
+        taken = {who: sum(o.successor == who for o in outcomes) for who in ("follower", "leader")}
+        next_text = " ".join(f"{who} {n}" for who, n in taken.items() if n) or "-"
         lines.append(
             f"{fault:{width}} {len(outcomes):>4} {overlap_text:>12} {kept:>4} "
             f"{_seconds(stops):>15} {_seconds(recoveries):>13} "
-            f"{(f'{max(bounds):.1f}' if bounds else '-'):>6}"
+            f"{(f'{max(bounds):.1f}' if bounds else '-'):>6}  {next_text}"
         )
     unwinds = [o.unwind_after_resume for o in results if o.unwind_after_resume is not None]
     lines.append("")
     lines.append(
         "times: median / p95 in seconds from the fault; 'leader stopped': its work "
         "cancelled; 'new leader': the next leader's work starts; 'bound': the largest "
-        "bound that start was held to."
+        "bound that start was held to; 'next': who led next (the old leader in a new term, "
+        "or a follower)."
     )
     if unwinds:
         lines.append(

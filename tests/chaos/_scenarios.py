@@ -319,20 +319,22 @@ def brief(outcome: Outcome) -> str:
     ):
         if value is not None:
             parts.append(f"{label} {value:.3f} s")
+    if outcome.successor is not None:
+        parts.append(f"next: the {outcome.successor}")
     return ", ".join(parts)
 
 
 def settle(scene: Scene, fault: Fault) -> None:
-    """Wait until a term starts after the fault (unless the leader was to keep its term),
-    then two retry periods and a second more: what the old leader does after the heal
-    is seen."""
+    """Wait until a term starts after the fault, or until the leader has clearly kept its
+    term (a renew deadline past the heal), then two retry periods and a second more: what
+    the old leader does after the heal is seen too."""
     t = scene.fleet.timing
     deadline = time.monotonic() + t.lease + 3 * t.retry + 10.0
     while fault.expect != "keeps" and time.monotonic() < deadline:
+        if any(_first(peer, ("started-leading",), scene.fault_at) for peer in scene.fleet.peers):
+            break
         stopped = _first(scene.leader, ("stopped-leading", "process-exit"), scene.fault_at)
-        if stopped is not None and any(
-            _first(peer, ("started-leading",), stopped.time) for peer in scene.fleet.peers
-        ):
+        if stopped is None and time.monotonic() > scene.healed_at + t.renew + MARGIN:
             break
         time.sleep(0.05)
     time.sleep(2 * t.retry + 1.0)
@@ -409,6 +411,7 @@ def judge(scene: Scene, fault: Fault) -> tuple[Outcome, list[str]]:
         if scene.api_back is not None:
             bound = max(holder_gone + t.lease, scene.api_back + 2.2 * t.retry) + MARGIN
         outcome.recovery = began.time - scene.fault_at
+        outcome.successor = "leader" if successor is leader else "follower"
         outcome.recovery_bound = bound - scene.fault_at
         if began.time > bound:
             failures.append(
