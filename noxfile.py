@@ -50,7 +50,7 @@ def chaos(session: nox.Session) -> None:
     """Generated fault schedules at 32 times the normal count (over 50,000), the scale
     test for a simulated hour; prints schedules, overlaps and recovery times. Then every
     network fault, crash and outage of tests/chaos on a real control plane through
-    Toxiproxy, each run $TRIO_ELECTION_CHAOS_RUNS times (default 3, about 15 minutes),
+    Toxiproxy, each run $TRIO_ELECTION_CHAOS_RUNS times (default 3, about 12 minutes),
     with a table of overlaps and recovery times."""
     install(session, "test")
     session.run(
