@@ -33,14 +33,14 @@ import logging
 import math
 import random
 from collections import deque
-from contextlib import aclosing
 from typing import TYPE_CHECKING, final
 
 import trio
 
 from ._clock import Clock, sleep_until
 from ._config import JITTER_FACTOR, MAX_EXPIRY_DELAY_FRACTION, Timing
-from ._exceptions import ElectionError, LockConflict, LockError, LockNotFound, WatchUnavailable
+from ._exceptions import ElectionError, LockConflict, LockError, LockNotFound
+from ._following import Follower
 from ._leadership import Leadership
 from ._lock import UNKNOWN_HOLDER, LeaderRecord, LockHandle, Observation
 from ._metering import Meter, MeteredHandle, Statistics
@@ -51,15 +51,6 @@ if TYPE_CHECKING:
 __all__ = ["Engine"]
 
 logger = logging.getLogger("trio_election")
-
-WATCH_SESSION_LIMIT = 600.0
-"""A watch stream is re-opened at least this often (seconds), in case it died silently."""
-
-WATCH_FAILURES_BEFORE_POLLING = 3
-"""Consecutive watch failures after which a follower polls for a while."""
-
-POLLS_BEFORE_WATCHING_AGAIN = 30
-"""After falling back to polling (the watch failed or was refused), try watching again."""
 
 SENT_RECORDS_KEPT = 8
 """How many of the records this process wrote last it recognises as its own."""
@@ -137,7 +128,7 @@ class Engine:
         # our terms
         self._term: Leadership | None = None
         self._term_ended = trio.Event()
-        self._watching = False
+        self._follower = Follower(self)
 
     # ------------------------------------------------------------------ queries
     @property
@@ -167,7 +158,7 @@ class Engine:
             leader=self._leader,
             is_leader=self.is_leader,
             term=None if term is None else term.term,
-            watching=self._watching,
+            watching=self._follower.watching,
             observed_at=None if self._obs is None else self.clock.to_trio(self._observed_time),
             renewals=meter.renewals,
             failed_renewals=meter.failed_renewals,
@@ -297,94 +288,12 @@ class Engine:
         callers of `acquire()`, `wait_changed()` and the faces, not out of this task.
         """
         try:
-            await self._follow()
+            await self._follower.run()
         except ElectionError as exc:
             if isinstance(exc, LockError):
-                raise  # pragma: no cover - every LockError is handled in _follow
+                raise  # pragma: no cover - every LockError is handled by the follower
             logger.error("%s: %s", self.handle.description, exc)
             self._fail(exc)
-
-    async def _follow(self) -> None:
-        """Watch; after a failure wait a poll delay, read, and watch again (a leader too: it
-        must see a foreign write at once). Poll for a while when watching is refused, or
-        keeps failing while reads work, then try watching again. While leading and
-        polling, the renewals read."""
-        failures = 0
-        polls_left = 0
-        refused_before = False
-        while True:
-            if polls_left == 0:
-                try:
-                    await self._watch_session()
-                    failures = 0
-                    continue
-                except WatchUnavailable as exc:
-                    log = logger.info if refused_before else logger.warning
-                    log(
-                        "%s: cannot watch (%s); polling every %.3g-%.3g s, trying to watch "
-                        "again after %d polls",
-                        self.handle.description,
-                        exc,
-                        self.timing.retry_period,
-                        self.timing.retry_period * (1 + JITTER_FACTOR),
-                        POLLS_BEFORE_WATCHING_AGAIN,
-                    )
-                    refused_before = True
-                    polls_left = POLLS_BEFORE_WATCHING_AGAIN
-                except LockError as exc:
-                    self._heed(exc)
-                    failures += 1
-                    logger.info("%s: watch failed: %s", self.handle.description, exc)
-                    if failures >= WATCH_FAILURES_BEFORE_POLLING:
-                        logger.warning(
-                            "%s: watching keeps failing; polling for a while",
-                            self.handle.description,
-                        )
-                        failures = 0
-                        polls_left = POLLS_BEFORE_WATCHING_AGAIN
-                finally:
-                    self._watching = False
-            await trio.sleep(self._retry_span())
-            if polls_left:
-                polls_left -= 1
-                if self._term is not None:
-                    continue  # the leader's renewals keep its view fresh
-            try:
-                await self.read()
-            except LockError as exc:
-                logger.info("%s: read failed: %s", self.handle.description, exc)
-                failures = 0  # the server is unreachable (a restart): polling would not help
-
-    async def _watch_session(self) -> None:
-        """Watch until the stream ends; pause first if the last one ended at once."""
-        obs = self._obs
-        assert obs is not None
-        opened = self.clock.now()
-        events_seen = 0
-        with trio.move_on_after(WATCH_SESSION_LIMIT):
-            async with aclosing(self.handle.watch(obs)) as events:
-                self._watching = True
-                async for event in events:
-                    events_seen += 1
-                    if not self._is_stale(event):
-                        self._observe(event)
-        if not events_seen and self.clock.now() - opened < self.timing.retry_period:
-            await trio.sleep(self._trio_span(self._poll_delay()))
-
-    def _is_stale(self, event: Observation) -> bool:
-        """True for a watch event older than what we already know from a read or a write.
-
-        A lagging watch can deliver an event after a read or our own write returned a newer
-        version; taking it in would move our view backwards (and could make a new leader
-        think that the previous holder still holds the lock). Versions are compared as
-        numbers when both are numbers (etcd revisions are), otherwise never called stale.
-        """
-        current = self._obs
-        if current is None or not event.version or not current.version:
-            return False
-        if not (event.version.isdigit() and current.version.isdigit()):
-            return False
-        return int(event.version) < int(current.version)
 
     # ------------------------------------------------------------------ campaigning
     def _may_take_at(self) -> float:
