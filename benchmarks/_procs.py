@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO
 
 from trio_election.testing._binaries import find_clientgo_candidate
+from trio_election.testing._processes import Reaper
 
 REPO = Path(__file__).resolve().parent.parent
 PEERS = REPO / "tests" / "peers"
@@ -22,6 +23,16 @@ HERE = Path(__file__).resolve().parent
 KINDS = ("trio", "clientgo", "kubepy")
 LABELS = {"trio": "trio-election", "clientgo": "client-go", "kubepy": "kubernetes (Python)"}
 TICK = os.sysconf("SC_CLK_TCK")
+
+_reaper: Reaper | None = None
+
+
+def reaper() -> Reaper:
+    """Kills every candidate process group should this process die without doing so."""
+    global _reaper
+    if _reaper is None:
+        _reaper = Reaper()
+    return _reaper
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +118,7 @@ class Peer:
             start_new_session=True,
             env=child_env(),
         )
+        reaper().watch_group(self.process.pid)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -183,6 +195,7 @@ class Peer:
             os.killpg(self.process.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(10)
+        reaper().forget_group(self.process.pid)
         self._reader.join(5)
         if self.process.stdout is not None:
             self.process.stdout.close()

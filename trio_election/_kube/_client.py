@@ -30,7 +30,7 @@ from ._tls import ssl_context
 from ._urls import check_proxy_url, check_server_url, mask_url
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
+    from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
     from types import TracebackType
 
     from ._config import KubeConfig
@@ -47,41 +47,72 @@ CONNECT_TIMEOUT = 30.0
 _DRAIN_WITHIN = 1.0
 """How long a stopped watch may take to wind down its (closed) response stream."""
 
-REQUEST_CONNECTIONS = 8
-"""Connections a client opens for requests (watches have a pool of their own), all kept
-alive. A request that finds them all busy waits for one, within its own deadline.
+REQUEST_CONNECTIONS = 32
+"""At most this many requests of one client at once (each on a connection of its own);
+more wait their turn, each within its own deadline."""
 
-httpcore's pool looks at each of its connections on every request, and for each idle one
-counts the idle ones again: its cost per request grows with the square of its size. A
-few connections carry many elections' renewals (each a few milliseconds on the wire); a
-pool that grew with a burst, or a keep-alive limit below the burst (each request beyond
-it pays a TLS handshake, which slows it, which makes the next burst bigger), both cost
-far more."""
+
+@final
+class _Lender:
+    """httpx clients of one connection each, lent for one request or one watch at a time.
+
+    The last one returned is lent first, so a light load keeps to a few connections, each
+    kept alive (a watch that the server ends leaves its connection to the next watch: no
+    handshake). Why not one pool of many connections: httpcore's pool looks at each of its
+    connections, and at each waiting request, on every request, and for each idle
+    connection counts all of them again, so that its cost per request grows with the
+    square of its size; with every election's watch in it, it also counted the watches
+    against its keep-alive limit of 20, and beyond 20 elections each renew paid a TLS
+    handshake. A pool of one connection costs the same whatever the number of elections.
+    (HTTP/2, one connection for all, was measured too: httpcore reads every stream of a
+    connection under one lock, so that a renew waits behind idle watches;
+    docs/benchmarks.md has the figures.)
+    """
+
+    def __init__(self, make: Callable[[], httpx.AsyncClient], limit: int | None) -> None:
+        self._make = make
+        self._free: list[httpx.AsyncClient] = []
+        self._made: list[httpx.AsyncClient] = []
+        self._turns = None if limit is None else trio.Semaphore(limit)
+
+    @asynccontextmanager
+    async def lend(self) -> AsyncGenerator[httpx.AsyncClient]:
+        if self._turns is None:
+            async with self._lent() as client:
+                yield client
+        else:
+            async with self._turns, self._lent() as client:
+                yield client
+
+    @asynccontextmanager
+    async def _lent(self) -> AsyncGenerator[httpx.AsyncClient]:
+        if self._free:
+            client = self._free.pop()
+        else:
+            client = self._make()
+            if client not in self._made:  # a given transport: one shared client
+                self._made.append(client)
+        try:
+            yield client
+        finally:
+            self._free.append(client)
+
+    async def aclose(self) -> None:
+        for client in self._made:
+            await client.aclose()
 
 
 @final
 @dataclass(frozen=True, slots=True, eq=False)
 class _Pools:
-    """The connections of one set of credentials: requests, and watches apart.
+    """The connections of one set of credentials: requests, and watches apart."""
 
-    Every election keeps a watch open, each on an HTTP/1.1 connection of its own. Apart
-    from the requests, they cost a request nothing: httpcore's pool looks at every one of
-    its connections on each request, and counts every connection, busy ones too, against
-    its keep-alive limit, so that with the watches in it each request beyond 20 elections
-    closed its connection after use (one TLS handshake per renew). In their own pool with
-    no keep-alive limit, a watch that the server ends leaves its connection to the next
-    watch: no handshake either. (HTTP/2, one connection for all, was measured too: httpcore
-    reads every stream of a connection under one lock, so that a renew waits behind idle
-    watches; docs/benchmarks.md has the figures.)
-    """
-
-    requests: httpx.AsyncClient
-    watches: httpx.AsyncClient
+    requests: _Lender
+    watches: _Lender
 
     async def aclose(self) -> None:
         await self.requests.aclose()
-        if self.watches is not self.requests:
-            await self.watches.aclose()
+        await self.watches.aclose()
 
 
 @final
@@ -151,7 +182,7 @@ class KubeClient:
             server_name=config.tls_server_name,
         )
 
-        def client(connections: int | None) -> httpx.AsyncClient:
+        def client() -> httpx.AsyncClient:
             return httpx.AsyncClient(
                 base_url=config.server,
                 verify=context,
@@ -163,8 +194,8 @@ class KubeClient:
                 # bound of its own
                 timeout=httpx.Timeout(None, connect=CONNECT_TIMEOUT),
                 limits=httpx.Limits(
-                    max_connections=connections,
-                    max_keepalive_connections=connections,
+                    max_connections=1,
+                    max_keepalive_connections=1,
                     # kept until the server closes it: a follower sends nothing for as long
                     # as it follows, then takes a released lock at once, with no handshake
                     keepalive_expiry=None,
@@ -172,10 +203,10 @@ class KubeClient:
                 headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
             )
 
-        requests = client(REQUEST_CONNECTIONS)
         if self._transport is not None:  # one transport makes every connection
-            return _Pools(requests, requests)
-        return _Pools(requests, client(None))
+            shared = client()
+            return _Pools(_Lender(lambda: shared, None), _Lender(lambda: shared, None))
+        return _Pools(_Lender(client, REQUEST_CONNECTIONS), _Lender(client, None))
 
     async def _client(self) -> _Pools:
         if self.config.exec is not None:
@@ -227,8 +258,7 @@ class KubeClient:
         """Send one request and return the decoded JSON body; raise a typed `ApiError`."""
         body = None if json is None else jsonlib.dumps(json).encode()
         for attempt in range(2):
-            async with self._borrowed() as pools:
-                client = pools.requests
+            async with self._borrowed() as pools, pools.requests.lend() as client:
                 headers = await self._credentials.headers()
                 generation = self._credentials.generation
                 if body is not None:
@@ -280,8 +310,7 @@ class KubeClient:
         """
         query = dict(params)
         for attempt in range(2):
-            async with self._borrowed() as pools:
-                client = pools.watches
+            async with self._borrowed() as pools, pools.watches.lend() as client:
                 headers = await self._credentials.headers()
                 generation = self._credentials.generation
                 try:
