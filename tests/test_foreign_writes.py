@@ -284,3 +284,18 @@ async def test_a_foreign_release_while_the_leader_is_cut_off_overlaps_until_its_
     overlap = first.end - second.start
     assert overlap == 14 - 5
     assert overlap <= 10  # at most renew_deadline
+
+
+async def test_the_same_garbage_written_again_is_waited_out_again(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Found by the generated schedules: a polling follower that missed a write between two
+    identical unreadable records must not think the second one is the first, long expired."""
+    lock = te.MemoryLock()
+    lock.put_raw("{garbage")
+    async with te.open_election(lock.handle(watch=False), identity="b") as election:
+        await trio.sleep(10)
+        lock.put_record(te.LeaderRecord("x", 15, NOW, NOW, 1))  # missed between two polls
+        lock.put_raw("{garbage")  # the same bytes again, a new version
+        async with election.leading():
+            assert trio.current_time() >= 10 + 15  # counted from the second garbage

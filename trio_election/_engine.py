@@ -194,7 +194,14 @@ class Engine:
         """Take in one read of the lock, from any source, and wake whoever waits."""
         now = self.clock.now()
         previous = self._obs
-        if previous is None or previous.exists != obs.exists or previous.raw != obs.raw:
+        if (
+            previous is None
+            or previous.exists != obs.exists
+            or previous.raw != obs.raw
+            # an unreadable record names no holder: only its version shows that it was
+            # written again (the same garbage twice must not read as no change)
+            or (obs.record is None and obs.version != previous.version)
+        ):
             self._observed_time = now
             self._expiry_delay = self._random.uniform(
                 0.0, MAX_EXPIRY_DELAY_FRACTION * self.timing.retry_period

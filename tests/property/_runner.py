@@ -527,7 +527,9 @@ def quiet_tail(schedule: Schedule) -> float:
         [schedule.lease, *(e.size for e in schedule.events if e.kind == "foreign" and e.code == 0)]
     )
     slowest = min(c.rate for c in schedule.candidates)
-    return (2 * longest + schedule.renew + 5 * schedule.retry) / slowest + 10.0
+    # a run of 429s is answered one request at a time, each after its Retry-After
+    asked = sum(e.size * e.code for e in schedule.events if e.kind == "429")
+    return (2 * longest + schedule.renew + 5 * schedule.retry) / slowest + asked + 10.0
 
 
 def recovery_bound(schedule: Schedule) -> float:
