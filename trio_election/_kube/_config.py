@@ -151,9 +151,7 @@ def _in_cluster(folder: Path) -> KubeConfig:
     namespace_file = folder / "namespace"
     # as client-go's in-cluster config: $POD_NAMESPACE (the downward API) first
     namespace = os.environ.get("POD_NAMESPACE") or (
-        _text(namespace_file, "in-cluster namespace")
-        if namespace_file.exists()
-        else "default"
+        _text(namespace_file, "in-cluster namespace") if namespace_file.exists() else "default"
     )
     if ca is not None:
         where = f"in-cluster CA {folder / 'ca.crt'}"
