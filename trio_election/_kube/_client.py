@@ -51,10 +51,6 @@ REQUEST_CONNECTIONS = 128
 """At most this many requests of one client at once (each on a connection of its own);
 more wait their turn, each within its own deadline."""
 
-IDLE_KEPT = 8
-"""Idle connections kept open for requests, and as many for watches; more (left by a
-burst, such as a thousand elections starting at once) are closed when they come back."""
-
 
 @final
 class _Lender:
@@ -100,12 +96,6 @@ class _Lender:
             yield client
         finally:
             self._free.append(client)
-            if len(self._free) > IDLE_KEPT and self._free[0] is not client:
-                # the one idle the longest; a given transport's one client is never closed
-                oldest = self._free.pop(0)
-                self._made.remove(oldest)
-                with trio.CancelScope(shield=True):
-                    await oldest.aclose()
 
     async def aclose(self) -> None:
         for client in self._made:
