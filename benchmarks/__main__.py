@@ -25,7 +25,7 @@ from trio_election.testing import ControlPlane
 
 from . import _report
 from ._handover import Samples, run_startup, run_stream
-from ._load import run_load
+from ._load import baseline, run_load
 from ._procs import KINDS, REPO, Timing, clientgo_binary
 from ._scale import run_scale
 
@@ -51,13 +51,25 @@ def main() -> None:
     parser.add_argument("--startup-repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--tag", default="latest", help="name of the result files")
+    parser.add_argument("--base", type=Path, help="a JSON result whose other phases to keep")
+    parser.add_argument("--report", type=Path, help="only write the tables and plot of a JSON")
     options = parser.parse_args()
+    if options.report is not None:
+        results = json.loads(options.report.read_text())
+        stem = options.report.with_suffix("")
+        stem.with_suffix(".md").write_text(_report.markdown(results))
+        _report.plot(results, stem.with_suffix(".png"))
+        print(stem.with_suffix(".md").read_text())
+        return
     phases = options.only.split(",")
     kinds = [k for k in options.kinds.split(",") if k]
     if "clientgo" in kinds:
         clientgo_binary()
     began = time.monotonic()
     results: dict[str, Any] = {"meta": _meta(options)}
+    if options.base is not None:  # phases not run now come from an earlier run
+        earlier = json.loads(options.base.read_text())
+        results = {**earlier, "meta": {**results["meta"], "earlier": earlier["meta"]}}
     folder = Path(tempfile.mkdtemp(prefix="trio-election-bench-"))
     print(f"logs in {folder}", flush=True)
     with ControlPlane.start() as cp:
@@ -69,7 +81,12 @@ def main() -> None:
                 results["startup"][kind] = found
                 print(f"startup {kind}: {_report.brief(found)}", flush=True)
         if "handover" in phases:
-            results["handover"] = []
+            now = {tuple(int(x) for x in text.split("/")) for text in options.timings.split(",")}
+            results["handover"] = [
+                h
+                for h in results.get("handover", [])
+                if (h["timing"]["lease"], h["timing"]["renew"], h["timing"]["retry"]) not in now
+            ]
             for text in options.timings.split(","):
                 lease, renew, retry = (int(x) for x in text.split("/"))
                 timing = Timing(lease, renew, retry)
@@ -78,6 +95,8 @@ def main() -> None:
         if "load" in phases:
             results["load"] = []
             count, seconds = _windows(options.load_windows)
+            results["load_baseline"] = baseline(cp, windows=count, window=seconds)
+            print(f"load baseline: {results['load_baseline']}", flush=True)
             for kind in kinds:
                 for n in (int(x) for x in options.load_candidates.split(",")):
                     load = run_load(

@@ -126,8 +126,10 @@ def run_stream(
             time.sleep(0.2)
         return peer
 
+    done = 0
     try:
-        while len(out.after_signal) + len(out.failures) < count and not stop.is_set():
+        while done < count and not stop.is_set():
+            done += 1
             peers = [p for p in peers if p.exited_at is None]
             while len(peers) < POOL:
                 peers.append(spawn())

@@ -30,6 +30,20 @@ def lease_requests(metrics: str) -> Counter[str]:
     return counts
 
 
+def baseline(cp: ControlPlane, *, windows: int, window: float) -> list[dict[str, float]]:
+    """Requests on Leases per minute with no candidate at all: the apiserver's own (it
+    renews an identity Lease of its own in kube-system every 10 s)."""
+    found: list[dict[str, float]] = []
+    before, at = lease_requests(cp.metrics()), time.monotonic()
+    for _ in range(windows):
+        time.sleep(window)
+        now_counts, now = lease_requests(cp.metrics()), time.monotonic()
+        minutes = (now - at) / 60
+        found.append({verb: (now_counts[verb] - before[verb]) / minutes for verb in now_counts})
+        before, at = now_counts, now
+    return found
+
+
 @dataclass
 class LoadResult:
     kind: str

@@ -30,14 +30,14 @@ def emit(event: str, arg: str) -> None:
 class Counter:
     def __init__(self, total: int) -> None:
         self.total = total
-        self.done = 0
+        self.led: set[str] = set()
         self.lock = threading.Lock()
 
     def lead(self, name: str) -> None:
         emit("started-leading", name)
         with self.lock:
-            self.done += 1
-            if self.done == self.total:
+            self.led.add(name)
+            if len(self.led) == self.total:
                 emit("all-leading", str(self.total))
 
 
@@ -61,7 +61,10 @@ def run_trio(options: argparse.Namespace) -> None:
             while True:
                 async with election.leading():
                     counter.lead(name)
-                    await trio.sleep(math.inf)
+                    try:
+                        await trio.sleep(math.inf)
+                    finally:
+                        emit("stopped-leading", name)
 
     async def main() -> None:
         config = te.KubeConfig.load(options.kubeconfig)

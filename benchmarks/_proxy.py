@@ -1,11 +1,18 @@
 """A loopback TCP proxy that counts the connections it carries (each one TLS handshake:
-TLS is end to end, the proxy sees only bytes)."""
+TLS is end to end, the proxy sees only bytes).
+
+It runs in a process of its own (`python benchmarks/_proxy.py HOST PORT`), so that moving
+a thousand connections' bytes takes nothing from the harness or the measured process; it
+prints its port, then `<accepted> <open>` twice a second."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 
 class CountingProxy:
@@ -75,3 +82,50 @@ async def _pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             await dst.drain()
     with contextlib.suppress(OSError):
         dst.write_eof()
+
+
+class ProxyProcess:
+    """`CountingProxy` in a child process; `accepted` and `open` as it last reported."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.accepted = 0
+        self.open = 0
+        self._process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), upstream[0], str(upstream[1])],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._process.stdout is not None
+        self.port = int(self._process.stdout.readline())
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    @property
+    def address(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def _read(self) -> None:
+        assert self._process.stdout is not None
+        for line in self._process.stdout:
+            accepted, open_now = line.split()
+            self.accepted, self.open = int(accepted), int(open_now)
+
+    def close(self) -> None:
+        self._process.kill()
+        self._process.wait(10)
+        self._reader.join(5)
+
+
+def _serve() -> None:
+    import time
+
+    proxy = CountingProxy((sys.argv[1], int(sys.argv[2])))
+    print(proxy.port, flush=True)
+    while True:
+        time.sleep(0.5)
+        print(proxy.accepted, proxy.open, flush=True)
+
+
+if __name__ == "__main__":
+    _serve()

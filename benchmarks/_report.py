@@ -39,7 +39,10 @@ def scale_line(s: ScaleResult) -> str:
         f"scale {s.kind} x{s.n}: CPU {statistics.median(s.cpu) * 100:.1f}% of a core, "
         f"peak RSS {s.hwm / MIB:.0f} MiB, {s.threads} threads, "
         f"{statistics.median(s.handshakes_per_min):.0f} TLS handshakes/min, "
-        f"{s.connections} connections, start {s.startup:.1f} s, lost {s.lost}"
+        f"{s.connections} connections, start {s.startup:.1f} s, lost {s.lost} "
+        f"({s.lost_starting} starting), "
+        f"{sum(s.requests_per_min.values()):.0f} requests/min, "
+        f"server CPU {s.server_cpu * 100:.0f}%"
     )
 
 
@@ -87,6 +90,14 @@ def markdown(results: dict[str, Any]) -> str:
         f"Command: `python -m benchmarks {' '.join(meta['argv'])}`.",
         "",
     ]
+    if "earlier" in meta:
+        e = meta["earlier"]
+        out[-1:-1] = [
+            "",
+            f"The phases not run then come from the run of {e['date']} "
+            f"(trio-election {e['commit']}; took {e.get('seconds', '?')} s; command "
+            f"`python -m benchmarks {' '.join(e['argv'])}`).",
+        ]
     if "startup" in results:
         out += [
             "### Startup: process start to leading (free Lease; median (range))",
@@ -134,6 +145,13 @@ def markdown(results: dict[str, Any]) -> str:
             )
         out.append("")
     if "load" in results:
+        base = _baseline(results)
+        if base:
+            shown = ", ".join(
+                f"{verb} {value:.1f}" for verb, value in sorted(base.items()) if value
+            )
+            out += [f"The apiserver's own requests on Leases ({shown} a minute, measured with no "
+                    "candidate running) are subtracted below.", ""]  # fmt: skip
         out += [
             "### API requests per minute on one Lease (apiserver_request_total; "
             "15/10/2 s; median (range) over the windows)",
@@ -152,9 +170,10 @@ def markdown(results: dict[str, Any]) -> str:
                 if r is None:
                     row.append("-")
                     continue
-                totals = [sum(w.values()) for w in r["per_min"]]
+                windows = load_windows(results, r)
+                totals = [sum(w.values()) for w in windows]
                 verbs: dict[str, list[float]] = defaultdict(list)
-                for window in r["per_min"]:
+                for window in windows:
                     for verb, value in window.items():
                         verbs[verb].append(value)
                 detail = ", ".join(
@@ -168,8 +187,8 @@ def markdown(results: dict[str, Any]) -> str:
         for k in kinds:
             one, ten = load.get((k, counts[0])), load.get((k, counts[-1]))
             if one and ten:
-                a = statistics.median([sum(w.values()) for w in one["per_min"]])
-                b = statistics.median([sum(w.values()) for w in ten["per_min"]])
+                a = statistics.median([sum(w.values()) for w in load_windows(results, one)])
+                b = statistics.median([sum(w.values()) for w in load_windows(results, ten)])
                 row.append(f"{b / a:.2f}" if a else "-")
             else:
                 row.append("-")
@@ -191,7 +210,16 @@ def markdown(results: dict[str, Any]) -> str:
             ("TLS handshakes / min", lambda s: _spread(s["handshakes_per_min"], "{:.0f}")),
             ("open connections", lambda s: f"{s['connections']}"),
             ("start to all leading, s", lambda s: f"{s['startup']:.1f}"),
-            ("terms lost", lambda s: f"{s['lost']}"),
+            (
+                "terms lost while measuring (while starting)",
+                lambda s: f"{s['lost']} ({s.get('lost_starting', '?')})",
+            ),
+            ("API requests / min", lambda s: f"{sum(s.get('requests_per_min', {}).values()):.0f}"),
+            ("CPU per API request, ms", _cpu_per_request),
+            (
+                "etcd + kube-apiserver CPU, % of a core",
+                lambda s: f"{s.get('server_cpu', 0) * 100:.0f}",
+            ),
         ]
         for n in ns:
             for label, fn in rows:
@@ -210,6 +238,32 @@ def markdown(results: dict[str, Any]) -> str:
         out.append("")
     out += ["### Targets", "", *(f"- {line}" for line in targets(results)), ""]
     return "\n".join(out)
+
+
+def _requests(s: dict[str, Any]) -> float:
+    return float(sum(s.get("requests_per_min", {}).values()))
+
+
+def _cpu_per_request(s: dict[str, Any]) -> str:
+    requests = sum(s.get("requests_per_min", {}).values())
+    if not requests:
+        return "-"
+    return f"{statistics.median(s['cpu']) * 60_000 / requests:.2f}"
+
+
+def _baseline(results: dict[str, Any]) -> dict[str, float]:
+    windows: list[dict[str, float]] = results.get("load_baseline", [])
+    verbs = {verb for window in windows for verb in window}
+    return {verb: statistics.median(w.get(verb, 0.0) for w in windows) for verb in verbs}
+
+
+def load_windows(results: dict[str, Any], run: dict[str, Any]) -> list[dict[str, float]]:
+    """A load run's windows, the apiserver's own requests taken off."""
+    base = _baseline(results)
+    return [
+        {verb: max(0.0, value - base.get(verb, 0.0)) for verb, value in window.items()}
+        for window in run["per_min"]
+    ]
 
 
 def _timing(h: dict[str, Any]) -> str:
@@ -239,7 +293,9 @@ def targets(results: dict[str, Any]) -> list[str]:
             say(
                 a <= b / 2,
                 f"CPU at {n} elections ≤ ½ the kubernetes client's: "
-                f"{a * 100:.1f}% vs {b * 100:.1f}% of a core ({a / b:.2f}x)",
+                f"{a * 100:.1f}% vs {b * 100:.1f}% of a core ({a / b:.2f}x), for "
+                f"{_requests(ours):.0f} vs {_requests(theirs):.0f} API requests a minute "
+                f"({_cpu_per_request(ours)} vs {_cpu_per_request(theirs)} ms of CPU each)",
             )
             pa, pb = _per_election(scale, "trio", 10, n), _per_election(scale, "kubepy", 10, n)
             if pa is not None and pb is not None:
@@ -271,8 +327,8 @@ def targets(results: dict[str, Any]) -> list[str]:
     load = {(r["kind"], r["candidates"]): r for r in results.get("load", [])}
     one, ten = load.get(("trio", 1)), load.get(("trio", 10))
     if one and ten:
-        a = statistics.median([sum(w.values()) for w in one["per_min"]])
-        b = statistics.median([sum(w.values()) for w in ten["per_min"]])
+        a = statistics.median([sum(w.values()) for w in load_windows(results, one)])
+        b = statistics.median([sum(w.values()) for w in load_windows(results, ten)])
         say(b / a <= 1.2, f"API load 10 ÷ 1 candidates ≤ 1.2: {b / a:.2f} ({a:.1f} → {b:.1f}/min)")
     return lines
 
@@ -310,7 +366,10 @@ def plot(results: dict[str, Any], path: Path) -> None:
     ax = axes[0][1]
     for k in kinds:
         rows = sorted(
-            (r["candidates"], statistics.median([sum(w.values()) for w in r["per_min"]]))
+            (
+                r["candidates"],
+                statistics.median([sum(w.values()) for w in load_windows(results, r)]),
+            )
             for r in results.get("load", [])
             if r["kind"] == k
         )

@@ -11,8 +11,9 @@ import httpx
 
 from trio_election.testing._kubeconfig import write_kubeconfig
 
+from ._load import lease_requests
 from ._procs import HERE, Peer, Timing, clientgo_binary, proc_stat
-from ._proxy import CountingProxy
+from ._proxy import ProxyProcess
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -37,7 +38,13 @@ class ScaleResult:
     startup: float = 0.0
     """Process start to every election leading, seconds."""
     lost: int = 0
-    """Terms that ended during the run (none should)."""
+    """Terms that ended while measuring (none should)."""
+    lost_starting: int = 0
+    """Terms that ended before: while every election started at once, and settled."""
+    server_cpu: float = 0.0
+    """CPU of etcd and kube-apiserver meanwhile (1.0 = one core)."""
+    requests_per_min: dict[str, float] = field(default_factory=dict[str, float])
+    """Requests on Leases per minute over the whole measurement, by verb (apiserver)."""
     error: str = ""
 
 
@@ -56,7 +63,7 @@ def run_scale(
     namespace = cp.create_namespace("bench-scale")
     user = cp.user("many", namespace=namespace, verbs={"leases": VERBS})
     url = httpx.URL(cp.server)
-    proxy = CountingProxy((url.host, url.port or 443))
+    proxy = ProxyProcess((url.host, url.port or 443))
     try:
         kubeconfig = write_kubeconfig(
             folder / f"scale-{kind}-{n}.kubeconfig",
@@ -88,19 +95,28 @@ def run_scale(
                 return result
             result.startup = done.time - peer.started_at
             time.sleep(2 * timing.retry + 1.0)
+            lost_before = peer.count("stopped-leading")
             before = proc_stat(peer.pid)
             accepted = proxy.accepted
-            at = time.monotonic()
+            at = began = time.monotonic()
+            requests = lease_requests(cp.metrics())
+            server_before = sum(proc_stat(pid).cpu for pid in cp.pids)
             for _ in range(windows):
                 time.sleep(window)
                 now_stat, now = proc_stat(peer.pid), time.monotonic()
                 result.cpu.append((now_stat.cpu - before.cpu) / (now - at))
                 result.handshakes_per_min.append((proxy.accepted - accepted) * 60.0 / (now - at))
                 before, accepted, at = now_stat, proxy.accepted, now
+            after = lease_requests(cp.metrics())
+            server_after = sum(proc_stat(pid).cpu for pid in cp.pids)
+            minutes = (time.monotonic() - began) / 60
+            result.server_cpu = (server_after - server_before) / (minutes * 60)
+            result.requests_per_min = {v: (after[v] - requests[v]) / minutes for v in after}
             final = proc_stat(peer.pid)
             result.hwm, result.rss, result.threads = final.hwm, final.rss, final.threads
             result.connections = proxy.open
-            result.lost = peer.count("stopped-leading")
+            result.lost_starting = lost_before
+            result.lost = peer.count("stopped-leading") - lost_before
         finally:
             peer.kill()
     finally:
