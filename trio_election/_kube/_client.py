@@ -1,4 +1,4 @@
-"""`KubeClient`: a small Kubernetes REST client over one long-lived `httpx.AsyncClient`."""
+"""`KubeClient`: a small Kubernetes REST client over httpx, its connections kept alive."""
 
 from __future__ import annotations
 
