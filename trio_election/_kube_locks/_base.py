@@ -15,7 +15,9 @@ an annotation):
   `PATCH_RETRY_SECONDS`. (When the ``PUT`` is refused too, RBAC may be warming up: nothing
   is switched.)
 - **watch**: a Kubernetes watch of the collection with a field selector on the name,
-  resumed from the last ``resourceVersion`` (bookmarks included); 410 Gone re-reads.
+  resumed from the last ``resourceVersion`` (bookmarks included); 410 Gone re-reads. When
+  several handles of one client watch in one collection, they share one watch of it
+  (`._streams`).
 
 Errors, as the engine expects them: 409 is `LockConflict`, 404 on update is
 `LockNotFound`, transport failures, 5xx, 429 and 410 are `LockError` (retried). A 403 or
@@ -32,7 +34,7 @@ from __future__ import annotations
 import copy
 import logging
 import re
-from contextlib import aclosing, contextmanager
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import trio
@@ -51,6 +53,7 @@ from .._kube._errors import (
 )
 from .._lock import MISSING, LeaderRecord, Observation
 from ._forbidden import Permissions
+from ._streams import WATCH_TIMEOUT_SECONDS, object_events
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Generator
@@ -68,9 +71,6 @@ __all__ = [
 logger = logging.getLogger("trio_election")
 
 MERGE_PATCH = "application/merge-patch+json"
-
-WATCH_TIMEOUT_SECONDS = 300
-"""How long the apiserver keeps one watch request open (its ``timeoutSeconds``)."""
 
 PUT_AFTER_REFUSALS = 3
 """PATCH refused while PUT works this many writes in a row: write with PUT for a while."""
@@ -399,18 +399,13 @@ class KubeLock:
                 last = current
                 yield current
         while True:
-            params = {
-                "watch": "1",
-                "fieldSelector": f"metadata.name={self._name}",
-                **({"resourceVersion": since} if since else {}),
-                "allowWatchBookmarks": "true",
-                "timeoutSeconds": str(WATCH_TIMEOUT_SECONDS),
-            }
             gone = False
             failed = ""
             opened = False
             try:
-                async with aclosing(client.watch(self._collection_path, params=params)) as events:
+                async with object_events(
+                    client, self._collection_path, self._name, since
+                ) as events:
                     async for event in events:
                         if not opened:  # the server answered 200: RBAC allows watch
                             opened = True

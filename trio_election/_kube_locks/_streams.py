@@ -1,0 +1,326 @@
+"""The watch stream of one lock object: a watch of its own, or a share of one watch of its
+whole collection that every lock of the process in that collection reads.
+
+A handle watches its object with a field selector on its name: one long request, and so
+one connection, per watching handle. When a second handle of the same `KubeClient` watches
+an object of the same collection (many elections in one process, or several candidates of
+one), the handles that open a watch from then on share one watch of the collection
+instead: one connection and one stream for all of them (each connection held about 67 KiB;
+docs/benchmarks.md). A handle's stream is the same either way: the events of its object,
+newer than the version it gives, as the apiserver sends them.
+
+The shared watch starts with a LIST of the collection, so that it knows every object as of
+one version, then watches from that version and keeps the latest state of each object. A
+handle that joins is first given its object as known there, when that is newer than the
+version it gives (or a ``DELETED`` event when the object is gone); then each later event
+of its object.
+
+- The stream's normal end (``timeoutSeconds``) is resumed from the last version seen; a 410
+  Gone lists again and hands each handle its object when that changed.
+- Any other failure ends the shared watch: each handle's stream raises `LockError`, as a
+  broken watch of its own would, and the engine opens it again (a new shared watch).
+- When the apiserver refuses to list or watch the whole collection (RBAC can grant the
+  verbs on some names only, ``resourceNames``) or its versions are not numbers, handles
+  watch their own objects, and sharing is tried again after `SHARE_RETRY_SECONDS`.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import weakref
+from contextlib import aclosing, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, final
+
+import trio
+
+from .._exceptions import LockError
+from .._kube._errors import ApiError, ForbiddenError, TooManyRequestsError, UnauthorizedError
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator, AsyncIterator
+
+    from .._kube import KubeClient
+
+__all__ = ["SHARE_RETRY_SECONDS", "WATCH_TIMEOUT_SECONDS", "object_events"]
+
+logger = logging.getLogger("trio_election")
+
+WATCH_TIMEOUT_SECONDS = 300
+"""How long the apiserver keeps one watch request open (its ``timeoutSeconds``)."""
+
+SHARE_RETRY_SECONDS = 60.0
+"""After the apiserver refused to list or watch a whole collection, how long its handles
+watch their own objects before sharing is tried again (RBAC may have been warming up)."""
+
+Event = dict[str, Any]
+
+
+@asynccontextmanager
+async def object_events(
+    client: KubeClient, path: str, name: str, since: str
+) -> AsyncGenerator[AsyncIterator[Event]]:
+    """The watch events of object `name` in the collection at `path`, after version `since`
+    (the apiserver's current state when `since` is empty).
+
+    Raises what `KubeClient.watch` raises (`ApiError`, `ApiConnectionError`); a shared
+    stream that breaks raises `LockError`. A stream of its own ends when the server ends
+    it; a shared one does not.
+    """
+    collection = _collections(client).setdefault(path, _Collection())
+    collection.watching += 1
+    try:
+        shared = None
+        if since.isdigit() and (collection.watching > 1 or collection.live() is not None):
+            shared = await collection.share(client, path)
+        if shared is None:
+            params = {
+                "watch": "1",
+                "fieldSelector": f"metadata.name={name}",
+                **({"resourceVersion": since} if since else {}),
+                "allowWatchBookmarks": "true",
+                "timeoutSeconds": str(WATCH_TIMEOUT_SECONDS),
+            }
+            async with aclosing(client.watch(path, params=params)) as events:
+                yield events
+        else:
+            reader = shared.join(name, int(since))
+            try:
+                async with aclosing(reader.events()) as events:
+                    yield events
+            finally:
+                shared.leave(reader)
+    finally:
+        collection.watching -= 1
+
+
+_by_client: weakref.WeakKeyDictionary[KubeClient, dict[str, _Collection]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _collections(client: KubeClient) -> dict[str, _Collection]:
+    found = _by_client.get(client)
+    if found is None:
+        found = _by_client[client] = {}
+    return found
+
+
+@final
+class _Collection:
+    """What one client knows of watching one collection."""
+
+    __slots__ = ("refused_until", "shared", "watching")
+
+    def __init__(self) -> None:
+        self.watching = 0
+        """Watch streams open on objects of the collection (shared or not)."""
+        self.shared: _Shared | None = None
+        self.refused_until = -math.inf
+
+    def live(self) -> _Shared | None:
+        shared = self.shared
+        return shared if shared is not None and not shared.ended else None
+
+    async def share(self, client: KubeClient, path: str) -> _Shared | None:
+        """The shared watch, started if need be; None when handles must watch alone."""
+        shared = self.live()
+        if shared is None:
+            if trio.current_time() < self.refused_until:
+                return None
+            shared = self.shared = _Shared(client, path, self)
+            trio.lowlevel.spawn_system_task(shared.run, name=f"shared watch of {path}")
+        await shared.started.wait()
+        return None if shared.ended else shared
+
+    def refused(self, path: str, exc: Exception) -> None:
+        if self.refused_until == -math.inf:
+            logger.info(
+                "%s: each lock watches its own object (%s); sharing is tried again in %g s",
+                path,
+                exc,
+                SHARE_RETRY_SECONDS,
+            )
+        self.refused_until = trio.current_time() + SHARE_RETRY_SECONDS
+
+
+class _Gone(Exception):
+    """The shared watch's version is too old (410): list again."""
+
+
+class _Unshareable(Exception):
+    """The collection's versions cannot be compared: handles watch alone."""
+
+
+@dataclass(eq=False, slots=True)
+class _Reader:
+    """One handle's share: the events of its object newer than `since`."""
+
+    name: str
+    since: int
+    send: trio.MemorySendChannel[Event]
+    receive: trio.MemoryReceiveChannel[Event]
+    failure: tuple[str, float | None] | None = None
+
+    def give(self, event: Event, version: int, *, first: bool) -> None:
+        if version > self.since:
+            self.since = version
+            # readers of one object get copies: a lock handle keeps what it is given
+            self.send.send_nowait(event if first else copy.deepcopy(event))
+
+    async def events(self) -> AsyncGenerator[Event]:
+        async for event in self.receive:
+            yield event
+        if self.failure is not None:
+            message, retry_after = self.failure
+            raise LockError(message, retry_after=retry_after)
+
+
+@final
+@dataclass(eq=False)
+class _Shared:
+    """One watch of a whole collection, read by every handle of one client watching in it."""
+
+    client: KubeClient
+    path: str
+    collection: _Collection
+    objects: dict[str, Event] = field(default_factory=dict[str, Event])
+    """The latest state of each object, as of `position`."""
+    position: int = 0
+    readers: dict[str, list[_Reader]] = field(default_factory=dict[str, list[_Reader]])
+    count: int = 0
+    started: trio.Event = field(default_factory=trio.Event)
+    ended: bool = False
+    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+
+    def join(self, name: str, since: int) -> _Reader:
+        send, receive = trio.open_memory_channel[Event](math.inf)
+        reader = _Reader(name, since, send, receive)
+        self.readers.setdefault(name, []).append(reader)
+        self.count += 1
+        self._catch_up(reader)
+        return reader
+
+    def leave(self, reader: _Reader) -> None:
+        reader.send.close()
+        readers = self.readers.get(reader.name, [])
+        if reader in readers:
+            readers.remove(reader)
+            if not readers:
+                del self.readers[reader.name]
+            self.count -= 1
+        if self.count == 0:
+            self.scope.cancel()
+            self.ended = True
+
+    def _catch_up(self, reader: _Reader) -> None:
+        """Give `reader` its object as known now, if that is news to it."""
+        obj = self.objects.get(reader.name)
+        if obj is not None:
+            reader.give({"type": "MODIFIED", "object": obj}, _version(obj), first=False)
+        elif self.position >= reader.since:
+            meta = {"name": reader.name, "resourceVersion": str(self.position)}
+            reader.give(
+                {"type": "DELETED", "object": {"metadata": meta}}, self.position, first=True
+            )
+
+    async def run(self) -> None:
+        try:
+            with self.scope:
+                try:
+                    await self._list()
+                except (ForbiddenError, UnauthorizedError, _Unshareable) as exc:
+                    self.collection.refused(self.path, exc)
+                    return
+                finally:
+                    self.started.set()
+                await self._follow()
+        except Exception as exc:  # a system task: each reader hears of it
+            retry_after = exc.retry_after if isinstance(exc, TooManyRequestsError) else None
+            self._fail(f"{self.path}: the shared watch failed: {exc}", retry_after)
+        finally:
+            self._fail(f"{self.path}: the shared watch ended", None)
+            self.started.set()
+
+    def _fail(self, message: str, retry_after: float | None) -> None:
+        self.ended = True
+        for readers in self.readers.values():
+            for reader in readers:
+                if reader.failure is None:
+                    reader.failure = (message, retry_after)
+                reader.send.close()
+
+    async def _list(self) -> None:
+        listing = await self.client.request("GET", self.path)
+        version = _version(listing)
+        items: object = listing.get("items")
+        if not version or not isinstance(items, list):
+            raise _Unshareable("its versions are not numbers")
+        objects: dict[str, Event] = {}
+        for item in items:  # pyright: ignore[reportUnknownVariableType]
+            if isinstance(item, dict):
+                name = _name(item)  # pyright: ignore[reportUnknownArgumentType]
+                if name:
+                    objects[name] = item  # pyright: ignore[reportUnknownArgumentType]
+        self.objects, self.position = objects, version
+        for readers in list(self.readers.values()):
+            for reader in readers:
+                self._catch_up(reader)
+
+    async def _follow(self) -> None:
+        while True:
+            params = {
+                "watch": "1",
+                "resourceVersion": str(self.position),
+                "allowWatchBookmarks": "true",
+                "timeoutSeconds": str(WATCH_TIMEOUT_SECONDS),
+            }
+            try:
+                async with aclosing(self.client.watch(self.path, params=params)) as events:
+                    async for event in events:
+                        self._dispatch(event)
+            except _Gone:
+                await self._list()
+            except ApiError as exc:
+                if exc.status != 410:
+                    raise
+                await self._list()
+
+    def _dispatch(self, event: Event) -> None:
+        kind = event.get("type")
+        obj = event.get("object")
+        if not isinstance(obj, dict):
+            raise LockError(f"{self.path}: malformed watch event {event!r}")
+        body: Event = obj  # pyright: ignore[reportUnknownVariableType]
+        if kind == "ERROR":
+            if body.get("code") == 410:
+                raise _Gone
+            raise LockError(
+                f"{self.path}: the watch failed: {body.get('code')} {body.get('reason')}: "
+                f"{body.get('message')}"
+            )
+        version = _version(body)
+        self.position = max(self.position, version)
+        if kind == "BOOKMARK":
+            return
+        name = _name(body)
+        if kind == "DELETED":
+            self.objects.pop(name, None)
+        else:
+            self.objects[name] = body
+        for i, reader in enumerate(self.readers.get(name, ())):
+            reader.give(event, version, first=i == 0)
+
+
+def _name(obj: Event) -> str:
+    meta = obj.get("metadata")
+    name = meta.get("name") if isinstance(meta, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    return name if isinstance(name, str) else ""
+
+
+def _version(obj: Event) -> int:
+    meta = obj.get("metadata")
+    version = meta.get("resourceVersion") if isinstance(meta, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    return int(version) if isinstance(version, str) and version.isdigit() else 0
