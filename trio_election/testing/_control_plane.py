@@ -588,11 +588,20 @@ class ControlPlane:
             if response.status_code == 201:
                 return name
 
-    def user(self, name: str, *, namespace: str, verbs: Mapping[str, Sequence[str]]) -> TestUser:
+    def user(
+        self,
+        name: str,
+        *,
+        namespace: str,
+        verbs: Mapping[str, Sequence[str]],
+        names: Mapping[str, Sequence[str]] | None = None,
+    ) -> TestUser:
         """A service account `name` in `namespace` holding exactly `verbs` there.
 
         `verbs` maps resources (`"leases"`, `"endpoints"`, `"configmaps"`, or
-        `"<resource>.<group>"`) to verbs; `{}` means no rights at all. A Role and a
+        `"<resource>.<group>"`) to verbs; `{}` means no rights at all. `names` limits the
+        verbs on some resources to those object names (RBAC's ``resourceNames``); ``create``
+        stays unlimited, as RBAC cannot limit it by name. A Role and a
         RoleBinding named `trio-election-test-<name>` carry them; the token comes from the
         TokenRequest API. Blocks until a SelfSubjectAccessReview with the new token shows
         the rights in effect. Asking again for the same name redefines its rights.
@@ -612,14 +621,15 @@ class ControlPlane:
         }
         minted = self._request("POST", f"{base}/{name}/token", json=request, ok=(201,)).json()
         token: str = minted["status"]["token"]
-        self._grant(namespace, name, granted)
+        limited = {_group_and_resource(r): tuple(n) for r, n in (names or {}).items()}
+        self._grant(namespace, name, granted, limited)
         before = self._granted.get((namespace, name), {})
         revoked = {
             key: verbs_before - granted.get(key, frozenset())
             for key, verbs_before in before.items()
         }
         self._granted[(namespace, name)] = granted
-        self._wait_for_rights(token, namespace, granted, revoked)
+        self._wait_for_rights(token, namespace, granted, revoked, limited)
         kubeconfig = write_kubeconfig(
             self.temp_dir / "users" / f"{namespace}.{name}.kubeconfig",
             server=self.server,
@@ -637,18 +647,35 @@ class ControlPlane:
         )
 
     def _grant(
-        self, namespace: str, name: str, granted: Mapping[tuple[str, str], frozenset[str]]
+        self,
+        namespace: str,
+        name: str,
+        granted: Mapping[tuple[str, str], frozenset[str]],
+        limited: Mapping[tuple[str, str], tuple[str, ...]],
     ) -> None:
         object_name = f"trio-election-test-{name}"
         rbac = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}"
+        rules: list[dict[str, object]] = []
+        for (group, resource), verb_set in sorted(granted.items()):
+            only = limited.get((group, resource))
+            named = sorted(verb_set - {"create"}) if only else []
+            free = sorted(verb_set & {"create"}) if only else sorted(verb_set)
+            if named:
+                rules.append(
+                    {
+                        "apiGroups": [group],
+                        "resources": [resource],
+                        "resourceNames": list(only or ()),
+                        "verbs": named,
+                    }
+                )
+            if free:
+                rules.append({"apiGroups": [group], "resources": [resource], "verbs": free})
         role = {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "Role",
             "metadata": {"name": object_name},
-            "rules": [
-                {"apiGroups": [group], "resources": [resource], "verbs": sorted(verb_set)}
-                for (group, resource), verb_set in sorted(granted.items())
-            ],
+            "rules": rules,
         }
         binding = {
             "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -676,6 +703,7 @@ class ControlPlane:
         namespace: str,
         granted: Mapping[tuple[str, str], frozenset[str]],
         revoked: Mapping[tuple[str, str], frozenset[str]],
+        limited: Mapping[tuple[str, str], tuple[str, ...]] | None = None,
     ) -> None:
         checks = [(key, verb, True) for key, verb_set in granted.items() for verb in verb_set]
         checks += [(key, verb, False) for key, verb_set in revoked.items() for verb in verb_set]
@@ -694,6 +722,12 @@ class ControlPlane:
                                 "verb": verb,
                                 "group": group,
                                 "resource": resource,
+                                **(
+                                    {"name": only[0]}
+                                    if (only := (limited or {}).get((group, resource)))
+                                    and verb != "create"
+                                    else {}
+                                ),
                             }
                         },
                     }
