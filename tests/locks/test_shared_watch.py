@@ -21,7 +21,11 @@ import trio
 import trio.testing
 
 import trio_election as te
-from trio_election._kube_locks._streams import SHARE_RETRY_SECONDS, WATCH_TIMEOUT_SECONDS
+from trio_election._kube_locks._streams import (
+    SHARE_RETRY_SECONDS,
+    WATCH_TIMEOUT_SECONDS,
+    object_events,
+)
 from trio_election.testing._fake_api import FakeKubeApi
 
 if TYPE_CHECKING:
@@ -174,3 +178,36 @@ async def test_without_list_on_the_collection_each_lease_is_watched_alone(
     taken_at = trio.current_time()
     await trio.sleep(1)
     assert fleet.ended_at["e-1"] == taken_at
+
+
+async def test_a_shared_watch_nobody_waits_for_any_more_stops(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The only lock that wanted to share stops waiting while the collection is still being
+    listed: the shared watch must not go on watching for nobody."""
+    api = FakeKubeApi(verbs=ALL_VERBS)
+    for name in ("a", "b"):
+        api.put_object("leases", {"metadata": {"name": name}, "spec": {}})
+    since = str(api.revision)
+    path = "/apis/coordination.k8s.io/v1/namespaces/default/leases"
+    async with api.client() as client:
+
+        async def read(name: str, task_status: trio.TaskStatus[None]) -> None:
+            async with object_events(client, path, name, since) as events:
+                task_status.started()
+                async for _ in events:
+                    pass
+
+        async with trio.open_nursery() as nursery:
+            await nursery.start(read, "a")  # alone: the first watcher
+            await trio.testing.wait_all_tasks_blocked()
+            assert api.open_watches == 1
+            api.hang_next(1, verb="list")
+            with trio.move_on_after(1) as waited:
+                await nursery.start(read, "b")
+                pytest.fail("joined a shared watch whose LIST never came back")
+            assert waited.cancelled_caught
+            nursery.cancel_scope.cancel()
+        api.heal()
+        await trio.sleep(5)
+        assert api.open_watches == 0

@@ -132,7 +132,15 @@ class _Collection:
                 return None
             shared = self.shared = _Shared(client, path, self)
             trio.lowlevel.spawn_system_task(shared.run, name=f"shared watch of {path}")
-        await shared.started.wait()
+        shared.waiting += 1
+        try:
+            await shared.started.wait()
+        except BaseException:
+            if shared.count == 0 and shared.waiting == 1:  # nobody else is coming: stop it
+                shared.stop()
+            raise
+        finally:
+            shared.waiting -= 1
         return None if shared.ended else shared
 
     def refused(self, path: str, exc: Exception) -> None:
@@ -191,6 +199,8 @@ class _Shared:
     position: int = 0
     readers: dict[str, list[_Reader]] = field(default_factory=dict[str, list[_Reader]])
     count: int = 0
+    waiting: int = 0
+    """Handles waiting for the LIST to join."""
     started: trio.Event = field(default_factory=trio.Event)
     ended: bool = False
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
@@ -212,8 +222,11 @@ class _Shared:
                 del self.readers[reader.name]
             self.count -= 1
         if self.count == 0:
-            self.scope.cancel()
-            self.ended = True
+            self.stop()
+
+    def stop(self) -> None:
+        self.scope.cancel()
+        self.ended = True
 
     def _catch_up(self, reader: _Reader) -> None:
         """Give `reader` its object as known now, if that is news to it."""
