@@ -47,7 +47,7 @@ CONNECT_TIMEOUT = 30.0
 _DRAIN_WITHIN = 1.0
 """How long a stopped watch may take to wind down its (closed) response stream."""
 
-REQUEST_CONNECTIONS = 128
+REQUEST_CONNECTIONS = 32
 """At most this many requests of one client at once (each on a connection of its own);
 more wait their turn, each within its own deadline."""
 
