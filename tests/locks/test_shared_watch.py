@@ -85,13 +85,16 @@ async def fleet(request: pytest.FixtureRequest) -> AsyncGenerator[Fleet]:
                     finally:
                         fleet.ended_at[name] = trio.current_time()
 
-    async with api.client() as client, trio.open_nursery() as nursery:
-        for i in range(N):
-            nursery.start_soon(one, client, f"e-{i}")
-        await trio.sleep(5)
-        assert fleet.leading() == {f"e-{i}" for i in range(N)}
-        yield fleet
-        nursery.cancel_scope.cancel()
+    async with api.client() as client:
+        async with trio.open_nursery() as nursery:
+            for i in range(N):
+                nursery.start_soon(one, client, f"e-{i}")
+            await trio.sleep(5)
+            assert fleet.leading() == {f"e-{i}" for i in range(N)}
+            yield fleet
+            nursery.cancel_scope.cancel()
+        # the elections are done, and so is their shared watch: the client can be closed
+        assert api.open_watches == 0
 
 
 def other_holder() -> dict[str, object]:

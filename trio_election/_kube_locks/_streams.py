@@ -55,6 +55,9 @@ SHARE_RETRY_SECONDS = 60.0
 """After the apiserver refused to list or watch a whole collection, how long its handles
 watch their own objects before sharing is tried again (RBAC may have been warming up)."""
 
+_WIND_DOWN_WITHIN = 1.0
+"""How long the last lock to leave a shared watch waits for its stream to close."""
+
 Event = dict[str, Any]
 
 
@@ -92,6 +95,10 @@ async def object_events(
                     yield events
             finally:
                 shared.leave(reader)
+                if shared.ended:  # the last one out waits for its connection to close,
+                    # so that a client closed next finds nothing of it still running
+                    with trio.move_on_after(_WIND_DOWN_WITHIN, shield=True):
+                        await shared.finished.wait()
     finally:
         collection.watching -= 1
 
@@ -202,6 +209,7 @@ class _Shared:
     waiting: int = 0
     """Handles waiting for the LIST to join."""
     started: trio.Event = field(default_factory=trio.Event)
+    finished: trio.Event = field(default_factory=trio.Event)
     ended: bool = False
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
 
@@ -256,6 +264,7 @@ class _Shared:
         finally:
             self._fail(f"{self.path}: the shared watch ended", None)
             self.started.set()
+            self.finished.set()
 
     def _fail(self, message: str, retry_after: float | None) -> None:
         self.ended = True
