@@ -30,6 +30,7 @@ from trio_election._kube import (
     TooManyRequestsError,
     UnauthorizedError,
 )
+from trio_election._kube._client import _bypassed
 from trio_election._version import __version__
 
 if TYPE_CHECKING:
@@ -619,3 +620,27 @@ async def test_credentials_echoed_in_an_error_body_are_masked(config: KubeConfig
         assert "SECRET" not in str(error)  # ...but not the credentials
         assert sent not in str(error)
         assert f"authorization: {scheme} ***" in error.message.lower()
+
+
+@pytest.mark.parametrize(
+    ("server", "no_proxy", "bypassed"),
+    [
+        ("https://kube.example.com", "example.com", True),
+        ("https://example.com", "example.com", True),
+        ("https://example.com", ".example.com", False),  # subdomains only
+        ("https://a.kube.example.com:6443", ".example.com", True),
+        ("https://notexample.com", "example.com", False),
+        ("https://kube.example.com:6443", "kube.example.com:443", False),
+        ("https://kube.example.com:6443", "kube.example.com:6443", True),
+        ("https://KUBE.example.com", " Kube.Example.Com ", True),
+        ("https://10.1.2.3", "10.0.0.0/8", True),
+        ("https://10.1.2.3", "10.1.2.4", False),
+        ("https://[fd00::1]:6443", "fd00::/8", True),
+        ("https://kube.example.com", "", False),
+        ("https://kube.example.com", "a.com, *", True),
+    ],
+)
+def test_no_proxy_as_go_reads_it(server: str, no_proxy: str, bypassed: bool) -> None:
+    """NO_PROXY's rules are Go's (client-go's): a domain covers its subdomains, a leading
+    dot the subdomains only, IPs and CIDR ranges, an optional port, and ``*``."""
+    assert _bypassed(server, no_proxy) is bypassed

@@ -226,6 +226,53 @@ async def test_proxy_url(pki: Pki) -> None:
     assert len(server.requests) == 1
 
 
+async def test_https_proxy_from_the_environment(pki: Pki, monkeypatch: pytest.MonkeyPatch) -> None:
+    async with https_server(pki.server, pki.ca) as server, connect_proxy() as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+        config = KubeConfig(server=server.url, certificate_authority_data=pki.ca_pem)
+        async with KubeClient(config) as client:
+            assert await client.request("GET", "/version") == {"ok": True}
+    assert proxy.connects == [f"CONNECT 127.0.0.1:{server.port}"]
+
+
+@pytest.mark.parametrize(
+    ("no_proxy", "through_proxy"),
+    [
+        ("127.0.0.1", False),
+        ("localhost, 127.0.0.0/8", False),
+        ("*", False),
+        ("{port}", True),  # a bare number names no host
+        ("127.0.0.1:{port}", False),
+        ("127.0.0.1:1", True),
+        ("example.com,10.0.0.0/8", True),
+    ],
+)
+async def test_no_proxy_from_the_environment(
+    pki: Pki, monkeypatch: pytest.MonkeyPatch, no_proxy: str, through_proxy: bool
+) -> None:
+    async with https_server(pki.server, pki.ca) as server, connect_proxy() as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+        monkeypatch.setenv("NO_PROXY", no_proxy.format(port=server.port))
+        config = KubeConfig(server=server.url, certificate_authority_data=pki.ca_pem)
+        async with KubeClient(config) as client:
+            assert await client.request("GET", "/version") == {"ok": True}
+    assert bool(proxy.connects) is through_proxy
+
+
+async def test_proxy_url_wins_over_the_environment(
+    pki: Pki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with https_server(pki.server, pki.ca) as server, connect_proxy() as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:1")  # nothing listens there
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        config = KubeConfig(
+            server=server.url, certificate_authority_data=pki.ca_pem, proxy_url=proxy.url
+        )
+        async with KubeClient(config) as client:
+            assert await client.request("GET", "/version") == {"ok": True}
+    assert proxy.connects == [f"CONNECT 127.0.0.1:{server.port}"]
+
+
 async def test_socks5_proxy_url(pki: Pki) -> None:
     pytest.importorskip(
         "socksio", reason="needs the socks extra: pip install 'trio-election[socks]'"

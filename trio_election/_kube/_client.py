@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import contextlib
 import importlib.util
+import ipaddress
 import json as jsonlib
 import logging
+import os
 import re
 import ssl
 from contextlib import asynccontextmanager
@@ -44,6 +46,8 @@ USER_AGENT = f"trio-election/{__version__}"
 CONNECT_TIMEOUT = 30.0
 """Seconds to open a connection (TCP and TLS handshake), as client-go's dialer allows."""
 
+_HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+
 _DRAIN_WITHIN = 1.0
 """How long a stopped watch may take to wind down its (closed) response stream."""
 
@@ -54,7 +58,7 @@ more wait their turn, each within its own deadline."""
 
 @final
 class _Lender:
-    """httpx clients of one connection each, lent for one request or one watch at a time.
+    """httpx transports of one connection each, lent for one request or one watch at a time.
 
     The last one returned is lent first, so a light load keeps to a few connections, each
     kept alive (a watch that the server ends leaves its connection to the next watch: no
@@ -69,14 +73,14 @@ class _Lender:
     docs/benchmarks.md has the figures.)
     """
 
-    def __init__(self, make: Callable[[], httpx.AsyncClient], limit: int | None) -> None:
+    def __init__(self, make: Callable[[], httpx.AsyncBaseTransport], limit: int | None) -> None:
         self._make = make
-        self._free: list[httpx.AsyncClient] = []
-        self._made: list[httpx.AsyncClient] = []
+        self._free: list[httpx.AsyncBaseTransport] = []
+        self._made: list[httpx.AsyncBaseTransport] = []
         self._turns = None if limit is None else trio.Semaphore(limit)
 
     @asynccontextmanager
-    async def lend(self) -> AsyncGenerator[httpx.AsyncClient]:
+    async def lend(self) -> AsyncGenerator[httpx.AsyncBaseTransport]:
         if self._turns is None:
             async with self._lent() as client:
                 yield client
@@ -85,12 +89,12 @@ class _Lender:
                 yield client
 
     @asynccontextmanager
-    async def _lent(self) -> AsyncGenerator[httpx.AsyncClient]:
+    async def _lent(self) -> AsyncGenerator[httpx.AsyncBaseTransport]:
         if self._free:
             client = self._free.pop()
         else:
             client = self._make()
-            if client not in self._made:  # a given transport: one shared client
+            if client not in self._made:  # a given transport: one for all
                 self._made.append(client)
         try:
             yield client
@@ -137,14 +141,29 @@ class KubeClient:
         self._warned: set[str] = set()
         where = config.source or "KubeConfig"
         check_server_url(config.server, f"{where}: server")
-        if config.proxy_url is not None and transport is None:
-            check_proxy_url(config.proxy_url, f"{where}: proxy-url")
-        socks = config.proxy_url is not None and config.proxy_url.startswith("socks")
-        if socks and not _socks_installed():
-            raise KubeConfigError(
-                f"{where}: proxy-url {mask_url(config.proxy_url or '')} is a SOCKS proxy; "
-                f"install the extra: pip install 'trio-election[socks]'"
-            )
+        self._base = config.server.rstrip("/")
+        self._extensions = {
+            # reading waits as long as the caller's cancel scope allows (a watch is quiet
+            # for minutes); only connecting (TCP and TLS handshake) has a bound of its own
+            "timeout": httpx.Timeout(None, connect=CONNECT_TIMEOUT).as_dict(),
+        }
+        self._proxy: str | None = None
+        """Where requests go through, when not straight to the server: the kubeconfig's
+        proxy-url, else the environment's (HTTPS_PROXY, ALL_PROXY, NO_PROXY)."""
+        if transport is None:
+            if config.proxy_url is not None:
+                check_proxy_url(config.proxy_url, f"{where}: proxy-url")
+                self._proxy, origin = config.proxy_url, f"{where}: proxy-url"
+            else:
+                self._proxy, origin = environment_proxy(config.server)
+                if self._proxy is not None:
+                    check_proxy_url(self._proxy, origin)
+            socks = self._proxy is not None and self._proxy.startswith("socks")
+            if socks and not _socks_installed():
+                raise KubeConfigError(
+                    f"{origin} {mask_url(self._proxy or '')} is a SOCKS proxy; "
+                    f"install the extra: pip install 'trio-election[socks]'"
+                )
         if config.exec is None:
             self._http = self._make_http(config.client_certificate_data, config.client_key_data)
 
@@ -182,17 +201,11 @@ class KubeClient:
             server_name=config.tls_server_name,
         )
 
-        def client() -> httpx.AsyncClient:
-            return httpx.AsyncClient(
-                base_url=config.server,
+        def transport() -> httpx.AsyncBaseTransport:
+            return httpx.AsyncHTTPTransport(
                 verify=context,
-                transport=self._transport,
-                # httpx would send proxied requests around a given transport
-                proxy=config.proxy_url if self._transport is None else None,
-                # reading waits as long as the caller's cancel scope allows (a watch is
-                # quiet for minutes); only connecting (TCP and the TLS handshake) has a
-                # bound of its own
-                timeout=httpx.Timeout(None, connect=CONNECT_TIMEOUT),
+                proxy=self._proxy,
+                trust_env=False,  # the proxy is chosen above, once
                 limits=httpx.Limits(
                     max_connections=1,
                     max_keepalive_connections=1,
@@ -200,13 +213,12 @@ class KubeClient:
                     # as it follows, then takes a released lock at once, with no handshake
                     keepalive_expiry=None,
                 ),
-                headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
             )
 
         if self._transport is not None:  # one transport makes every connection
-            shared = client()
+            shared = self._transport
             return _Pools(_Lender(lambda: shared, None), _Lender(lambda: shared, None))
-        return _Pools(_Lender(client, REQUEST_CONNECTIONS), _Lender(client, None))
+        return _Pools(_Lender(transport, REQUEST_CONNECTIONS), _Lender(transport, None))
 
     async def _client(self) -> _Pools:
         if self.config.exec is not None:
@@ -258,22 +270,15 @@ class KubeClient:
         """Send one request and return the decoded JSON body; raise a typed `ApiError`."""
         body = None if json is None else jsonlib.dumps(json).encode()
         for attempt in range(2):
-            async with self._borrowed() as pools, pools.requests.lend() as client:
+            async with self._borrowed() as pools, pools.requests.lend() as transport:
                 headers = await self._credentials.headers()
                 generation = self._credentials.generation
                 if body is not None:
                     headers["Content-Type"] = content_type or "application/json"
-                request = client.build_request(
-                    method,
-                    path,
-                    params=dict(params) if params else None,
-                    content=body,
-                    headers=headers,
-                )
-                if body is not None:
-                    request.stream = _Body(body)
+                request = self._request(method, path, params, headers, body)
                 try:
-                    response = await client.send(request)
+                    async with _exchange(transport, request) as response:
+                        await response.aread()
                 except httpx.HTTPError as exc:
                     raise self._connection_error(exc) from None
             self._note_warnings(response)
@@ -310,13 +315,12 @@ class KubeClient:
         """
         query = dict(params)
         for attempt in range(2):
-            async with self._borrowed() as pools, pools.watches.lend() as client:
+            async with self._borrowed() as pools, pools.watches.lend() as transport:
                 headers = await self._credentials.headers()
                 generation = self._credentials.generation
+                request = self._request("GET", path, query, headers, None)
                 try:
-                    async with client.stream(
-                        "GET", path, params=query, headers=headers
-                    ) as response:
+                    async with _exchange(transport, request) as response:
                         self._note_warnings(response)
                         if (
                             response.status_code == 401
@@ -351,6 +355,30 @@ class KubeClient:
                         return
                 except httpx.HTTPError as exc:
                     raise self._connection_error(exc) from None
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        headers: dict[str, str],
+        body: bytes | None,
+    ) -> httpx.Request:
+        """One request to the server, for a transport: no client in between (an
+        `httpx.AsyncClient` would merge URLs, wrap auth and redirects and keep cookies on
+        every request, a fifth of the CPU of a renew), so this does what of it we need."""
+        headers.update(_HEADERS)
+        request = httpx.Request(
+            method,
+            self._base + path,
+            params=dict(params) if params else None,
+            headers=headers,
+            content=body,
+            extensions=self._extensions,
+        )
+        if body is not None:
+            request.stream = _Body(body)
+        return request
 
     def _secrets(self, headers: Mapping[str, str]) -> list[str]:
         """What must never show in a message: the credentials of the request just sent."""
@@ -518,6 +546,73 @@ def _inner(exc: BaseException) -> BaseException | None:
         if members:
             return members[0]
     return exc.__cause__ or exc.__context__
+
+
+@asynccontextmanager
+async def _exchange(
+    transport: httpx.AsyncBaseTransport, request: httpx.Request
+) -> AsyncGenerator[httpx.Response]:
+    """The response to `request`, its body not read yet; closed on exit."""
+    response = await transport.handle_async_request(request)
+    response.request = request
+    try:
+        yield response
+    finally:
+        await response.aclose()
+
+
+def environment_proxy(server: str) -> tuple[str | None, str]:
+    """The proxy that the environment names for `server`, and the variable that named it.
+
+    As Go's net/http reads them (client-go's rules), upper case first: ``HTTPS_PROXY``,
+    then ``ALL_PROXY`` (which httpx reads too), unless ``NO_PROXY`` matches the server."""
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        proxy = os.environ.get(name)
+        if proxy:
+            no_proxy = os.environ.get("NO_PROXY") or os.environ.get("no_proxy") or ""
+            if _bypassed(server, no_proxy):
+                return None, ""
+            return proxy, f"the environment variable {name}"
+    return None, ""
+
+
+def _bypassed(server: str, no_proxy: str) -> bool:
+    """Whether `no_proxy` lists `server`'s host: ``*``; an IP address or a CIDR range; a
+    domain, which covers its subdomains too (``.domain``: the subdomains only); each
+    optionally with ``:port``."""
+    url = urlsplit(server)
+    host = (url.hostname or "").lower()
+    port = url.port or 443
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        ip = None
+    for raw in no_proxy.split(","):
+        entry = raw.strip().lower()
+        if not entry:
+            continue
+        if entry == "*":
+            return True
+        try:
+            network = ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            pass
+        else:
+            if ip is not None and ip in network:
+                return True
+            continue
+        name, entry_port = entry, ""
+        if entry.count(":") == 1:  # host:port (an IPv6 address has more colons)
+            name, _, entry_port = entry.partition(":")
+        if entry_port and entry_port != str(port):
+            continue
+        name = name.strip("[]")
+        if name.startswith("."):
+            if host.endswith(name):
+                return True
+        elif host == name or host.endswith("." + name):
+            return True
+    return False
 
 
 @asynccontextmanager
