@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import shutil
 import sys
 import types
@@ -151,20 +150,8 @@ def clientgo_candidate(if_needed: bool) -> int:
             "Go is not installed to build the client-go candidate of the interop tests "
             f"(tests/peers/clientgo -> {binaries.cache_dir()})"
         )
-        if os.environ.get("CI") == "true":
-            print(f"error: CI=true: {message}", file=sys.stderr)
-            return 1
-        print(f"client-go interop tests will be skipped: {message}")
-        return 0
-    try:
-        build_clientgo(binaries.cache_dir())
-    except BuildError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    return 0
+        return _package_build.without_go(message, "client-go interop tests")
+    return _package_build.run_build(lambda: build_clientgo(binaries.cache_dir()))
 
 
 def old_clientgo_candidates(if_needed: bool) -> int:
@@ -187,21 +174,13 @@ def old_clientgo_candidates(if_needed: bool) -> int:
             "Go is not installed to build the old client-go candidates of the interop tests "
             f"(tests/peers/clientgo_old -> {binaries.cache_dir()})"
         )
-        if os.environ.get("CI") == "true":
-            print(f"error: CI=true: {message}", file=sys.stderr)
-            return 1
-        print(f"old-lock interop tests will be skipped: {message}")
-        return 0
-    try:
+        return _package_build.without_go(message, "old-lock interop tests")
+
+    def step() -> None:
         for release in missing:
             build_old_clientgo(binaries.cache_dir(), release)
-    except BuildError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    return 0
+
+    return _package_build.run_build(step)
 
 
 def toxiproxy(if_needed: bool) -> int:

@@ -31,8 +31,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import _binaries as binaries
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = [
     "COMMANDS",
@@ -103,6 +107,29 @@ def check_go() -> None:
             "https://go.dev/dl/, or set $KUBEBUILDER_ASSETS to a folder holding "
             "kube-apiserver and etcd."
         )
+
+
+def without_go(message: str, skipped: str) -> int:
+    """Go is missing to build something for the tests: an exit status. Under `CI=true`,
+    where every test must run, an error (1); else a line saying which tests are skipped (0)."""
+    if os.environ.get("CI") == "true":
+        print(f"error: CI=true: {message}", file=sys.stderr)
+        return 1
+    print(f"{skipped} will be skipped: {message}")
+    return 0
+
+
+def run_build(step: Callable[[], None], *, interrupted: str = "interrupted") -> int:
+    """Run one build step: an exit status, with a `BuildError`'s reason and fix on stderr."""
+    try:
+        step()
+    except BuildError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(interrupted, file=sys.stderr)
+        return 130
+    return 0
 
 
 def go_version() -> tuple[int, ...]:
@@ -274,24 +301,15 @@ def ensure_control_plane(if_needed: bool) -> int:
         print(f"error: {binaries.missing_message()}", file=sys.stderr)
         return 1
     if if_needed and shutil.which("go") is None:
-        if os.environ.get("CI") == "true":
-            print(
-                "error: CI=true, the control plane binaries are missing and Go is not "
-                f"installed to build them; {binaries.missing_message()}",
-                file=sys.stderr,
-            )
-            return 1
-        print(f"control plane tests will be skipped: {binaries.missing_message()}")
-        return 0
-    try:
-        build(binaries.cache_dir())
-    except BuildError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted; the next run picks up where this one stopped", file=sys.stderr)
-        return 130
-    return 0
+        message = (
+            "the control plane binaries are missing and Go is not installed to build them; "
+            f"{binaries.missing_message()}"
+        )
+        return without_go(message, "control plane tests")
+    return run_build(
+        lambda: build(binaries.cache_dir()),
+        interrupted="interrupted; the next run picks up where this one stopped",
+    )
 
 
 def build_toxiproxy(bin_dir: Path) -> None:
@@ -341,19 +359,11 @@ def ensure_toxiproxy(if_needed: bool) -> int:
             "Go is not installed to build Toxiproxy's server for the network-fault tests "
             f"({binaries.TOXIPROXY_MODULE}@{binaries.TOXIPROXY_VERSION} -> {binaries.cache_dir()})"
         )
-        if os.environ.get("CI") == "true":
-            print(f"error: CI=true: {message}", file=sys.stderr)
-            return 1
-        print(f"network-fault tests will be skipped: {message}")
-        return 0
-    try:
+        return without_go(message, "network-fault tests")
+
+    def step() -> None:
         bin_dir = binaries.cache_dir()
         bin_dir.mkdir(parents=True, exist_ok=True)
         build_toxiproxy(bin_dir)
-    except BuildError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    return 0
+
+    return run_build(step)
