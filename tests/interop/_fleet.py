@@ -26,13 +26,12 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 import httpx
 import pytest
@@ -44,6 +43,7 @@ from trio_election.testing._binaries import (
     find_clientgo_candidate,
     find_old_clientgo_candidate,
 )
+from trio_election.testing._event_lines import Event, EventProcess
 from trio_election.testing._kubeconfig import write_kubeconfig
 from trio_election.testing._processes import Reaper
 
@@ -92,14 +92,6 @@ class Timing:
 
 
 @dataclass(frozen=True, slots=True)
-class Event:
-    time: float
-    """CLOCK_MONOTONIC, as time.monotonic() reads it here."""
-    kind: str
-    arg: str
-
-
-@dataclass(frozen=True, slots=True)
 class Version:
     """One version of the lock object, as the apiserver handed it to the watch."""
 
@@ -118,8 +110,8 @@ class Version:
         return None if self.record is None else self.record.holder_identity
 
 
-class Peer:
-    """One candidate process; its events arrive in `events` as it prints them."""
+class Peer(EventProcess):
+    """One candidate process."""
 
     def __init__(
         self, kind: Kind, identity: str, args: list[str], log_path: Path, env: dict[str, str]
@@ -127,65 +119,25 @@ class Peer:
         self.kind: Kind = kind
         self.identity = identity
         self.log_path = log_path
-        self.events: list[Event] = []
         self.frozen: list[tuple[float, float | None]] = []
         """(SIGSTOP sent, SIGCONT sent) pairs: a stopped process runs no work."""
-        self.exited_at: float | None = None
         self.proxy: Proxy | None = None
         """Its way to the apiserver, when started with `proxied=True`."""
         self.toxic: ToxicProxy | None = None
         """Its way to the apiserver, when started through Toxiproxy."""
-        self._changed = threading.Condition()
-        self._log: IO[bytes] = log_path.open("ab")
-        self.process = subprocess.Popen(
-            args,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            start_new_session=True,
-            env=env,
-        )
-        self._reader = threading.Thread(target=self._read, name=f"peer-{identity}", daemon=True)
-        self._reader.start()
+        super().__init__(args, log=log_path, env=env, name=f"peer-{identity}")
 
     def __repr__(self) -> str:
         return f"<Peer {self.kind} {self.identity} pid={self.process.pid}>"
-
-    def _read(self) -> None:
-        stdout = self.process.stdout
-        assert stdout is not None
-        for raw in stdout:
-            line = raw.decode(errors="replace").rstrip("\n")
-            when, _, rest = line.partition(" ")
-            kind, _, arg = rest.partition(" ")
-            try:
-                event = Event(float(when), kind, json.loads(arg) if arg else "")
-            except ValueError:
-                event = Event(time.monotonic(), "unparsed", line)
-            with self._changed:
-                self.events.append(event)
-                self._changed.notify_all()
-        self.process.wait()
-        with self._changed:
-            self.exited_at = time.monotonic()
-            self.events.append(Event(self.exited_at, "process-exit", str(self.process.returncode)))
-            self._changed.notify_all()
 
     def wait_for(
         self, kind: str, arg: str | None = None, *, since: float = 0.0, within: float
     ) -> Event:
         """The first `kind` event (with `arg`, if given) at or after `since`; fails the
         test after `within` seconds or when the process exits without it."""
-        deadline = time.monotonic() + within
-        with self._changed:
-            while True:
-                for event in self.events:
-                    if event.kind == kind and event.time >= since and arg in (None, event.arg):
-                        return event
-                left = deadline - time.monotonic()
-                if left <= 0 or self.exited_at is not None:
-                    break
-                self._changed.wait(left)
+        found = self.find(kind, arg, since=since, within=within)
+        if found is not None:
+            return found
         reason = "exited" if self.exited_at is not None else f"not within {within:g} s"
         what = kind if arg is None else f"{kind} {arg}"
         pytest.fail(f"{self}: no {what!r} event ({reason}).\n{self.describe()}", pytrace=False)
@@ -196,23 +148,9 @@ class Peer:
         log = self.log_path.read_text(errors="replace").splitlines()[-30:]
         return "events:\n" + "\n".join(lines) + f"\nend of {self.log_path}:\n" + "\n".join(log)
 
-    @property
-    def leading(self) -> bool:
-        """Started leading and has not stopped (nor exited) since."""
-        with self._changed:
-            state = False
-            for event in self.events:
-                if event.kind == "started-leading":
-                    state = True
-                elif event.kind in ("stopped-leading", "process-exit"):
-                    state = False
-            return state
-
     def send(self, signum: signal.Signals) -> float:
         """Send a signal; returns when it was sent (time.monotonic())."""
-        sent = time.monotonic()
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.process.pid, signum)
+        sent = super().send(signum)
         if signum == signal.SIGSTOP:
             self.frozen.append((sent, None))
         elif signum == signal.SIGCONT and self.frozen and self.frozen[-1][1] is None:
@@ -247,17 +185,6 @@ class Peer:
             if at < end:
                 pieces.append(Interval(self.identity, at, end))
         return pieces
-
-    def kill(self) -> None:
-        """SIGKILL its process group (a SIGSTOPped process dies too) and reap it."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(10)
-        self._reader.join(5)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-        self._log.close()
 
 
 class LockRecorder:
