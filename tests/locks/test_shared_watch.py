@@ -11,8 +11,10 @@ works as before.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import logging
 import math
+import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -214,3 +216,41 @@ async def test_a_shared_watch_nobody_waits_for_any_more_stops(
         api.heal()
         await trio.sleep(5)
         assert api.open_watches == 0
+
+
+async def test_a_client_done_with_is_not_kept_by_its_shared_watches(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    api = FakeKubeApi(verbs=ALL_VERBS)
+    for name in ("a", "b"):
+        api.put_object("leases", {"metadata": {"name": name}, "spec": {}})
+
+    async def watch_two() -> weakref.ref[te.KubeClient]:
+        since = str(api.revision)
+        path = "/apis/coordination.k8s.io/v1/namespaces/default/leases"
+        async with api.client() as client:
+
+            async def read(name: str, task_status: trio.TaskStatus[None]) -> None:
+                async with object_events(client, path, name, since) as events:
+                    task_status.started()
+                    async for _ in events:
+                        pass
+
+            async with trio.open_nursery() as nursery:
+                await nursery.start(read, "a")
+                await nursery.start(read, "b")
+                await trio.testing.wait_all_tasks_blocked()
+                assert fleet_watches(api) == (1, 1)  # a alone, then b on the shared one
+                nursery.cancel_scope.cancel()
+        return weakref.ref(client)
+
+    gone = await watch_two()
+    gc.collect()
+    assert gone() is None
+
+
+def fleet_watches(api: FakeKubeApi) -> tuple[int, int]:
+    """(watches of one object, watches of the whole collection) opened so far."""
+    watches = api.filter("watch")
+    own = sum(1 for w in watches if "fieldSelector" in w.params)
+    return own, len(watches) - own

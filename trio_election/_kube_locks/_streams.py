@@ -263,6 +263,8 @@ class _Shared:
             self._fail(f"{self.path}: the shared watch failed: {exc}", retry_after)
         finally:
             self._fail(f"{self.path}: the shared watch ended", None)
+            if self.collection.shared is self:  # it holds the client, the registry's key
+                self.collection.shared = None
             self.started.set()
             self.finished.set()
 
