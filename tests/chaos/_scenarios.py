@@ -43,9 +43,10 @@ from ._report import RESULTS, Outcome
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from interop._fleet import Event, Fleet, Peer, Version
+    from interop._fleet import Fleet, Peer, Version
 
     from trio_election.testing import ControlPlane
+    from trio_election.testing._event_lines import Event
     from trio_election.testing._toxiproxy import Stream, Toxiproxy
 
 Expect = Literal["keeps", "loses", "either"]
