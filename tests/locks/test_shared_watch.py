@@ -16,6 +16,7 @@ import logging
 import math
 import weakref
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING
 
 import pytest
@@ -185,24 +186,34 @@ async def test_without_list_on_the_collection_each_lease_is_watched_alone(
     assert fleet.ended_at["e-1"] == taken_at
 
 
+LEASES = "/apis/coordination.k8s.io/v1/namespaces/default/leases"
+
+
+def two_leases() -> FakeKubeApi:
+    api = FakeKubeApi(verbs=ALL_VERBS)
+    for name in ("a", "b"):
+        api.put_object("leases", {"metadata": {"name": name}, "spec": {}})
+    return api
+
+
+async def read_events(
+    client: te.KubeClient, since: str, name: str, task_status: trio.TaskStatus[None]
+) -> None:
+    """Read the watch events of Lease `name` until cancelled."""
+    async with object_events(client, LEASES, name, since) as events:
+        task_status.started()
+        async for _ in events:
+            pass
+
+
 async def test_a_shared_watch_nobody_waits_for_any_more_stops(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     """The only lock that wanted to share stops waiting while the collection is still being
     listed: the shared watch must not go on watching for nobody."""
-    api = FakeKubeApi(verbs=ALL_VERBS)
-    for name in ("a", "b"):
-        api.put_object("leases", {"metadata": {"name": name}, "spec": {}})
-    since = str(api.revision)
-    path = "/apis/coordination.k8s.io/v1/namespaces/default/leases"
+    api = two_leases()
     async with api.client() as client:
-
-        async def read(name: str, task_status: trio.TaskStatus[None]) -> None:
-            async with object_events(client, path, name, since) as events:
-                task_status.started()
-                async for _ in events:
-                    pass
-
+        read = partial(read_events, client, str(api.revision))
         async with trio.open_nursery() as nursery:
             await nursery.start(read, "a")  # alone: the first watcher
             await trio.testing.wait_all_tasks_blocked()
@@ -221,27 +232,16 @@ async def test_a_shared_watch_nobody_waits_for_any_more_stops(
 async def test_a_client_done_with_is_not_kept_by_its_shared_watches(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    api = FakeKubeApi(verbs=ALL_VERBS)
-    for name in ("a", "b"):
-        api.put_object("leases", {"metadata": {"name": name}, "spec": {}})
+    api = two_leases()
 
     async def watch_two() -> weakref.ref[te.KubeClient]:
-        since = str(api.revision)
-        path = "/apis/coordination.k8s.io/v1/namespaces/default/leases"
-        async with api.client() as client:
-
-            async def read(name: str, task_status: trio.TaskStatus[None]) -> None:
-                async with object_events(client, path, name, since) as events:
-                    task_status.started()
-                    async for _ in events:
-                        pass
-
-            async with trio.open_nursery() as nursery:
-                await nursery.start(read, "a")
-                await nursery.start(read, "b")
-                await trio.testing.wait_all_tasks_blocked()
-                assert fleet_watches(api) == (1, 1)  # a alone, then b on the shared one
-                nursery.cancel_scope.cancel()
+        async with api.client() as client, trio.open_nursery() as nursery:
+            read = partial(read_events, client, str(api.revision))
+            await nursery.start(read, "a")
+            await nursery.start(read, "b")
+            await trio.testing.wait_all_tasks_blocked()
+            assert fleet_watches(api) == (1, 1)  # a alone, then b on the shared one
+            nursery.cancel_scope.cancel()
         return weakref.ref(client)
 
     gone = await watch_two()

@@ -82,28 +82,28 @@ class _Lender:
     @asynccontextmanager
     async def lend(self) -> AsyncGenerator[httpx.AsyncBaseTransport]:
         if self._turns is None:
-            async with self._lent() as client:
-                yield client
+            async with self._lent() as transport:
+                yield transport
         else:
-            async with self._turns, self._lent() as client:
-                yield client
+            async with self._turns, self._lent() as transport:
+                yield transport
 
     @asynccontextmanager
     async def _lent(self) -> AsyncGenerator[httpx.AsyncBaseTransport]:
         if self._free:
-            client = self._free.pop()
+            transport = self._free.pop()
         else:
-            client = self._make()
-            if client not in self._made:  # a given transport: one for all
-                self._made.append(client)
+            transport = self._make()
+            if transport not in self._made:  # a given transport: one for all
+                self._made.append(transport)
         try:
-            yield client
+            yield transport
         finally:
-            self._free.append(client)
+            self._free.append(transport)
 
     async def aclose(self) -> None:
-        for client in self._made:
-            await client.aclose()
+        for transport in self._made:
+            await transport.aclose()
 
 
 @final

@@ -143,7 +143,7 @@ class _Collection:
         try:
             await shared.started.wait()
         except BaseException:
-            if shared.count == 0 and shared.waiting == 1:  # nobody else is coming: stop it
+            if not shared.readers and shared.waiting == 1:  # nobody else is coming: stop it
                 shared.stop()
             raise
         finally:
@@ -205,7 +205,6 @@ class _Shared:
     """The latest state of each object, as of `position`."""
     position: int = 0
     readers: dict[str, list[_Reader]] = field(default_factory=dict[str, list[_Reader]])
-    count: int = 0
     waiting: int = 0
     """Handles waiting for the LIST to join."""
     started: trio.Event = field(default_factory=trio.Event)
@@ -217,7 +216,6 @@ class _Shared:
         send, receive = trio.open_memory_channel[Event](math.inf)
         reader = _Reader(name, since, send, receive)
         self.readers.setdefault(name, []).append(reader)
-        self.count += 1
         self._catch_up(reader)
         return reader
 
@@ -228,8 +226,7 @@ class _Shared:
             readers.remove(reader)
             if not readers:
                 del self.readers[reader.name]
-            self.count -= 1
-        if self.count == 0:
+        if not self.readers:
             self.stop()
 
     def stop(self) -> None:
