@@ -6,20 +6,28 @@ async with trio_election.elect("leases/default/my-app") as leadership:
 
 from __future__ import annotations
 
-from ._clock import Clock as Clock
-from ._clock import ScaledClock as ScaledClock
-from ._clock import TrioClock as TrioClock
+from ._core._clock import Clock as Clock
+from ._core._clock import ScaledClock as ScaledClock
+from ._core._clock import TrioClock as TrioClock
+from ._core._exceptions import ConfigError as ConfigError
+from ._core._exceptions import ElectionError as ElectionError
+from ._core._exceptions import LeadershipLost as LeadershipLost
+from ._core._exceptions import LockConflict as LockConflict
+from ._core._exceptions import LockError as LockError
+from ._core._exceptions import LockNotFound as LockNotFound
+from ._core._exceptions import Terminated as Terminated
+from ._core._exceptions import WatchUnavailable as WatchUnavailable
+from ._core._leadership import Leadership as Leadership
+from ._core._lock import UNKNOWN_HOLDER as UNKNOWN_HOLDER
+from ._core._lock import LeaderRecord as LeaderRecord
+from ._core._lock import LockHandle as LockHandle
+from ._core._lock import Observation as Observation
+from ._core._memory import MemoryLock as MemoryLock
+from ._core._memory import MemoryLockHandle as MemoryLockHandle
+from ._core._metering import Statistics as Statistics
 from ._election import Election as Election
 from ._election import elect as elect
 from ._election import open_election as open_election
-from ._exceptions import ConfigError as ConfigError
-from ._exceptions import ElectionError as ElectionError
-from ._exceptions import LeadershipLost as LeadershipLost
-from ._exceptions import LockConflict as LockConflict
-from ._exceptions import LockError as LockError
-from ._exceptions import LockNotFound as LockNotFound
-from ._exceptions import Terminated as Terminated
-from ._exceptions import WatchUnavailable as WatchUnavailable
 from ._health import HealthCheck as HealthCheck
 from ._kube import AlreadyExistsError as AlreadyExistsError
 from ._kube import ApiConnectionError as ApiConnectionError
@@ -43,14 +51,6 @@ from ._kube_locks import EndpointsLock as EndpointsLock
 from ._kube_locks import LeaseLock as LeaseLock
 from ._kube_locks import MultiLock as MultiLock
 from ._kube_locks import lock_from_string as lock_from_string
-from ._leadership import Leadership as Leadership
-from ._lock import UNKNOWN_HOLDER as UNKNOWN_HOLDER
-from ._lock import LeaderRecord as LeaderRecord
-from ._lock import LockHandle as LockHandle
-from ._lock import Observation as Observation
-from ._memory import MemoryLock as MemoryLock
-from ._memory import MemoryLockHandle as MemoryLockHandle
-from ._metering import Statistics as Statistics
 from ._seed import ElectionConfig as ElectionConfig
 from ._seed import LeaderCallbacks as LeaderCallbacks
 from ._seed import LeaderElector as LeaderElector

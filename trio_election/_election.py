@@ -7,21 +7,21 @@ from typing import TYPE_CHECKING, Protocol, final, runtime_checkable
 
 import trio
 
-from ._clock import Clock, TrioClock
-from ._config import Timing, check_identity, default_identity
-from ._engine import Engine
-from ._exceptions import ConfigError, LeadershipLost, Terminated
-from ._lock import LockHandle
-from ._memory import MemoryLock
+from ._core._clock import Clock, TrioClock
+from ._core._engine import Engine
+from ._core._exceptions import ConfigError, LeadershipLost, Terminated
+from ._core._lock import LockHandle
+from ._core._memory import MemoryLock
+from ._core._timing import Timing, check_identity, default_identity
 from ._sigterm import watch_sigterm
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Callable, Generator
 
+    from ._core._leadership import Leadership
+    from ._core._metering import Statistics
     from ._kube import KubeClient
     from ._kube_locks._events import EventRecorder
-    from ._leadership import Leadership
-    from ._metering import Statistics
     from ._sigterm import SigtermWatch
 
 __all__ = ["Election", "elect", "open_election"]

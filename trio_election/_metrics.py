@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, final
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from ._metering import Statistics
+    from ._core._metering import Statistics
 
 __all__ = ["Family", "families", "render_text"]
 

@@ -15,16 +15,16 @@ from typing import TYPE_CHECKING, final
 
 import trio
 
-from ._config import Timing, check_identity
+from ._core._exceptions import ConfigError
+from ._core._timing import Timing, check_identity
 from ._election import Election, LockSpec, open_election
-from ._exceptions import ConfigError
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from ._clock import Clock
+    from ._core._clock import Clock
+    from ._core._leadership import Leadership
     from ._kube import KubeClient
-    from ._leadership import Leadership
 
 __all__ = ["ElectionConfig", "LeaderCallbacks", "LeaderElector", "run_or_die"]
 

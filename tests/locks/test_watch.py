@@ -11,8 +11,8 @@ import trio
 import trio.testing
 
 import trio_election as te
+from trio_election._core._lock import MISSING
 from trio_election._kube_locks._forbidden import FORBIDDEN_GRACE_SECONDS
-from trio_election._lock import MISSING
 from trio_election.testing._fake_api import FakeKubeApi
 
 from .conftest import LOCK_TYPES

@@ -32,7 +32,7 @@ import trio.testing
 from trio._core import _run as trio_run
 
 import trio_election as te
-from trio_election import _engine
+from trio_election._core import _engine
 from trio_election.testing import FakeKubeApi, History
 
 from ._clocks import RoundTripClock, SpinDetector

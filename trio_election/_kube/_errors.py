@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
-from .._exceptions import ConfigError, ElectionError
+from .._core._exceptions import ConfigError, ElectionError
 from ._json import as_mapping
 
 if TYPE_CHECKING:

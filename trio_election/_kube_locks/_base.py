@@ -39,7 +39,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import trio
 
-from .._exceptions import ConfigError, LockConflict, LockError, LockNotFound, WatchUnavailable
+from .._core._exceptions import ConfigError, LockConflict, LockError, LockNotFound, WatchUnavailable
+from .._core._lock import MISSING, LeaderRecord, Observation
 from .._kube._errors import (
     ApiConnectionError,
     ApiError,
@@ -51,7 +52,6 @@ from .._kube._errors import (
     TooManyRequestsError,
     UnauthorizedError,
 )
-from .._lock import MISSING, LeaderRecord, Observation
 from ._forbidden import Permissions
 from ._streams import WATCH_TIMEOUT_SECONDS, object_events
 

@@ -13,13 +13,13 @@ import datetime as dt
 import logging
 from typing import TYPE_CHECKING, Any, final
 
-from .._exceptions import ElectionError
+from .._core._exceptions import ElectionError
 from .._kube._errors import ForbiddenError
 from ._base import KubeLock
 from ._multi import MultiLock
 
 if TYPE_CHECKING:
-    from .._lock import LockHandle
+    from .._core._lock import LockHandle
 
 __all__ = ["EventRecorder", "event_recorder"]
 

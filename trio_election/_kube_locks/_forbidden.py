@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from .._exceptions import LockError
+from .._core._exceptions import LockError
 
 if TYPE_CHECKING:
     from .._kube._errors import ApiError

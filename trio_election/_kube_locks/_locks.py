@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, final
 
-from .._lock import LeaderRecord
+from .._core._lock import LeaderRecord
 from ._base import KubeLock, deep_copy
 from ._records import (
     LEADER_ANNOTATION,

@@ -34,8 +34,8 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, final
 
-from .._exceptions import ConfigError, LockConflict, LockNotFound, WatchUnavailable
-from .._lock import MISSING, UNKNOWN_HOLDER, LeaderRecord, Observation
+from .._core._exceptions import ConfigError, LockConflict, LockNotFound, WatchUnavailable
+from .._core._lock import MISSING, UNKNOWN_HOLDER, LeaderRecord, Observation
 from ._base import KubeLock
 from ._locks import ConfigMapLock, EndpointsLock, LeaseLock
 

@@ -25,7 +25,7 @@ import math
 import re
 from typing import Any
 
-from .._lock import LeaderRecord
+from .._core._lock import LeaderRecord
 
 __all__ = [
     "LEADER_ANNOTATION",

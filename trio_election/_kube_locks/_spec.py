@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .._exceptions import ConfigError
+from .._core._exceptions import ConfigError
 from ._locks import ConfigMapLock, EndpointsLock, LeaseLock
 from ._multi import MultiLock
 

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, final
 
 import trio
 
-from .._exceptions import LockError
+from .._core._exceptions import LockError
 from .._kube._errors import ApiError, ForbiddenError, TooManyRequestsError, UnauthorizedError
 
 if TYPE_CHECKING:

@@ -38,12 +38,12 @@ from typing import TYPE_CHECKING, final
 import trio
 
 from ._clock import Clock, sleep_until
-from ._config import JITTER_FACTOR, MAX_EXPIRY_DELAY_FRACTION, Timing
 from ._exceptions import ElectionError, LockConflict, LockError, LockNotFound
 from ._following import Follower
 from ._leadership import Leadership
 from ._lock import UNKNOWN_HOLDER, LeaderRecord, LockHandle, Observation
 from ._metering import Meter, MeteredHandle, Statistics
+from ._timing import JITTER_FACTOR, MAX_EXPIRY_DELAY_FRACTION, Timing
 
 if TYPE_CHECKING:
     from collections.abc import Callable

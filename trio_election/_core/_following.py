@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, final
 
 import trio
 
-from ._config import JITTER_FACTOR
 from ._exceptions import LockError, WatchUnavailable
+from ._timing import JITTER_FACTOR
 
 if TYPE_CHECKING:
     from ._engine import Engine
