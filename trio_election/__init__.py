@@ -51,10 +51,10 @@ from ._kube_locks import EndpointsLock as EndpointsLock
 from ._kube_locks import LeaseLock as LeaseLock
 from ._kube_locks import MultiLock as MultiLock
 from ._kube_locks import lock_from_string as lock_from_string
-from ._seed import ElectionConfig as ElectionConfig
-from ._seed import LeaderCallbacks as LeaderCallbacks
-from ._seed import LeaderElector as LeaderElector
-from ._seed import run_or_die as run_or_die
+from ._clientgo import ElectionConfig as ElectionConfig
+from ._clientgo import LeaderCallbacks as LeaderCallbacks
+from ._clientgo import LeaderElector as LeaderElector
+from ._clientgo import run_or_die as run_or_die
 from ._version import __version__ as __version__
 
 __all__ = [

@@ -1,7 +1,7 @@
-"""The seed package's API in Python: `LeaderElector`, `ElectionConfig`, `LeaderCallbacks`.
+"""client-go's leaderelection API in Python: `LeaderElector`, `ElectionConfig`, `LeaderCallbacks`.
 
-A thin face over the same engine as `open_election()`; see docs/seed-api.md for the table
-of the seed's names and their Python counterparts.
+A thin face over the same engine as `open_election()`; see docs/client-go-api.md for the
+table of client-go's names and their Python counterparts.
 """
 
 from __future__ import annotations
@@ -34,12 +34,12 @@ logger = logging.getLogger("trio_election")
 @final
 @dataclass(frozen=True, slots=True)
 class LeaderCallbacks:
-    """What to do as the election goes (the seed's `LeaderCallbacks`).
+    """What to do as the election goes (client-go's `LeaderCallbacks`).
 
     - `on_started_leading(leadership)`: an `async` function, required. It is the leader's
-      work and runs inside `leadership.cancel_scope` (the trio form of the seed's `stop`
-      channel): cancelled when the lease can no longer be held. When it returns or raises,
-      the term ends and the lock is released.
+      work and runs inside `leadership.cancel_scope` (the trio form of client-go's `ctx`):
+      cancelled when the lease can no longer be held. When it returns or raises, the term
+      ends and the lock is released.
     - `on_stopped_leading()`: called once after a term ends, for whatever reason; never
       when this candidate did not lead. Sync or async.
     - `on_new_leader(identity)`: called with each newly observed holder ("" when free),
@@ -54,7 +54,7 @@ class LeaderCallbacks:
 @final
 @dataclass(frozen=True, slots=True)
 class ElectionConfig:
-    """The seed's `LeaderElectionConfig`. Durations are seconds (floats).
+    """client-go's `LeaderElectionConfig`. Durations are seconds (floats).
 
     `release_on_exit`, `stop_on_sigterm` and `events` are those of `open_election()`: SIGTERM
     cancels `on_started_leading`, releases the lock, and `run()` raises `Terminated` (status
@@ -89,10 +89,10 @@ async def _call(fn: Callable[..., object], *args: object) -> None:
 
 @final
 class LeaderElector:
-    """A leader election client (the seed's `LeaderElector`; `NewLeaderElector` is the
-    constructor). Raises `ConfigError` if the configuration breaks a rule.
+    """A leader election client (client-go's `LeaderElector`; `NewLeaderElector` is
+    the constructor). Raises `ConfigError` if the configuration breaks a rule.
 
-    `run()` is one-shot, as in the seed: it campaigns, leads one term, and returns when the
+    `run()` is one-shot, as in client-go: it campaigns, leads one term, and returns when the
     term ends. To lead many terms, use `open_election()`.
     """
 
@@ -198,8 +198,8 @@ class LeaderElector:
 
 
 async def run_or_die(config: ElectionConfig) -> None:
-    """Validate `config` and run one election (the seed's `RunOrDie`).
+    """Validate `config` and run one election (client-go's `RunOrDie`).
 
-    Raises `ConfigError` for a configuration that breaks a rule (the seed panics).
+    Raises `ConfigError` for a configuration that breaks a rule (client-go panics).
     """
     await LeaderElector(config).run()
