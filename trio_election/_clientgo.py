@@ -7,26 +7,29 @@ table of client-go's names and their Python counterparts.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 import logging
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, final
+from typing import TYPE_CHECKING, Any, final
 
 import trio
 
 from ._core._exceptions import ConfigError
+from ._core._options import ElectionOptions, option_specs
 from ._core._timing import Timing, check_identity
-from ._election import Election, LockSpec, open_election
+from ._election import Election, open_election_with
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
+    from ._binding import LockSpec
     from ._core._clock import Clock
     from ._core._leadership import Leadership
     from ._kube import KubeClient
 
-__all__ = ["ElectionConfig", "LeaderCallbacks", "LeaderElector", "run_or_die"]
+__all__ = ["ElectionConfig", "LeaderCallbacks", "LeaderElector", "config_options", "run_or_die"]
 
 logger = logging.getLogger("trio_election")
 
@@ -56,9 +59,10 @@ class LeaderCallbacks:
 class ElectionConfig:
     """client-go's `LeaderElectionConfig`. Durations are seconds (floats).
 
-    `release_on_exit`, `stop_on_sigterm` and `events` are those of `open_election()`: SIGTERM
-    cancels `on_started_leading`, releases the lock, and `run()` raises `Terminated` (status
-    143); `events` names the component that records Kubernetes Events.
+    The fields besides `lock` and `callbacks` are the options of `open_election()`, all but
+    `on_leader_change` (`callbacks.on_new_leader` plays its part): SIGTERM cancels
+    `on_started_leading`, releases the lock, and `run()` raises `Terminated` (status 143);
+    `events` names the component that records Kubernetes Events.
     """
 
     lock: LockSpec
@@ -72,6 +76,11 @@ class ElectionConfig:
     events: str | None = None
     client: KubeClient | None = None
     clock: Clock | None = None
+
+
+def config_options(config: ElectionConfig) -> dict[str, Any]:
+    """The options that `config` sets, by name (every option that `ElectionConfig` has)."""
+    return {spec.name: getattr(config, spec.name) for spec in option_specs() if spec.config}
 
 
 def _is_async_callable(fn: object) -> bool:
@@ -149,19 +158,10 @@ class LeaderElector:
                 with contextlib.suppress(trio.ClosedResourceError):
                     send.send_nowait(holder or "")
 
-        async with open_election(
-            config.lock,
-            identity=config.identity,
-            client=config.client,
-            lease_duration=config.lease_duration,
-            renew_deadline=config.renew_deadline,
-            retry_period=config.retry_period,
-            release_on_exit=config.release_on_exit,
-            stop_on_sigterm=config.stop_on_sigterm,
-            events=config.events,
-            clock=config.clock,
-            on_leader_change=on_leader_change,
-        ) as election:
+        options: ElectionOptions[KubeClient] = dataclasses.replace(
+            ElectionOptions(on_leader_change=on_leader_change), **config_options(config)
+        )
+        async with open_election_with(config.lock, options) as election:
             self._election = election
             raised: BaseException | None = None
             async with trio.open_nursery() as nursery:

@@ -80,6 +80,9 @@ class ElectionOptions(Generic[ClientT]):
     """The options of one election: the keyword arguments of `elect()`/`open_election()`.
 
     Values are not checked here: the election checks them when it opens (`ConfigError`).
+    Give the client's type by annotation (``options: ElectionOptions[KubeClient] =
+    ElectionOptions(...)``): on Python 3.11 calling ``ElectionOptions[KubeClient](...)``
+    fails, as for every frozen slotted generic dataclass.
     """
 
     identity: str | None = field(
