@@ -22,8 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import trio
-import trio.lowlevel
-import trio.testing
 
 import trio_election as te
 from trio_election import _election
@@ -33,6 +31,8 @@ from trio_election._core._options import ElectionOptions, Flag, OptionSpec, opti
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    import trio.testing
 
 DOCS = Path(__file__).parent.parent / "docs"
 
@@ -321,7 +321,7 @@ async def test_elect_calls_on_leader_change_with_each_holder(
 def test_docs_api_md_lists_every_option_with_its_default() -> None:
     text = (DOCS / "api.md").read_text(encoding="utf-8")
     table = text[text.index("| option | default | meaning |") :].split("\n\n", 1)[0]
-    rows = re.findall(r"^\| `(\w+)` \| `([^`]*)` \|", table, re.M)
+    rows = re.findall(r"^\| `(\w+)` \| `([^`]*)` \|", table, re.MULTILINE)
     assert [(name, ast.literal_eval(default)) for name, default in rows] == [
         (spec.name, spec.default) for spec in SPECS
     ]
