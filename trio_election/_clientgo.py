@@ -158,9 +158,8 @@ class LeaderElector:
                 with contextlib.suppress(trio.ClosedResourceError):
                     send.send_nowait(holder or "")
 
-        options: ElectionOptions[KubeClient] = dataclasses.replace(
-            ElectionOptions(on_leader_change=on_leader_change), **config_options(config)
-        )
+        given: ElectionOptions[KubeClient] = ElectionOptions(on_leader_change=on_leader_change)
+        options = dataclasses.replace(given, **config_options(config))
         async with open_election_with(config.lock, options) as election:
             self._election = election
             raised: BaseException | None = None
