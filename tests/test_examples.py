@@ -46,8 +46,8 @@ def test_follow_the_leader_routes_and_leads_many_terms() -> None:
         assert f"{other}: requests now go to {name}" in lines
 
 
-def test_seed_callbacks() -> None:
-    lines = run("seed_callbacks.py")
+def test_clientgo_callbacks() -> None:
+    lines = run("clientgo_callbacks.py")
     assert lines[-1] == "leader now: (none); is_leader=False"
     assert "started leading, term 0" in lines
     assert lines.index("started leading, term 0") < lines.index("stopped leading")

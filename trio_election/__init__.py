@@ -6,6 +6,10 @@ async with trio_election.elect("leases/default/my-app") as leadership:
 
 from __future__ import annotations
 
+from ._clientgo import ElectionConfig as ElectionConfig
+from ._clientgo import LeaderCallbacks as LeaderCallbacks
+from ._clientgo import LeaderElector as LeaderElector
+from ._clientgo import run_or_die as run_or_die
 from ._core._clock import Clock as Clock
 from ._core._clock import ScaledClock as ScaledClock
 from ._core._clock import TrioClock as TrioClock
@@ -51,10 +55,6 @@ from ._kube_locks import EndpointsLock as EndpointsLock
 from ._kube_locks import LeaseLock as LeaseLock
 from ._kube_locks import MultiLock as MultiLock
 from ._kube_locks import lock_from_string as lock_from_string
-from ._seed import ElectionConfig as ElectionConfig
-from ._seed import LeaderCallbacks as LeaderCallbacks
-from ._seed import LeaderElector as LeaderElector
-from ._seed import run_or_die as run_or_die
 from ._version import __version__ as __version__
 
 __all__ = [

@@ -1,78 +1,36 @@
-"""The trio-native face: `elect()` and `open_election()`."""
+"""The trio face: `elect()` and `open_election()`, over the engine.
+
+What the `lock`, `client` and `events` arguments become (a lock handle bound to a
+Kubernetes client, a recorder of Kubernetes Events) is `_binding`'s business; the options
+themselves are defined once, in `_core._options`.
+"""
 
 from __future__ import annotations
 
 from contextlib import asynccontextmanager, contextmanager
-from typing import TYPE_CHECKING, Protocol, final, runtime_checkable
+from typing import TYPE_CHECKING, final
 
 import trio
 
-from ._core._clock import Clock, TrioClock
+from ._binding import LockSpec, open_lock_handle, recorder_for
+from ._core._clock import TrioClock
 from ._core._engine import Engine
-from ._core._exceptions import ConfigError, LeadershipLost, Terminated
-from ._core._lock import LockHandle
-from ._core._memory import MemoryLock
+from ._core._exceptions import LeadershipLost, Terminated
+from ._core._options import ElectionOptions
 from ._core._timing import Timing, check_identity, default_identity
 from ._sigterm import watch_sigterm
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Callable, Generator
 
+    from ._binding import EventRecorder
+    from ._core._clock import Clock
     from ._core._leadership import Leadership
     from ._core._metering import Statistics
     from ._kube import KubeClient
-    from ._kube_locks._events import EventRecorder
     from ._sigterm import SigtermWatch
 
-__all__ = ["Election", "elect", "open_election"]
-
-
-@runtime_checkable
-class _NeedsClient(Protocol):
-    """A Kubernetes lock: a handle that is bound to a client per candidate."""
-
-    @property
-    def client(self) -> KubeClient | None: ...
-
-    def with_client(self, client: KubeClient) -> LockHandle: ...
-
-
-LockSpec = str | LockHandle | MemoryLock
-"""What `elect()` and `open_election()` accept as `lock`."""
-
-
-@asynccontextmanager
-async def open_lock_handle(lock: object, client: KubeClient | None) -> AsyncGenerator[LockHandle]:
-    """One candidate's handle for `lock`, opening a Kubernetes client if one is needed."""
-    if isinstance(lock, MemoryLock):
-        yield lock.handle()
-        return
-    if isinstance(lock, (str, _NeedsClient)):
-        given = client if client is not None or isinstance(lock, str) else lock.client
-        if given is not None:
-            yield _bind(lock, given)
-            return
-        from ._kube import KubeClient, KubeConfig
-
-        async with KubeClient(KubeConfig.load()) as own:
-            yield _bind(lock, own)
-        return
-    if isinstance(lock, LockHandle):
-        yield lock
-        return
-    raise ConfigError(
-        f"lock must be a string like 'leases/<namespace>/<name>', a lock object "
-        f"(LeaseLock, EndpointsLock, ConfigMapLock, MultiLock, MemoryLock), or a lock "
-        f"handle; got {lock!r}"
-    )
-
-
-def _bind(lock: str | _NeedsClient, client: KubeClient) -> LockHandle:
-    if isinstance(lock, str):
-        from ._kube_locks import lock_from_string
-
-        return lock_from_string(lock, client)
-    return lock.with_client(client)
+__all__ = ["Election", "LockSpec", "elect", "open_election", "open_election_with"]
 
 
 @final
@@ -192,16 +150,6 @@ class Election:
             self._in_leading = False
 
 
-def _resolve(
-    identity: str | None,
-    lease_duration: float,
-    renew_deadline: float,
-    retry_period: float,
-) -> tuple[str, Timing]:
-    timing = Timing.validate(lease_duration, renew_deadline, retry_period)
-    return (default_identity() if identity is None else check_identity(identity)), timing
-
-
 @asynccontextmanager
 async def open_election(
     lock: LockSpec,
@@ -238,28 +186,55 @@ async def open_election(
     arguments, and errors that retrying cannot cure (a missing permission) unwrapped.
     An exception of the block comes out unchanged.
     """
-    ident, timing = _resolve(identity, lease_duration, renew_deadline, retry_period)
-    async with open_lock_handle(lock, client) as handle:
+    options: ElectionOptions[KubeClient] = ElectionOptions(
+        identity=identity,
+        client=client,
+        lease_duration=lease_duration,
+        renew_deadline=renew_deadline,
+        retry_period=retry_period,
+        release_on_exit=release_on_exit,
+        stop_on_sigterm=stop_on_sigterm,
+        events=events,
+        clock=clock,
+        on_leader_change=on_leader_change,
+    )
+    async with open_election_with(lock, options) as election:
+        yield election
+
+
+@asynccontextmanager
+async def open_election_with(
+    lock: LockSpec, options: ElectionOptions[KubeClient]
+) -> AsyncGenerator[Election]:
+    """`open_election(lock, **options)`, for the faces that hold the options as one value."""
+    async with _open(lock, options) as (election, _):
+        yield election
+
+
+@asynccontextmanager
+async def _open(
+    lock: LockSpec, options: ElectionOptions[KubeClient]
+) -> AsyncGenerator[tuple[Election, Engine]]:
+    """The election and its engine: what every face opens (see `open_election()`)."""
+    timing = Timing.validate(options.lease_duration, options.renew_deadline, options.retry_period)
+    identity = default_identity() if options.identity is None else check_identity(options.identity)
+    async with open_lock_handle(lock, options.client) as handle:
         engine = Engine(
             handle,
-            identity=ident,
+            identity=identity,
             timing=timing,
-            clock=TrioClock() if clock is None else clock,
-            release_on_exit=release_on_exit,
-            on_leader_change=on_leader_change,
+            clock=TrioClock() if options.clock is None else options.clock,
+            release_on_exit=options.release_on_exit,
+            on_leader_change=options.on_leader_change,
         )
         raised: BaseException | None = None
-        with _sigterm_scope(stop_on_sigterm) as (scope, watch), scope:
+        with _sigterm_scope(options.stop_on_sigterm) as (scope, watch), scope:
             await engine.first_read()
-            recorder = None
-            if events is not None:
-                from ._kube_locks._events import event_recorder
-
-                recorder = event_recorder(handle, component=events, identity=ident)
+            recorder = recorder_for(handle, options.events, identity)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(engine.run_follower)
                 try:
-                    yield Election(engine, nursery, recorder)
+                    yield Election(engine, nursery, recorder), engine
                 except BaseException as exc:  # re-raised below, outside the nursery, unwrapped
                     raised = exc
                 finally:
@@ -296,8 +271,13 @@ async def elect(
     stop_on_sigterm: bool = True,
     events: str | None = None,
     clock: Clock | None = None,
+    on_leader_change: Callable[[str | None], None] | None = None,
 ) -> AsyncGenerator[Leadership]:
     """Wait until leader, then run the block as the leader's work; one term only.
+
+    The options are those of `open_election()`. `on_leader_change` sees every holder from
+    entry on: the ones before this candidate leads, this candidate, and whoever follows
+    while the block unwinds.
 
     The block runs in a cancel scope that is cancelled when the lease can no longer be held
     safely (at the latest `renew_deadline` after the last successful renew). When the block
@@ -310,24 +290,22 @@ async def elect(
       lock was released (`stop_on_sigterm`, see `open_election`);
     - `ConfigError` for invalid arguments; errors that retrying cannot cure, unwrapped.
     """
-    async with (
-        open_election(
-            lock,
-            identity=identity,
-            client=client,
-            lease_duration=lease_duration,
-            renew_deadline=renew_deadline,
-            retry_period=retry_period,
-            release_on_exit=release_on_exit,
-            stop_on_sigterm=stop_on_sigterm,
-            events=events,
-            clock=clock,
-        ) as election,
-        election.leading() as leadership,
-    ):
+    options: ElectionOptions[KubeClient] = ElectionOptions(
+        identity=identity,
+        client=client,
+        lease_duration=lease_duration,
+        renew_deadline=renew_deadline,
+        retry_period=retry_period,
+        release_on_exit=release_on_exit,
+        stop_on_sigterm=stop_on_sigterm,
+        events=events,
+        clock=clock,
+        on_leader_change=on_leader_change,
+    )
+    async with _open(lock, options) as (election, engine), election.leading() as leadership:
         yield leadership
     if leadership.lost:
         raise LeadershipLost(
             f"{leadership.identity} lost {leadership.lock} (term {leadership.term}): "
             f"{leadership.reason}"
-        ) from election._engine.fatal
+        ) from engine.fatal

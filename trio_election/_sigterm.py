@@ -42,7 +42,8 @@ class SigtermWatch:
         self._on_signal = on_signal
         self.received = False
 
-    def _fire(self) -> None:
+    def fire(self) -> None:
+        """Mark SIGTERM received and call `on_signal`, the first time only."""
         if not self.received:
             self.received = True
             self._on_signal()
@@ -80,7 +81,7 @@ class _Handler:
                 len(self.watches),
             )
         for watch in list(self.watches):
-            watch._fire()
+            watch.fire()
 
 
 _handler: trio.lowlevel.RunVar[_Handler | None] = trio.lowlevel.RunVar(

@@ -1,14 +1,19 @@
-"""What the subcommands share: durations, environment defaults, the lock, the client, errors."""
+"""What the subcommands share: durations, environment defaults, the lock, the client, errors,
+and the election options as flags (built from `ElectionOptions`, one flag per option that
+the command exposes)."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 import sys
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 import trio_election as te
+
+from .._core._options import ElectionOptions, Flag, option_specs
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -18,9 +23,12 @@ __all__ = [
     "CommandError",
     "KubeLock",
     "Parser",
+    "Subcommands",
     "UsageError",
+    "add_election_options",
     "add_kube_options",
     "add_lock_options",
+    "election_options",
     "env_default",
     "format_seconds",
     "lock_kind",
@@ -56,6 +64,18 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+class Subcommands(Protocol):
+    """What a subcommand's `add_parser` needs of `ArgumentParser.add_subparsers()`."""
+
+    def add_parser(self, name: str, **kwargs: Any) -> Parser: ...
+
+
+class _Arguments(Protocol):
+    """A parser or an argument group."""
+
+    def add_argument(self, *name_or_flags: str, **kwargs: Any) -> argparse.Action: ...
 
 
 def say(message: str) -> None:
@@ -152,6 +172,47 @@ def add_lock_options(parser: argparse.ArgumentParser) -> None:
         metavar="NAMESPACE",
         help="the lock object's namespace (default: the kubeconfig's or the pod's)",
     )
+
+
+def add_election_options(parser: argparse.ArgumentParser) -> None:
+    """One flag per election option that has a `Flag`: ``--identity``, ``--events``, the
+    three ``--leader-elect-*`` durations. Each is stored under the option's name."""
+    groups: dict[str, _Arguments] = {}
+    for spec in option_specs():
+        flag = spec.command
+        if not isinstance(flag, Flag):
+            continue
+        where: _Arguments = parser
+        if flag.group is not None:
+            if flag.group not in groups:
+                groups[flag.group] = parser.add_argument_group(flag.group)
+            where = groups[flag.group]
+        shown = flag.default_text
+        if flag.duration and isinstance(spec.default, int | float):
+            shown = format_seconds(spec.default)
+        default = f"default {shown}; " if shown is not None else ""
+        where.add_argument(
+            flag.name,
+            dest=spec.name,
+            type=parse_duration if flag.duration else str,
+            default=env_default(flag.env, shown if flag.duration else None),
+            metavar=flag.metavar,
+            help=f"{flag.help} ({default}env {ENV_PREFIX}{flag.env})",
+        )
+
+
+def election_options(
+    options: argparse.Namespace, client: te.KubeClient
+) -> ElectionOptions[te.KubeClient]:
+    """The election's options: the flags' values, the command's client, and no SIGTERM
+    handling (signals are the runner's: CMD is stopped before the release)."""
+    flags = {
+        spec.name: getattr(options, spec.name)
+        for spec in option_specs()
+        if isinstance(spec.command, Flag)
+    }
+    command: ElectionOptions[te.KubeClient] = ElectionOptions(client=client, stop_on_sigterm=False)
+    return dataclasses.replace(command, **flags)
 
 
 def lock_spec(options: argparse.Namespace) -> str:

@@ -33,13 +33,15 @@ import trio
 
 import trio_election as te
 
+from .._election import open_election_with
 from ._http import Sidecar, parse_address, serve_http
 from ._options import (
     CommandError,
-    Parser,
     UsageError,
+    add_election_options,
     add_kube_options,
     add_lock_options,
+    election_options,
     env_default,
     lock_name,
     lock_spec,
@@ -51,7 +53,8 @@ from ._options import (
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from ._options import KubeLock
+    from .._core._options import ElectionOptions
+    from ._options import KubeLock, Subcommands
 
 __all__ = ["EXIT_LOST", "add_parser", "main"]
 
@@ -63,7 +66,7 @@ EXIT_LOST = 75
 DESCRIPTION = __doc__.split("\n\n", 1)[1] if __doc__ else ""
 
 
-def add_parser(subparsers: argparse._SubParsersAction[Parser]) -> None:
+def add_parser(subparsers: Subcommands) -> None:
     parser = subparsers.add_parser(
         "run",
         help="run a command only while leader",
@@ -76,12 +79,7 @@ def add_parser(subparsers: argparse._SubParsersAction[Parser]) -> None:
         "2 for bad input; 1 when the election cannot go on (e.g. a missing permission).",
     )
     add_lock_options(parser)
-    parser.add_argument(
-        "--identity",
-        default=env_default("IDENTITY"),
-        help="this candidate's identity, unique per process (default: <hostname>_<uuid4>; "
-        "env TRIO_ELECTION_IDENTITY)",
-    )
+    add_election_options(parser)
     parser.add_argument(
         "--again",
         action="store_true",
@@ -98,14 +96,6 @@ def add_parser(subparsers: argparse._SubParsersAction[Parser]) -> None:
         "lease at most lease duration - renew deadline; env TRIO_ELECTION_GRACE)",
     )
     parser.add_argument(
-        "--events",
-        metavar="COMPONENT",
-        default=env_default("EVENTS"),
-        help="record Kubernetes Events on the lock object as client-go does (reason "
-        "LeaderElection, '<identity> became leader', '... stopped leading') under this "
-        "component name; needs the 'create events' right (env TRIO_ELECTION_EVENTS)",
-    )
-    parser.add_argument(
         "--http",
         metavar="ADDR",
         default=env_default("HTTP"),
@@ -120,31 +110,6 @@ def add_parser(subparsers: argparse._SubParsersAction[Parser]) -> None:
         help="/healthz fails when leading with the last renewal older than lease duration "
         "+ this (default 20s, as kube-controller-manager; env TRIO_ELECTION_HEALTHZ_TOLERANCE)",
     )
-    timing = parser.add_argument_group("timing (client-go's flags and defaults)")
-    timing.add_argument(
-        "--leader-elect-lease-duration",
-        type=parse_duration,
-        default=env_default("LEASE_DURATION", "15s"),
-        metavar="DURATION",
-        help="how long followers wait after the last renewal they saw before taking the "
-        "lock (default 15s; env TRIO_ELECTION_LEASE_DURATION)",
-    )
-    timing.add_argument(
-        "--leader-elect-renew-deadline",
-        type=parse_duration,
-        default=env_default("RENEW_DEADLINE", "10s"),
-        metavar="DURATION",
-        help="how long the leader keeps trying to renew before it stops CMD (default 10s; "
-        "env TRIO_ELECTION_RENEW_DEADLINE)",
-    )
-    timing.add_argument(
-        "--leader-elect-retry-period",
-        type=parse_duration,
-        default=env_default("RETRY_PERIOD", "2s"),
-        metavar="DURATION",
-        help="time between renewals and between tries to acquire (default 2s; "
-        "env TRIO_ELECTION_RETRY_PERIOD)",
-    )
     add_kube_options(parser)
     parser.set_defaults(handler=main)
 
@@ -154,15 +119,11 @@ def add_parser(subparsers: argparse._SubParsersAction[Parser]) -> None:
 class _Settings:
     lock: KubeLock
     command: list[str]
-    identity: str | None
-    lease_duration: float
-    renew_deadline: float
-    retry_period: float
+    options: ElectionOptions[te.KubeClient]
     grace: float
     again: bool
     http: tuple[str | None, int] | None
     tolerance: float
-    events: str | None
 
 
 def main(options: argparse.Namespace) -> int:
@@ -182,15 +143,11 @@ def main(options: argparse.Namespace) -> int:
     settings = _Settings(
         lock=te.lock_from_string(spec, client),
         command=command,
-        identity=options.identity,
-        lease_duration=options.leader_elect_lease_duration,
-        renew_deadline=options.leader_elect_renew_deadline,
-        retry_period=options.leader_elect_retry_period,
+        options=election_options(options, client),
         grace=options.grace,
         again=options.again,
         http=http,
         tolerance=options.healthz_tolerance,
-        events=options.events,
     )
     return trio.run(_run, settings, client)
 
@@ -239,7 +196,7 @@ async def _run(settings: _Settings, client: te.KubeClient) -> int:
             nursery.start_soon(stop.watch, signals)
             status: int | None = None
             with stop.scope:
-                status = await _elect(settings, client, stop)
+                status = await _elect(settings, stop)
             nursery.cancel_scope.cancel()
     if status is None:  # a signal came while not leading
         assert stop.signal is not None
@@ -247,21 +204,12 @@ async def _run(settings: _Settings, client: te.KubeClient) -> int:
     return status
 
 
-async def _elect(settings: _Settings, client: te.KubeClient, stop: _Stop) -> int:
-    async with te.open_election(
-        settings.lock,
-        identity=settings.identity,
-        client=client,
-        lease_duration=settings.lease_duration,
-        renew_deadline=settings.renew_deadline,
-        retry_period=settings.retry_period,
-        stop_on_sigterm=False,  # signals are the runner's: CMD is stopped before the release
-        events=settings.events,
-    ) as election:
+async def _elect(settings: _Settings, stop: _Stop) -> int:
+    async with open_election_with(settings.lock, settings.options) as election:
         sidecar = Sidecar(
             election,
             name=lock_name(settings.lock),
-            lease_duration=settings.lease_duration,
+            lease_duration=settings.options.lease_duration,
             tolerance=settings.tolerance,
         )
         async with trio.open_nursery() as nursery:
@@ -306,7 +254,7 @@ async def _campaign(
             return status
         say(f"released {election.lock}; the command exited with status {status}")
         # a command that exits at once must not turn into a storm of terms
-        await trio.sleep(settings.retry_period)
+        await trio.sleep(settings.options.retry_period)
 
 
 async def _lead(
@@ -339,7 +287,8 @@ async def _lead(
         if process.returncode is None:
             # the term ended under us (lost, or an error): nobody else may start before
             # lease_duration - renew_deadline has passed, so the grace period ends there too
-            grace = min(settings.grace, settings.lease_duration - settings.renew_deadline)
+            timing = settings.options
+            grace = min(settings.grace, timing.lease_duration - timing.renew_deadline)
             with trio.CancelScope(shield=True):
                 await _terminate(process, grace, stop.kill_now)
         sidecar.command_running = False

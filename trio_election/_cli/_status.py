@@ -26,7 +26,6 @@ import trio_election as te
 
 from ._options import (
     CommandError,
-    Parser,
     add_kube_options,
     add_lock_options,
     lock_kind,
@@ -38,7 +37,7 @@ from ._options import (
 if TYPE_CHECKING:
     import argparse
 
-    from ._options import KubeLock
+    from ._options import KubeLock, Subcommands
 
 __all__ = ["add_parser", "describe", "main"]
 
@@ -52,7 +51,7 @@ POLL_INTERVAL = 2.0
 """Seconds between reads with --watch where the lock cannot be watched."""
 
 
-def add_parser(subparsers: argparse._SubParsersAction[Parser]) -> None:
+def add_parser(subparsers: Subcommands) -> None:
     parser = subparsers.add_parser(
         "status",
         help="show who holds a lock (and follow it with --watch)",

@@ -1,6 +1,6 @@
-"""The seed's API: LeaderElector with callbacks, as client-go users know it.
+"""client-go's leaderelection API: LeaderElector with callbacks, as client-go users know it.
 
-python examples/seed_callbacks.py
+python examples/clientgo_callbacks.py
 """
 
 from __future__ import annotations

@@ -1,32 +1,35 @@
-"""The seed package's API in Python: `LeaderElector`, `ElectionConfig`, `LeaderCallbacks`.
+"""client-go's leaderelection API in Python: `LeaderElector`, `ElectionConfig`, `LeaderCallbacks`.
 
-A thin face over the same engine as `open_election()`; see docs/seed-api.md for the table
-of the seed's names and their Python counterparts.
+A thin face over the same engine as `open_election()`; see docs/client-go-api.md for the
+table of client-go's names and their Python counterparts.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 import logging
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, final
+from typing import TYPE_CHECKING, Any, final
 
 import trio
 
 from ._core._exceptions import ConfigError
+from ._core._options import ElectionOptions, option_specs
 from ._core._timing import Timing, check_identity
-from ._election import Election, LockSpec, open_election
+from ._election import Election, open_election_with
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
+    from ._binding import LockSpec
     from ._core._clock import Clock
     from ._core._leadership import Leadership
     from ._kube import KubeClient
 
-__all__ = ["ElectionConfig", "LeaderCallbacks", "LeaderElector", "run_or_die"]
+__all__ = ["ElectionConfig", "LeaderCallbacks", "LeaderElector", "config_options", "run_or_die"]
 
 logger = logging.getLogger("trio_election")
 
@@ -34,12 +37,12 @@ logger = logging.getLogger("trio_election")
 @final
 @dataclass(frozen=True, slots=True)
 class LeaderCallbacks:
-    """What to do as the election goes (the seed's `LeaderCallbacks`).
+    """What to do as the election goes (client-go's `LeaderCallbacks`).
 
     - `on_started_leading(leadership)`: an `async` function, required. It is the leader's
-      work and runs inside `leadership.cancel_scope` (the trio form of the seed's `stop`
-      channel): cancelled when the lease can no longer be held. When it returns or raises,
-      the term ends and the lock is released.
+      work and runs inside `leadership.cancel_scope` (the trio form of client-go's `ctx`):
+      cancelled when the lease can no longer be held. When it returns or raises, the term
+      ends and the lock is released.
     - `on_stopped_leading()`: called once after a term ends, for whatever reason; never
       when this candidate did not lead. Sync or async.
     - `on_new_leader(identity)`: called with each newly observed holder ("" when free),
@@ -54,11 +57,12 @@ class LeaderCallbacks:
 @final
 @dataclass(frozen=True, slots=True)
 class ElectionConfig:
-    """The seed's `LeaderElectionConfig`. Durations are seconds (floats).
+    """client-go's `LeaderElectionConfig`. Durations are seconds (floats).
 
-    `release_on_exit`, `stop_on_sigterm` and `events` are those of `open_election()`: SIGTERM
-    cancels `on_started_leading`, releases the lock, and `run()` raises `Terminated` (status
-    143); `events` names the component that records Kubernetes Events.
+    The fields besides `lock` and `callbacks` are the options of `open_election()`, all but
+    `on_leader_change` (`callbacks.on_new_leader` plays its part): SIGTERM cancels
+    `on_started_leading`, releases the lock, and `run()` raises `Terminated` (status 143);
+    `events` names the component that records Kubernetes Events.
     """
 
     lock: LockSpec
@@ -72,6 +76,11 @@ class ElectionConfig:
     events: str | None = None
     client: KubeClient | None = None
     clock: Clock | None = None
+
+
+def config_options(config: ElectionConfig) -> dict[str, Any]:
+    """The options that `config` sets, by name (every option that `ElectionConfig` has)."""
+    return {spec.name: getattr(config, spec.name) for spec in option_specs() if spec.config}
 
 
 def _is_async_callable(fn: object) -> bool:
@@ -89,10 +98,10 @@ async def _call(fn: Callable[..., object], *args: object) -> None:
 
 @final
 class LeaderElector:
-    """A leader election client (the seed's `LeaderElector`; `NewLeaderElector` is the
-    constructor). Raises `ConfigError` if the configuration breaks a rule.
+    """A leader election client (client-go's `LeaderElector`; `NewLeaderElector` is
+    the constructor). Raises `ConfigError` if the configuration breaks a rule.
 
-    `run()` is one-shot, as in the seed: it campaigns, leads one term, and returns when the
+    `run()` is one-shot, as in client-go: it campaigns, leads one term, and returns when the
     term ends. To lead many terms, use `open_election()`.
     """
 
@@ -149,19 +158,9 @@ class LeaderElector:
                 with contextlib.suppress(trio.ClosedResourceError):
                     send.send_nowait(holder or "")
 
-        async with open_election(
-            config.lock,
-            identity=config.identity,
-            client=config.client,
-            lease_duration=config.lease_duration,
-            renew_deadline=config.renew_deadline,
-            retry_period=config.retry_period,
-            release_on_exit=config.release_on_exit,
-            stop_on_sigterm=config.stop_on_sigterm,
-            events=config.events,
-            clock=config.clock,
-            on_leader_change=on_leader_change,
-        ) as election:
+        given: ElectionOptions[KubeClient] = ElectionOptions(on_leader_change=on_leader_change)
+        options = dataclasses.replace(given, **config_options(config))
+        async with open_election_with(config.lock, options) as election:
             self._election = election
             raised: BaseException | None = None
             async with trio.open_nursery() as nursery:
@@ -198,8 +197,8 @@ class LeaderElector:
 
 
 async def run_or_die(config: ElectionConfig) -> None:
-    """Validate `config` and run one election (the seed's `RunOrDie`).
+    """Validate `config` and run one election (client-go's `RunOrDie`).
 
-    Raises `ConfigError` for a configuration that breaks a rule (the seed panics).
+    Raises `ConfigError` for a configuration that breaks a rule (client-go panics).
     """
     await LeaderElector(config).run()

@@ -1,4 +1,4 @@
-"""The seed's API in Python: LeaderElector, ElectionConfig, LeaderCallbacks, run_or_die."""
+"""client-go's leaderelection API in Python: LeaderElector, ElectionConfig, LeaderCallbacks, run_or_die."""
 
 from __future__ import annotations
 
