@@ -175,7 +175,7 @@ def test_writes_per_minute_do_not_grow_with_the_fleet(capsys: pytest.CaptureFixt
     strict=True,
     reason=(
         "a release wakes every watching follower at once and each of them writes at once "
-        "(Engine._may_take_at returns 'now' for an empty holder, with no random delay as "
+        "(LockView.may_take_at returns 'now' for an empty holder, with no random delay as "
         "at expiry): N - 1 writes refused with 409, each followed by a read, at every "
         "graceful handover; writes per minute grow with the number of candidates"
     ),

@@ -32,7 +32,7 @@ import trio.testing
 from trio._core import _run as trio_run
 
 import trio_election as te
-from trio_election._core import _engine
+from trio_election._core import _pacing
 from trio_election.testing import FakeKubeApi, History
 
 from ._clocks import RoundTripClock, SpinDetector
@@ -177,7 +177,7 @@ def seeded_engines(seed: int) -> Generator[None]:
         def Random() -> random.Random:
             return random.Random(seeds.getrandbits(64))
 
-    with mock.patch.object(_engine, "random", _Seeded):
+    with mock.patch.object(_pacing, "random", _Seeded):
         yield
 
 

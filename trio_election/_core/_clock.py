@@ -97,6 +97,12 @@ class ScaledClock:
         return f"ScaledClock(rate={self._rate!r}, offset={self._offset!r})"
 
 
+def trio_span(clock: Clock, span: float) -> float:
+    """Convert a span of `clock`'s time, starting now, into trio seconds."""
+    now = clock.now()
+    return clock.to_trio(now + span) - clock.to_trio(now)
+
+
 async def sleep_until(clock: Clock, t: float) -> None:
     """Sleep until `clock.now() >= t` (a checkpoint even when `t` has passed)."""
     await trio.sleep_until(clock.to_trio(t))

@@ -1,22 +1,26 @@
-"""The election engine: one candidate's view of one lock, and its terms as leader.
+"""The election engine: one candidate's campaign for one lock, its renewals and release.
 
 Pure trio. It sees the lock only through the `LockHandle` protocol and time only through
 one `Clock`. Both faces of the library (`open_election`/`elect` and the seed's
-`LeaderElector`) drive this one engine.
+`LeaderElector`) drive this one engine. It is built of parts: a `LockView` (what the
+candidate knows of the lock: the current observation, when the record last changed, who
+leads, from when the lock may be taken), a `Pacer` (poll delays, Retry-After, the random
+delays), a `Follower` (the watch or the polling that keeps the view fresh) and, while it
+leads, one `Leadership` per term.
 
 How it decides (the safety rules):
 
 - It follows the lock (a watch, or client-go's jittered polling when the lock cannot be
   watched) and notes `observed_time = clock.now()` whenever the *record* changes.
-- It may take the lock when the holder is empty (at once), when the object is missing and
-  no holder was ever seen (at once), or when `observed_time + duration` has passed with no
-  change seen; `duration` is the record's `leaseDurationSeconds`, or our own lease duration
-  when the record's is missing or invalid, or when the record cannot be read. A record that
-  names our identity but was not written by this process is waited out like any other.
-  A record that is exactly one this process sent (a write the server applied late) is ours.
-  A missing object after a holder was seen is waited out for that holder's lease.
-  Expiry-based takeovers wait a random delay of at most
-  `MAX_EXPIRY_DELAY_FRACTION * retry_period` first.
+- It may take the lock (`LockView.may_take_at`) when the holder is empty (at once), when
+  the object is missing and no holder was ever seen (at once), or when
+  `observed_time + duration` has passed with no change seen; `duration` is the record's
+  `leaseDurationSeconds`, or our own lease duration when the record's is missing or
+  invalid, or when the record cannot be read. A record that names our identity but was not
+  written by this process is waited out like any other. A record that is exactly one this
+  process sent (a write the server applied late) is ours. A missing object after a holder
+  was seen is waited out for that holder's lease. Expiry-based takeovers wait a random
+  delay of at most `MAX_EXPIRY_DELAY_FRACTION * retry_period` first.
 - Every write carries the version it was based on; a conflict means someone else wrote first.
 - A term's deadline is the send time of the last renew that changed the record, plus
   `renew_deadline`; the leader's cancel scope fires then, even if a lock call hangs.
@@ -30,41 +34,29 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
-import random
-from collections import deque
 from typing import TYPE_CHECKING, final
 
 import trio
 
-from ._clock import Clock, sleep_until
+from ._clock import sleep_until, trio_span
 from ._exceptions import ElectionError, LockConflict, LockError, LockNotFound
 from ._following import Follower
 from ._leadership import Leadership
-from ._lock import UNKNOWN_HOLDER, LeaderRecord, LockHandle, Observation
+from ._lock import UNKNOWN_HOLDER, LeaderRecord
 from ._metering import Meter, MeteredHandle, Statistics
-from ._timing import JITTER_FACTOR, MAX_EXPIRY_DELAY_FRACTION, Timing
+from ._pacing import Pacer
+from ._view import LockView
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ._clock import Clock
+    from ._lock import LockHandle, Observation
+    from ._timing import Timing
+
 __all__ = ["Engine"]
 
 logger = logging.getLogger("trio_election")
-
-SENT_RECORDS_KEPT = 8
-"""How many of the records this process wrote last it recognises as its own."""
-
-RAW_SHOWN = 200
-"""How much of an unreadable record a warning shows."""
-
-RENEW_SPREAD = 0.5
-"""While several elections of one process renew, the first renew of a term comes up to
-this fraction of `retry_period` early (at random), spreading their renewals over the
-period instead of sending them all in the same instant."""
-
-_RENEWING: trio.lowlevel.RunVar[int] = trio.lowlevel.RunVar("trio_election_renewing", default=0)
-"""How many terms of this trio run are in `renew_loop`."""
 
 
 def _why_not_ours(obs: Observation) -> tuple[str, str]:
@@ -106,38 +98,41 @@ class Engine:
         self.timing = timing
         self.clock = clock
         self.release_on_exit = release_on_exit
-        self._on_leader_change = on_leader_change
-        self._random = random.Random()
-        # what we know of the lock
-        self._obs: Observation | None = None
-        self._observed_time = 0.0
-        self._expiry_delay = 0.0
-        self._last_held: tuple[LeaderRecord | None, float] | None = None
-        self._own_version: str | None = None
-        self._leader: str | None = None
-        self._leader_seq = 0
-        self._changed = trio.Event()
+        self._pacer = Pacer(timing, clock)
+        self._view = LockView(
+            handle=self.handle,
+            identity=identity,
+            timing=timing,
+            clock=clock,
+            pacer=self._pacer,
+            meter=self.meter,
+            on_leader_change=on_leader_change,
+        )
         self._fatal: BaseException | None = None
-        self._warned_identity = False
-        self._warned_raw: str | None = None
-        self._sent: deque[LeaderRecord] = deque(maxlen=SENT_RECORDS_KEPT)
-        self._max_transitions: int | None = None
         self._renew_failing = False
         self._last_renew_error = ""
-        self._quiet_until = -math.inf  # trio time: the server asked us to wait until then
         # our terms
         self._term: Leadership | None = None
         self._term_ended = trio.Event()
-        self._follower = Follower(self)
+        self._follower = Follower(
+            self.handle,
+            view=self._view,
+            pacer=self._pacer,
+            timing=timing,
+            clock=clock,
+            observe=self._observe,
+            read=self.read,
+            leading=lambda: self._term is not None,
+        )
 
     # ------------------------------------------------------------------ queries
     @property
     def leader(self) -> str | None:
-        return self._leader
+        return self._view.leader
 
     @property
     def leader_seq(self) -> int:
-        return self._leader_seq
+        return self._view.leader_seq
 
     @property
     def term(self) -> Leadership | None:
@@ -151,15 +146,16 @@ class Engine:
     def statistics(self) -> Statistics:
         term = self._term
         meter = self.meter
+        view = self._view
         renewed_at = meter.renewed_at
         return Statistics(
             identity=self.identity,
             lock=self.handle.description,
-            leader=self._leader,
+            leader=view.leader,
             is_leader=self.is_leader,
             term=None if term is None else term.term,
             watching=self._follower.watching,
-            observed_at=None if self._obs is None else self.clock.to_trio(self._observed_time),
+            observed_at=None if view.current is None else self.clock.to_trio(view.observed_time),
             renewals=meter.renewals,
             failed_renewals=meter.failed_renewals,
             slow_path_renewals=meter.slow_path_renewals,
@@ -177,7 +173,7 @@ class Engine:
     async def wait_changed(self) -> None:
         """Wait for the next observation that changed anything; raise a stored fatal error."""
         self.raise_fatal()
-        await self._changed.wait()
+        await self._view.changed.wait()
         self.raise_fatal()
 
     @property
@@ -191,84 +187,31 @@ class Engine:
 
     # ------------------------------------------------------------------ observing
     def _observe(self, obs: Observation) -> None:
-        """Take in one read of the lock, from any source, and wake whoever waits."""
-        now = self.clock.now()
-        previous = self._obs
-        if (
-            previous is None
-            or previous.exists != obs.exists
-            or previous.raw != obs.raw
-            # an unreadable record names no holder: only its version shows that it was
-            # written again (the same garbage twice must not read as no change)
-            or (obs.record is None and obs.version != previous.version)
-        ):
-            self._observed_time = now
-            self._expiry_delay = self._random.uniform(
-                0.0, MAX_EXPIRY_DELAY_FRACTION * self.timing.retry_period
-            )
-        if obs.exists and obs.holder is not None:
-            self._last_held = (obs.record, self._observed_time)
-        if obs.record is not None:
-            seen = obs.record.leader_transitions
-            if self._max_transitions is None or seen > self._max_transitions:
-                self._max_transitions = seen
-        elif obs.exists and obs.raw != self._warned_raw:
-            self._warned_raw = obs.raw
-            shown = obs.raw if len(obs.raw) <= RAW_SHOWN else obs.raw[:RAW_SHOWN] + "..."
-            logger.warning(
-                "%s: the leader record cannot be read; it counts as held by an unknown holder "
-                "and is waited out like any lease: %r",
-                self.handle.description,
-                shown,
-            )
-        self._obs = obs
-        holder = obs.holder
-        if holder != self._leader:
-            if self._leader is not None and holder is not None:
-                self.meter.transitions_seen += 1
-            self._leader = holder
-            self._leader_seq += 1
-            logger.info("%s: %s sees leader %s", self.handle.description, self.identity, holder)
-            if self._on_leader_change is not None:
-                self._on_leader_change(holder)
+        """Take in one read of the lock, from any source, end a term that it does not name,
+        and wake whoever waits."""
+        self._view.take(obs)
         term = self._term
-        if term is not None and holder != self.identity:
-            term._lose(*_why_not_ours(obs))
-        self._changed.set()
-        self._changed = trio.Event()
+        if term is not None and obs.holder != self.identity:
+            term.lose(*_why_not_ours(obs))
+        self._view.wake()
 
     def _fail(self, exc: BaseException) -> None:
         """Store an error that retrying cannot cure and wake every waiter to raise it."""
         if self._fatal is None:
             self._fatal = exc
         if self._term is not None:
-            self._term._lose("fatal", f"{type(exc).__name__}: {exc}")
-        self._changed.set()
-        self._changed = trio.Event()
-
-    def _poll_delay(self) -> float:
-        return self.timing.retry_period * (1 + JITTER_FACTOR * self._random.random())
-
-    def _retry_span(self) -> float:
-        """trio seconds to wait before the next read or campaign write: a poll delay, or
-        longer when the server asked for it (a 429's Retry-After)."""
-        asked = self._quiet_until - trio.current_time()
-        return max(self._trio_span(self._poll_delay()), asked)
-
-    def _heed(self, exc: LockError) -> None:
-        """Remember a server's request to wait (Retry-After) for the next retry."""
-        if exc.retry_after is not None:
-            self._quiet_until = max(self._quiet_until, trio.current_time() + exc.retry_after)
+            self._term.lose("fatal", f"{type(exc).__name__}: {exc}")
+        self._view.wake()
 
     async def read(self) -> Observation:
         """One GET, bounded by `renew_deadline`; `LockError` on failure or timeout."""
         try:
-            with trio.move_on_after(self._trio_span(self.timing.renew_deadline)):
+            with trio.move_on_after(trio_span(self.clock, self.timing.renew_deadline)):
                 obs = await self.handle.get()
                 self._observe(obs)
                 return obs
         except LockError as exc:
-            self._heed(exc)
+            self._pacer.heed(exc)
             raise
         raise LockError(f"reading {self.handle.description} timed out")
 
@@ -279,14 +222,9 @@ class Engine:
                 await self.read()
             except LockError as exc:
                 logger.warning("%s: cannot read the lock yet: %s", self.handle.description, exc)
-                await trio.sleep(self._retry_span())
+                await trio.sleep(self._pacer.retry_span())
             else:
                 return
-
-    def _trio_span(self, span: float) -> float:
-        """Convert a span of our clock into trio seconds."""
-        now = self.clock.now()
-        return self.clock.to_trio(now + span) - self.clock.to_trio(now)
 
     async def run_follower(self) -> None:
         """Follow the lock forever: watch it, or poll it when it cannot be watched.
@@ -303,51 +241,11 @@ class Engine:
             self._fail(exc)
 
     # ------------------------------------------------------------------ campaigning
-    def _may_take_at(self) -> float:
-        """The time of our clock from which we may try to take the lock (inf: never now)."""
-        obs = self._obs
-        if obs is None:
-            return math.inf
-        now = self.clock.now()
-        if not obs.exists:
-            if self._last_held is None:
-                return now
-            record, seen_at = self._last_held
-            return seen_at + self._duration_of(record) + self._expiry_delay
-        record = obs.record
-        if record is not None and not record.holder_identity:
-            return now
-        if record is not None and record.holder_identity == self.identity:
-            if obs.version == self._own_version:
-                return now
-            if record in self._sent:
-                logger.warning(
-                    "%s: a write of ours that had timed out was applied late by the API "
-                    "server; the record is ours, leading again with a conditional write",
-                    self.handle.description,
-                )
-                self._own_version = obs.version
-                return now
-            if not self._warned_identity:
-                self._warned_identity = True
-                logger.warning(
-                    "%s names our identity %r but this process did not write it: waiting it "
-                    "out (give every candidate process a unique identity)",
-                    self.handle.description,
-                    self.identity,
-                )
-        return self._observed_time + self._duration_of(record) + self._expiry_delay
-
-    def _duration_of(self, record: LeaderRecord | None) -> float:
-        if record is None or record.lease_duration_seconds <= 0:
-            return self.timing.lease_duration
-        return record.lease_duration_seconds
-
     def _new_record(self) -> LeaderRecord:
         """The record that starts a new term: transitions one above any this process saw
         (0 for a lock that was never seen held), acquire and renew time now."""
         wall = self.clock.wall()
-        seen = self._max_transitions
+        seen = self._view.max_transitions
         return LeaderRecord(
             holder_identity=self.identity,
             lease_duration_seconds=self.timing.lease_seconds,
@@ -363,31 +261,31 @@ class Engine:
         """
         while True:
             self.raise_fatal()
-            changed = self._changed
+            changed = self._view.changed
             # compare in trio's time, the time the wait below is measured in: comparing in
             # a scaled clock's time can round just short of `at` and wait for nothing forever
-            at = self.clock.to_trio(self._may_take_at())
+            at = self.clock.to_trio(self._view.may_take_at())
             if trio.current_time() >= at:
                 outcome, term = await self._try_take()
                 if term is not None:
                     return term
                 if outcome == _Outcome.CONFLICT:
                     continue
-                with trio.move_on_after(self._retry_span()):
+                with trio.move_on_after(self._pacer.retry_span()):
                     await changed.wait()
                 continue
             with trio.move_on_at(at):
                 await changed.wait()
 
     async def _try_take(self) -> tuple[str, Leadership | None]:
-        obs = self._obs
+        obs = self._view.current
         assert obs is not None
         record = self._new_record()
-        self._sent.append(record)
+        self._view.sending(record)
         sent = self.clock.now()
         result: Observation | None = None
         try:
-            with trio.move_on_after(self._trio_span(self.timing.renew_deadline)):
+            with trio.move_on_after(trio_span(self.clock, self.timing.renew_deadline)):
                 if obs.exists:
                     result = await self.handle.update(record, obs)
                 else:
@@ -402,10 +300,10 @@ class Engine:
                 return _Outcome.FAILED, None
             return _Outcome.CONFLICT, None
         except LockError as exc:
-            self._heed(exc)
+            self._pacer.heed(exc)
             logger.info("%s: could not take the lock: %s", self.handle.description, exc)
             return _Outcome.FAILED, None
-        self._own_version = result.version
+        self._view.own_version = result.version
         taken = result.record if result.record is not None else record
         term = Leadership(
             identity=self.identity,
@@ -431,22 +329,17 @@ class Engine:
 
         The first renew of a term comes `retry_period` after it began, or, while other
         elections of this trio run are renewing too, at a random point between half a
-        `retry_period` and one (`self._random`): elections that began together would
+        `retry_period` and one (`Pacer.renewing`): elections that began together would
         otherwise renew in the same instant for as long as they lead. A renew is only
         ever moved earlier, never later, so the deadline rule is untouched.
 
         At the deadline (no renew that changed the record for `renew_deadline`) the term
         is marked lost at once, with the last renew error as the reason.
         """
-        renewing = _RENEWING.get()
-        _RENEWING.set(renewing + 1)
-        try:
-            first = self.timing.retry_period
-            if renewing:
-                first *= self._random.uniform(1.0 - RENEW_SPREAD, 1.0)
+        with self._pacer.renewing() as first:
             next_at = self.clock.now() + first
             while True:
-                await sleep_until(self.clock, min(next_at, term._clock_deadline))
+                await sleep_until(self.clock, min(next_at, term.clock_deadline))
                 if term.lost:
                     break
                 # compare in trio's time, the time slept in: a scaled clock's round trip
@@ -455,24 +348,23 @@ class Engine:
                     continue  # a renew moved the deadline while we slept
                 started = self.clock.now()
                 next_at = started + self.timing.retry_period
-                with trio.move_on_at(self.clock.to_trio(term._clock_deadline)):
+                with trio.move_on_at(self.clock.to_trio(term.clock_deadline)):
                     await self._renew_once(term, started)
-        finally:
-            _RENEWING.set(_RENEWING.get() - 1)
         self._expire(term)
 
     def _expire(self, term: Leadership) -> None:
         """Give a term that ran past its deadline its reason (and its one WARNING)."""
-        if term.lost and not term._lost:
+        if term.lost and not term.loss:
             why = self._last_renew_error or "the renewals did not finish in time"
-            term._lose(
+            term.lose(
                 "deadline",
                 f"no successful renew for {self.timing.renew_deadline:g} s "
                 f"(the renew deadline); last renew error: {why}",
             )
 
     async def _renew_once(self, term: Leadership, sent: float) -> None:
-        cached = self._obs
+        view = self._view
+        cached = view.current
         assert cached is not None
         base = cached.record if cached.record is not None else self._new_record()
         record = dataclasses.replace(
@@ -481,11 +373,11 @@ class Engine:
             lease_duration_seconds=self.timing.lease_seconds,
             renew_time=self.clock.wall(),
         )
-        self._sent.append(record)
+        view.sending(record)
         self._renew_failing = True  # until this attempt succeeds
         self._last_renew_error = "it timed out"
         result: Observation | None = None
-        if cached.exists and cached.version == self._own_version:
+        if cached.exists and cached.version == view.own_version:
             try:
                 result = await self.handle.update(record, cached)
             except ElectionError as exc:  # the slow path tells transient from fatal
@@ -510,11 +402,11 @@ class Engine:
         self._last_renew_error = ""
         changed = result.version != cached.version and result.raw != cached.raw
         self.meter.renewed(sent, self.clock.now(), moved_deadline=changed and not term.lost)
-        self._own_version = result.version
+        view.own_version = result.version
         self._observe(result)
         if changed and not term.lost:
-            term._clock_deadline = sent + self.timing.renew_deadline
-            term.cancel_scope.deadline = self.clock.to_trio(term._clock_deadline)
+            deadline = sent + self.timing.renew_deadline
+            term.extend(deadline, self.clock.to_trio(deadline))
 
     async def _renew_slow(self, term: Leadership, record: LeaderRecord) -> Observation | None:
         """Read, then write if the lock still names us; None when the term is lost (reading
@@ -529,11 +421,10 @@ class Engine:
         """Mark the term as over (the leader's body has unwound)."""
         self._expire(term)
         if self._term is term:
-            self.meter.term_ended(self.clock.now(), term._loss if term.lost else None)
+            self.meter.term_ended(self.clock.now(), term.loss if term.lost else None)
             self._term = None
             self._term_ended.set()
-            self._changed.set()
-            self._changed = trio.Event()
+            self._view.wake()
 
     async def release(self, term: Leadership) -> bool:
         """Write an empty holder if the record still names us; True if released.
@@ -545,11 +436,12 @@ class Engine:
         """
         short = term.lost or self._renew_failing
         budget = self.timing.retry_period if short else self.timing.renew_deadline
-        with trio.move_on_after(self._trio_span(budget), shield=True):
-            cached = self._obs
+        view = self._view
+        with trio.move_on_after(trio_span(self.clock, budget), shield=True):
+            cached = view.current
             while True:
                 try:
-                    if cached is None or cached.version != self._own_version:
+                    if cached is None or cached.version != view.own_version:
                         cached = await self.handle.get()
                         self._observe(cached)
                     if cached.holder != self.identity or cached.record is None:
@@ -570,12 +462,12 @@ class Engine:
                     logger.info("%s: release failed: %s", self.handle.description, exc)
                     if short:
                         break
-                    await trio.sleep(self._trio_span(self.timing.retry_period / 4))
+                    await trio.sleep(trio_span(self.clock, self.timing.retry_period / 4))
                     continue
                 except ElectionError as exc:
                     logger.error("%s: cannot release: %s", self.handle.description, exc)
                     return False
-                self._own_version = None
+                view.own_version = None
                 self._observe(result)
                 logger.info("%s: %s released the lock", self.handle.description, self.identity)
                 return True

@@ -1,8 +1,9 @@
 """Following the lock: one candidate's watch of its lock, or polling where it cannot watch.
 
-The engine's follower task. It keeps the engine's view of the lock fresh (every state it
-sees goes through `Engine._observe`), for followers and for the leader alike: a leader must
-see a write by anyone else in the instant it lands, so its watch is reopened when it breaks.
+The engine's follower task. It keeps the candidate's `LockView` fresh (every state it sees
+goes to the `observe` it is given, which also ends a term that the state does not name),
+for followers and for the leader alike: a leader must see a write by anyone else in the
+instant it lands, so its watch is reopened when it breaks. It waits as its `Pacer` says.
 """
 
 from __future__ import annotations
@@ -17,8 +18,13 @@ from ._exceptions import LockError, WatchUnavailable
 from ._timing import JITTER_FACTOR
 
 if TYPE_CHECKING:
-    from ._engine import Engine
-    from ._lock import Observation
+    from collections.abc import Awaitable, Callable
+
+    from ._clock import Clock
+    from ._lock import LockHandle, Observation
+    from ._pacing import Pacer
+    from ._timing import Timing
+    from ._view import LockView
 
 __all__ = ["Follower"]
 
@@ -36,12 +42,45 @@ POLLS_BEFORE_WATCHING_AGAIN = 30
 
 @final
 class Follower:
-    """Watches (or polls) one engine's lock; `watching` is True while a watch is open."""
+    """Watches (or polls) one candidate's lock; `watching` is True while a watch is open.
 
-    __slots__ = ("_engine", "watching")
+    `observe` takes in each state seen; `read` reads the lock once (and observes it,
+    `LockError` on failure); `leading` tells whether a term is on (its renewals then read
+    while it polls).
+    """
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    __slots__ = (
+        "_clock",
+        "_handle",
+        "_leading",
+        "_observe",
+        "_pacer",
+        "_read",
+        "_timing",
+        "_view",
+        "watching",
+    )
+
+    def __init__(
+        self,
+        handle: LockHandle,
+        *,
+        view: LockView,
+        pacer: Pacer,
+        timing: Timing,
+        clock: Clock,
+        observe: Callable[[Observation], None],
+        read: Callable[[], Awaitable[object]],
+        leading: Callable[[], bool],
+    ) -> None:
+        self._handle = handle
+        self._view = view
+        self._pacer = pacer
+        self._timing = timing
+        self._clock = clock
+        self._observe = observe
+        self._read = read
+        self._leading = leading
         self.watching = False
 
     async def run(self) -> None:
@@ -49,8 +88,8 @@ class Follower:
         when watching is refused, or keeps failing while reads work, then try watching
         again. While leading and polling, the renewals read. Runs until cancelled; errors
         that retrying cannot cure come out."""
-        engine = self._engine
-        description = engine.handle.description
+        description = self._handle.description
+        retry_period = self._timing.retry_period
         failures = 0
         polls_left = 0
         refused_before = False
@@ -67,14 +106,14 @@ class Follower:
                         "again after %d polls",
                         description,
                         exc,
-                        engine.timing.retry_period,
-                        engine.timing.retry_period * (1 + JITTER_FACTOR),
+                        retry_period,
+                        retry_period * (1 + JITTER_FACTOR),
                         POLLS_BEFORE_WATCHING_AGAIN,
                     )
                     refused_before = True
                     polls_left = POLLS_BEFORE_WATCHING_AGAIN
                 except LockError as exc:
-                    engine._heed(exc)
+                    self._pacer.heed(exc)
                     failures += 1
                     logger.info("%s: watch failed: %s", description, exc)
                     if failures >= WATCH_FAILURES_BEFORE_POLLING:
@@ -85,33 +124,33 @@ class Follower:
                         polls_left = POLLS_BEFORE_WATCHING_AGAIN
                 finally:
                     self.watching = False
-            await trio.sleep(engine._retry_span())
+            await trio.sleep(self._pacer.retry_span())
             if polls_left:
                 polls_left -= 1
-                if engine.term is not None:
+                if self._leading():
                     continue  # the leader's renewals keep its view fresh
             try:
-                await engine.read()
+                await self._read()
             except LockError as exc:
                 logger.info("%s: read failed: %s", description, exc)
                 failures = 0  # the server is unreachable (a restart): polling would not help
 
     async def _watch_session(self) -> None:
         """Watch until the stream ends; pause first if the last one ended at once."""
-        engine = self._engine
-        obs = engine._obs
+        view = self._view
+        obs = view.current
         assert obs is not None
-        opened = engine.clock.now()
+        opened = self._clock.now()
         events_seen = 0
         with trio.move_on_after(WATCH_SESSION_LIMIT):
-            async with aclosing(engine.handle.watch(obs)) as events:
+            async with aclosing(self._handle.watch(obs)) as events:
                 self.watching = True
                 async for event in events:
                     events_seen += 1
-                    if not _is_stale(event, engine._obs):
-                        engine._observe(event)
-        if not events_seen and engine.clock.now() - opened < engine.timing.retry_period:
-            await trio.sleep(engine._trio_span(engine._poll_delay()))
+                    if not _is_stale(event, view.current):
+                        self._observe(event)
+        if not events_seen and self._clock.now() - opened < self._timing.retry_period:
+            await trio.sleep(self._pacer.poll_span())
 
 
 def _is_stale(event: Observation, current: Observation | None) -> bool:

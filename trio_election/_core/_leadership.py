@@ -25,6 +25,9 @@ class Leadership:
       process did not write stopped naming us, or renewing became impossible);
     - `reason`: why it was lost ('' while it was not);
     - `cancel_scope`: the scope the leader's work runs in.
+
+    The engine ends a term with `lose()` and moves its deadline with `extend()`; the
+    leader's work only reads it.
     """
 
     __slots__ = (
@@ -80,9 +83,25 @@ class Leadership:
             return "the renew deadline passed without a successful renew"
         return ""
 
-    def _lose(self, kind: str, reason: str) -> None:
+    @property
+    def loss(self) -> str:
+        """The kind of loss (one of `LOSS_KINDS`) once `lose()` ended the term, else ''."""
+        return self._loss
+
+    @property
+    def clock_deadline(self) -> float:
+        """`deadline` in the time of the engine's clock."""
+        return self._clock_deadline
+
+    def extend(self, clock_deadline: float, deadline: float) -> None:
+        """Move the deadline (a renew changed the record): `clock_deadline` in the time of
+        the engine's clock, `deadline` the same instant in trio time."""
+        self._clock_deadline = clock_deadline
+        self.cancel_scope.deadline = deadline
+
+    def lose(self, kind: str, reason: str) -> None:
         """End the term now (cancel the work), logging the reason once at WARNING; `kind`
-        is one of `LOSS_KINDS`, for the statistics."""
+        is one of `LOSS_KINDS`, for the statistics. Once lost, later calls do nothing."""
         if self._lost:
             return
         self._lost = True

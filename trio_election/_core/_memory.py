@@ -40,7 +40,8 @@ class MemoryLock:
     """A lock object held in this process's memory.
 
     The object starts missing (like a Lease that does not exist yet). The methods
-    `put_record`, `put_raw` and `delete` change it as another process would, for tests.
+    `put_record`, `put_raw` and `delete` change it as another process would, for tests;
+    `wait_changed()` blocks until it changes.
     """
 
     __slots__ = ("_changed", "_exists", "_name", "_raw", "_record", "_revision", "_watch")
@@ -78,6 +79,10 @@ class MemoryLock:
             exists=True, record=self._record, version=str(self._revision), raw=self._raw
         )
 
+    async def wait_changed(self) -> None:
+        """Block until the object changes (a write that changed it, or its deletion)."""
+        await self._changed.wait()
+
     def put_record(self, record: LeaderRecord) -> None:
         """Write `record` unconditionally, as another process would."""
         self._store(record, _raw(record))
@@ -94,15 +99,13 @@ class MemoryLock:
             self._raw = ""
             self._bump()
 
-    # internal: used by handles
-    def _store(self, record: LeaderRecord | None, raw: str) -> Observation:
+    def _store(self, record: LeaderRecord | None, raw: str) -> None:
         if self._exists and raw == self._raw:
-            return self.observe()  # a write that changes nothing keeps the version
+            return  # a write that changes nothing keeps the version
         self._exists = True
         self._record = record
         self._raw = raw
         self._bump()
-        return self.observe()
 
     def _bump(self) -> None:
         self._revision += 1
@@ -196,7 +199,8 @@ class MemoryLockHandle:
         await self._enter("create", write=True)
         if self._lock.observe().exists:
             raise LockConflict(f"{self.description} already exists")
-        return self._lock._store(record, _raw(record))
+        self._lock.put_record(record)
+        return self._lock.observe()
 
     async def update(self, record: LeaderRecord, based_on: Observation) -> Observation:
         await self._enter("update", write=True)
@@ -208,7 +212,8 @@ class MemoryLockHandle:
                 f"{self.description} changed since version {based_on.version} "
                 f"(now {current.version})"
             )
-        return self._lock._store(record, _raw(record))
+        self._lock.put_record(record)
+        return self._lock.observe()
 
     async def watch(self, after: Observation) -> AsyncGenerator[Observation]:
         if not self._watch:
@@ -220,7 +225,7 @@ class MemoryLockHandle:
         revision = self._lock.revision
         while True:
             while self._lock.revision == revision:
-                await self._lock._changed.wait()
+                await self._lock.wait_changed()
             # a broken or silent connection delivers nothing
             while self._hanging:
                 await self._healed.wait()
