@@ -136,7 +136,7 @@ class Election:
                 self._nursery.start_soon(self._events.became_leader)
             try:
                 with term.cancel_scope:
-                    yield term
+                    yield term.leadership
             finally:
                 renewing.cancel()
                 engine.end_term(term)

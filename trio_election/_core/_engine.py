@@ -41,7 +41,7 @@ import trio
 from ._clock import sleep_until, trio_span
 from ._exceptions import ElectionError, LockConflict, LockError, LockNotFound
 from ._following import Follower
-from ._leadership import Leadership
+from ._leadership import Leadership, Term
 from ._lock import UNKNOWN_HOLDER, LeaderRecord
 from ._metering import Meter, MeteredHandle, Statistics
 from ._pacing import Pacer
@@ -112,7 +112,7 @@ class Engine:
         self._renew_failing = False
         self._last_renew_error = ""
         # our terms
-        self._term: Leadership | None = None
+        self._term: Term | None = None
         self._term_ended = trio.Event()
         self._follower = Follower(
             self.handle,
@@ -136,7 +136,7 @@ class Engine:
 
     @property
     def term(self) -> Leadership | None:
-        return self._term
+        return None if self._term is None else self._term.leadership
 
     @property
     def is_leader(self) -> bool:
@@ -153,7 +153,7 @@ class Engine:
             lock=self.handle.description,
             leader=view.leader,
             is_leader=self.is_leader,
-            term=None if term is None else term.term,
+            term=None if term is None else term.number,
             watching=self._follower.watching,
             observed_at=None if view.current is None else self.clock.to_trio(view.observed_time),
             renewals=meter.renewals,
@@ -254,7 +254,7 @@ class Engine:
             leader_transitions=0 if seen is None else seen + 1,
         )
 
-    async def acquire(self) -> Leadership:
+    async def acquire(self) -> Term:
         """Campaign until we hold the lock; return the new term.
 
         Blocks until then; raises a stored fatal error. The follower task must be running.
@@ -277,7 +277,7 @@ class Engine:
             with trio.move_on_at(at):
                 await changed.wait()
 
-    async def _try_take(self) -> tuple[str, Leadership | None]:
+    async def _try_take(self) -> tuple[str, Term | None]:
         obs = self._view.current
         assert obs is not None
         record = self._new_record()
@@ -305,10 +305,10 @@ class Engine:
             return _Outcome.FAILED, None
         self._view.own_version = result.version
         taken = result.record if result.record is not None else record
-        term = Leadership(
+        term = Term(
             identity=self.identity,
             lock=self.handle.description,
-            term=taken.leader_transitions,
+            number=taken.leader_transitions,
             acquired_at=self.clock.to_trio(sent),
             deadline=self.clock.to_trio(sent + self.timing.renew_deadline),
             clock_deadline=sent + self.timing.renew_deadline,
@@ -319,12 +319,12 @@ class Engine:
         self._term_ended = trio.Event()
         self._observe(result)
         logger.info(
-            "%s: %s became leader (term %d)", self.handle.description, self.identity, term.term
+            "%s: %s became leader (term %d)", self.handle.description, self.identity, term.number
         )
         return _Outcome.TOOK, term
 
     # ------------------------------------------------------------------ leading
-    async def renew_loop(self, term: Leadership) -> None:
+    async def renew_loop(self, term: Term) -> None:
         """Renew every `retry_period` until cancelled or the term is lost.
 
         The first renew of a term comes `retry_period` after it began, or, while other
@@ -352,7 +352,7 @@ class Engine:
                     await self._renew_once(term, started)
         self._expire(term)
 
-    def _expire(self, term: Leadership) -> None:
+    def _expire(self, term: Term) -> None:
         """Give a term that ran past its deadline its reason (and its one WARNING)."""
         if term.lost and not term.loss:
             why = self._last_renew_error or "the renewals did not finish in time"
@@ -362,7 +362,7 @@ class Engine:
                 f"(the renew deadline); last renew error: {why}",
             )
 
-    async def _renew_once(self, term: Leadership, sent: float) -> None:
+    async def _renew_once(self, term: Term, sent: float) -> None:
         view = self._view
         cached = view.current
         assert cached is not None
@@ -408,7 +408,7 @@ class Engine:
             deadline = sent + self.timing.renew_deadline
             term.extend(deadline, self.clock.to_trio(deadline))
 
-    async def _renew_slow(self, term: Leadership, record: LeaderRecord) -> Observation | None:
+    async def _renew_slow(self, term: Term, record: LeaderRecord) -> Observation | None:
         """Read, then write if the lock still names us; None when the term is lost (reading
         a record that does not name us ends the term)."""
         fresh = await self.handle.get()
@@ -417,7 +417,7 @@ class Engine:
             return None
         return await self.handle.update(record, fresh)
 
-    def end_term(self, term: Leadership) -> None:
+    def end_term(self, term: Term) -> None:
         """Mark the term as over (the leader's body has unwound)."""
         self._expire(term)
         if self._term is term:
@@ -426,7 +426,7 @@ class Engine:
             self._term_ended.set()
             self._view.wake()
 
-    async def release(self, term: Leadership) -> bool:
+    async def release(self, term: Term) -> bool:
         """Write an empty holder if the record still names us; True if released.
 
         Shielded from cancellation. A healthy leader's release is bounded by

@@ -1,4 +1,8 @@
-"""`Leadership`: one term as leader, as the engine hands it out."""
+"""One term as leader: `Term`, the engine's side of it, and `Leadership`, the leader's.
+
+The engine moves a term's deadline and ends it through its `Term`; the leader's work is
+given the term's `Leadership`, which only reads the same state.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,74 @@ from typing import final
 
 import trio
 
-__all__ = ["Leadership"]
+__all__ = ["Leadership", "Term"]
 
 logger = logging.getLogger("trio_election")
 
 
 @final
+class Term:
+    """The engine's side of one term: `extend()` moves its deadline (a renew changed the
+    record), `lose()` ends it. `leadership` is what the leader's work sees of it."""
+
+    __slots__ = (
+        "acquired_at",
+        "cancel_scope",
+        "clock_deadline",
+        "identity",
+        "leadership",
+        "lock",
+        "loss",
+        "number",
+        "reason",
+    )
+
+    def __init__(
+        self,
+        *,
+        identity: str,
+        lock: str,
+        number: int,
+        acquired_at: float,
+        deadline: float,
+        clock_deadline: float,
+    ) -> None:
+        self.identity = identity
+        self.lock = lock
+        self.number = number
+        self.acquired_at = acquired_at
+        self.cancel_scope = trio.CancelScope(deadline=deadline)
+        #: `deadline` in the time of the engine's clock
+        self.clock_deadline = clock_deadline
+        #: the kind of loss (one of `LOSS_KINDS`) once `lose()` ended the term, else ''
+        self.loss = ""
+        self.reason = ""
+        self.leadership = Leadership(self)
+
+    @property
+    def lost(self) -> bool:
+        return bool(self.loss) or trio.current_time() >= self.cancel_scope.deadline
+
+    def extend(self, clock_deadline: float, deadline: float) -> None:
+        """Move the deadline: `clock_deadline` in the time of the engine's clock,
+        `deadline` the same instant in trio time."""
+        self.clock_deadline = clock_deadline
+        self.cancel_scope.deadline = deadline
+
+    def lose(self, kind: str, reason: str) -> None:
+        """End the term now (cancel the work), logging the reason once at WARNING; `kind`
+        is one of `LOSS_KINDS`, for the statistics. Once lost, later calls do nothing."""
+        if self.loss:
+            return
+        self.loss = kind
+        self.reason = reason
+        logger.warning("%s lost %s (term %d): %s", self.identity, self.lock, self.number, reason)
+        self.cancel_scope.cancel(reason=f"leadership lost: {reason}")
+
+
+@final
 class Leadership:
-    """One term as leader.
+    """One term as leader, as the leader's work sees it (read-only).
 
     - `identity`: our identity; `lock`: the lock's description;
     - `term`: the record's transitions count at acquisition (a fencing token that grows with
@@ -25,87 +89,50 @@ class Leadership:
       process did not write stopped naming us, or renewing became impossible);
     - `reason`: why it was lost ('' while it was not);
     - `cancel_scope`: the scope the leader's work runs in.
-
-    The engine ends a term with `lose()` and moves its deadline with `extend()`; the
-    leader's work only reads it.
     """
 
-    __slots__ = (
-        "_clock_deadline",
-        "_loss",
-        "_lost",
-        "_reason",
-        "acquired_at",
-        "cancel_scope",
-        "identity",
-        "lock",
-        "term",
-    )
+    __slots__ = ("_term",)
 
-    def __init__(
-        self,
-        *,
-        identity: str,
-        lock: str,
-        term: int,
-        acquired_at: float,
-        deadline: float,
-        clock_deadline: float,
-    ) -> None:
-        self.identity = identity
-        self.lock = lock
-        self.term = term
-        self.acquired_at = acquired_at
-        self.cancel_scope = trio.CancelScope(deadline=deadline)
-        self._clock_deadline = clock_deadline
-        self._lost = False
-        self._reason = ""
-        self._loss = ""
+    def __init__(self, term: Term) -> None:
+        self._term = term
 
     def __repr__(self) -> str:
         state = "lost" if self.lost else "live"
         return f"<Leadership {self.identity!r} of {self.lock} term={self.term} {state}>"
 
     @property
+    def identity(self) -> str:
+        return self._term.identity
+
+    @property
+    def lock(self) -> str:
+        return self._term.lock
+
+    @property
+    def term(self) -> int:
+        return self._term.number
+
+    @property
+    def acquired_at(self) -> float:
+        return self._term.acquired_at
+
+    @property
+    def cancel_scope(self) -> trio.CancelScope:
+        return self._term.cancel_scope
+
+    @property
     def deadline(self) -> float:
-        return self.cancel_scope.deadline
+        return self._term.cancel_scope.deadline
 
     @property
     def lost(self) -> bool:
-        return self._lost or trio.current_time() >= self.cancel_scope.deadline
+        return self._term.lost
 
     @property
     def reason(self) -> str:
         """Why the term was lost ('' while it was not)."""
-        if self._lost:
-            return self._reason
+        if self._term.loss:
+            return self._term.reason
         if self.lost:
             return "the renew deadline passed without a successful renew"
         return ""
-
-    @property
-    def loss(self) -> str:
-        """The kind of loss (one of `LOSS_KINDS`) once `lose()` ended the term, else ''."""
-        return self._loss
-
-    @property
-    def clock_deadline(self) -> float:
-        """`deadline` in the time of the engine's clock."""
-        return self._clock_deadline
-
-    def extend(self, clock_deadline: float, deadline: float) -> None:
-        """Move the deadline (a renew changed the record): `clock_deadline` in the time of
-        the engine's clock, `deadline` the same instant in trio time."""
-        self._clock_deadline = clock_deadline
-        self.cancel_scope.deadline = deadline
-
-    def lose(self, kind: str, reason: str) -> None:
-        """End the term now (cancel the work), logging the reason once at WARNING; `kind`
-        is one of `LOSS_KINDS`, for the statistics. Once lost, later calls do nothing."""
-        if self._lost:
-            return
-        self._lost = True
-        self._loss = kind
-        self._reason = reason
-        logger.warning("%s lost %s (term %d): %s", self.identity, self.lock, self.term, reason)
-        self.cancel_scope.cancel(reason=f"leadership lost: {reason}")
