@@ -1,4 +1,8 @@
-"""Kubernetes access: configuration (kubeconfig, in-cluster) and a REST client over httpx."""
+"""Kubernetes access: configuration (kubeconfig, in-cluster) and a REST client over httpx.
+
+Public as `trio_election.kube`: each name here says so in its ``__module__`` (set below,
+so that tracebacks and reprs show the public path whichever module was imported first).
+"""
 
 from __future__ import annotations
 
@@ -37,3 +41,7 @@ __all__ = [
     "TooManyRequestsError",
     "UnauthorizedError",
 ]
+
+for _name in __all__:
+    globals()[_name].__module__ = "trio_election.kube"
+del _name

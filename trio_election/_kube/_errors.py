@@ -1,23 +1,7 @@
 """Errors of the Kubernetes access layer, built from the API's `Status` bodies.
 
-    ElectionError
-    ├── ApiError                 the API answered with an error status
-    │   ├── NotFoundError          404
-    │   ├── ConflictError          409 (the object changed since it was read)
-    │   │   └── AlreadyExistsError 409 on create
-    │   ├── GoneError              410 (a watch's resourceVersion is too old)
-    │   ├── UnauthorizedError      401 (the credentials were refused)
-    │   ├── ForbiddenError         403 (RBAC: names the verb and resource to grant)
-    │   ├── InvalidError           422
-    │   ├── TooManyRequestsError   429 (`retry_after` from the Retry-After header)
-    │   └── ServerError            5xx
-    ├── ApiConnectionError       no answer: connection refused or reset, timeout, proxy failure
-    └── ConfigError
-        └── KubeConfigError      a kubeconfig or in-cluster configuration that cannot work
-            └── TLSVerificationError  the server's certificate is not trusted, or names
-                                      another host: the CA or tls-server-name is wrong
-
-No message ever contains a token, a password, a key or an exec plugin's output.
+The tree is drawn in `trio_election.kube`'s docstring. No message ever contains a token, a
+password, a key or an exec plugin's output.
 """
 
 from __future__ import annotations
