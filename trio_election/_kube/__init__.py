@@ -42,6 +42,23 @@ __all__ = [
     "UnauthorizedError",
 ]
 
-for _name in __all__:
-    globals()[_name].__module__ = "trio_election.kube"
-del _name
+for _public in (
+    AlreadyExistsError,
+    ApiConnectionError,
+    ApiError,
+    ConflictError,
+    ExecConfig,
+    ForbiddenError,
+    GoneError,
+    InvalidError,
+    KubeClient,
+    KubeConfig,
+    KubeConfigError,
+    NotFoundError,
+    ServerError,
+    TLSVerificationError,
+    TooManyRequestsError,
+    UnauthorizedError,
+):
+    _public.__module__ = "trio_election.kube"
+del _public

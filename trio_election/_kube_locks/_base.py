@@ -175,6 +175,12 @@ class KubeLock:
         return self._client
 
     @property
+    def uid(self) -> str | None:
+        """The object's ``metadata.uid`` as last seen (None before it has been seen)."""
+        uid = None if self._cached is None else _metadata(self._cached).get("uid")
+        return uid if isinstance(uid, str) else None
+
+    @property
     def description(self) -> str:
         """``<resource>/<namespace>/<name>``, e.g. ``leases/default/my-app``."""
         return f"{self.resource}/{self._namespace}/{self._name}"
