@@ -293,8 +293,10 @@ def watch_stream(*events: dict[str, Any]) -> bytes:
 
 
 async def test_watch_yields_events() -> None:
-    added = {"type": "ADDED", "object": {"metadata": {"name": "x", "resourceVersion": "1"}}}
-    modified = {"type": "MODIFIED", "object": {"metadata": {"name": "x", "resourceVersion": "2"}}}
+    first: dict[str, Any] = {"metadata": {"name": "x", "resourceVersion": "1"}}
+    second: dict[str, Any] = {"metadata": {"name": "x", "resourceVersion": "2"}}
+    added = {"type": "ADDED", "object": first}
+    modified = {"type": "MODIFIED", "object": second}
     api = Recorder(lambda _r: httpx.Response(200, content=watch_stream(added, modified)))
     params = {"watch": "1", "resourceVersion": "0"}
     async with (
@@ -302,7 +304,7 @@ async def test_watch_yields_events() -> None:
         aclosing(client.watch(LEASES, params=params)) as events,
     ):
         got = [event async for event in events]
-    assert got == [WatchEvent("ADDED", added["object"]), WatchEvent("MODIFIED", modified["object"])]
+    assert got == [WatchEvent("ADDED", first), WatchEvent("MODIFIED", second)]
     assert api.requests[0].url.params["watch"] == "1"
     assert api.requests[0].url.params["resourceVersion"] == "0"
 

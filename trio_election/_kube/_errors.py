@@ -84,8 +84,9 @@ class ApiError(ElectionError):
     def __reduce__(self) -> tuple[Any, ...]:
         # the arguments are not the message (`args`): rebuild from the fields, so that an
         # error pickles (to another process) with its class and everything it says
-        fields = {"verb": self.verb, "resource": self.resource, "hint": self.hint}
-        rebuild = functools.partial(type(self), **fields)
+        rebuild = functools.partial(
+            type(self), verb=self.verb, resource=self.resource, hint=self.hint
+        )
         return (rebuild, (self.status, self.reason, self.message), self.__dict__)
 
 

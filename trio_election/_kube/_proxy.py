@@ -24,9 +24,9 @@ def choose_proxy(config: KubeConfig) -> str | None:
 
     Raises `KubeConfigError` for a proxy URL that no proxy could be reached with, and for a
     SOCKS proxy when the ``socks`` extra is not installed."""
-    where = config.source or "KubeConfig"
-    if config.proxy_url is not None:
-        proxy, origin = config.proxy_url, f"{where}: proxy-url"
+    proxy: str | None
+    if config.proxy_url is not None:  # the kubeconfig's wins over the environment's
+        proxy, origin = config.proxy_url, f"{config.source or 'KubeConfig'}: proxy-url"
     else:
         proxy, origin = environment_proxy(config.server)
     if proxy is None:
