@@ -11,7 +11,7 @@ def test_all_is_sorted_and_complete() -> None:
         assert hasattr(te, name), name
     public = {name for name in vars(te) if not name.startswith("_")} - {"annotations"}
     # the only public attributes besides __all__ are submodules
-    assert public - set(te.__all__) <= {"demo", "prometheus", "testing"}
+    assert public - set(te.__all__) <= {"demo", "kube", "prometheus", "testing"}
 
 
 def test_public_classes_name_their_home() -> None:

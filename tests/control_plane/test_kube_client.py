@@ -33,6 +33,7 @@ from trio_election._kube_locks import LeaseLock
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from trio_election._kube._watch import WatchEvent
     from trio_election.testing import ControlPlane, TestUser
 
 pytestmark = pytest.mark.control_plane
@@ -271,7 +272,7 @@ async def test_watch_sees_an_update(holder: TestUser) -> None:
             "resourceVersion": created["metadata"]["resourceVersion"],
             "timeoutSeconds": "30",
         }
-        events: list[dict[str, Any]] = []
+        events: list[WatchEvent] = []
         with trio.fail_after(20):
             async with aclosing(client.watch(base, params=params)) as stream:
                 changed = dict(created, spec={"holderIdentity": "z", "leaseDurationSeconds": 15})
@@ -280,8 +281,8 @@ async def test_watch_sees_an_update(holder: TestUser) -> None:
                     events.append(event)
                     break
     [event] = events
-    assert event["type"] == "MODIFIED"
-    assert event["object"]["spec"]["holderIdentity"] == "z"
+    assert event.type == "MODIFIED"
+    assert event.object["spec"]["holderIdentity"] == "z"
 
 
 async def test_endpoints_deprecation_warning_logged_once(

@@ -30,7 +30,8 @@ from trio_election._kube import (
     TooManyRequestsError,
     UnauthorizedError,
 )
-from trio_election._kube._client import _bypassed
+from trio_election._kube._proxy import no_proxy_matches
+from trio_election._kube._watch import WatchEvent
 from trio_election._version import __version__
 
 if TYPE_CHECKING:
@@ -292,8 +293,10 @@ def watch_stream(*events: dict[str, Any]) -> bytes:
 
 
 async def test_watch_yields_events() -> None:
-    added = {"type": "ADDED", "object": {"metadata": {"name": "x", "resourceVersion": "1"}}}
-    modified = {"type": "MODIFIED", "object": {"metadata": {"name": "x", "resourceVersion": "2"}}}
+    first: dict[str, Any] = {"metadata": {"name": "x", "resourceVersion": "1"}}
+    second: dict[str, Any] = {"metadata": {"name": "x", "resourceVersion": "2"}}
+    added = {"type": "ADDED", "object": first}
+    modified = {"type": "MODIFIED", "object": second}
     api = Recorder(lambda _r: httpx.Response(200, content=watch_stream(added, modified)))
     params = {"watch": "1", "resourceVersion": "0"}
     async with (
@@ -301,7 +304,7 @@ async def test_watch_yields_events() -> None:
         aclosing(client.watch(LEASES, params=params)) as events,
     ):
         got = [event async for event in events]
-    assert got == [added, modified]
+    assert got == [WatchEvent("ADDED", first), WatchEvent("MODIFIED", second)]
     assert api.requests[0].url.params["watch"] == "1"
     assert api.requests[0].url.params["resourceVersion"] == "0"
 
@@ -326,12 +329,14 @@ async def test_watch_forbidden_names_the_watch_verb() -> None:
 
 
 async def test_watch_line_that_is_not_json() -> None:
-    api = Recorder(lambda _r: httpx.Response(200, content=b'{"type": "ADDED"}\nnot json\n'))
+    api = Recorder(
+        lambda _r: httpx.Response(200, content=b'{"type": "ADDED", "object": {}}\nnot json\n')
+    )
     async with (
         KubeClient(KubeConfig(server=SERVER), transport=api.transport) as client,
         aclosing(client.watch(LEASES, params={"watch": "1"})) as events,
     ):
-        assert await events.__anext__() == {"type": "ADDED"}
+        assert await events.__anext__() == WatchEvent("ADDED", {})
         with pytest.raises(ApiConnectionError, match="not JSON"):
             await events.__anext__()
 
@@ -487,7 +492,7 @@ async def test_watch_rereads_the_token_on_401(
         accepted = "new"
         async with aclosing(client.watch(LEASES, params={"watch": "1"})) as events:
             got = [event async for event in events]
-    assert got == [{"type": "ADDED", "object": {}}]
+    assert got == [WatchEvent("ADDED", {})]
     assert api.authorizations() == ["Bearer old", "Bearer old", "Bearer new"]
 
 
@@ -544,7 +549,7 @@ async def test_stopping_a_watch_leaves_no_generator_behind() -> None:
             warnings.simplefilter("always")
             async with aclosing(client.watch(LEASES, params={"watch": "1"})) as stream:
                 async for event in stream:
-                    assert event == events[0]
+                    assert event == WatchEvent("ADDED", {"n": 0})
                     break
             gc.collect()
     assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
@@ -559,7 +564,7 @@ async def test_a_given_transport_carries_every_request_even_with_a_proxy() -> No
 
 
 def test_socks_proxy_without_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("trio_election._kube._client._socks_installed", lambda: False)
+    monkeypatch.setattr("trio_election._kube._proxy.socks_installed", lambda: False)
     config = KubeConfig(server=SERVER, proxy_url="socks5://user:pw-SECRET@127.0.0.1:1080")
     with pytest.raises(KubeConfigError, match="SOCKS proxy") as info:
         KubeClient(config)
@@ -643,4 +648,4 @@ async def test_credentials_echoed_in_an_error_body_are_masked(config: KubeConfig
 def test_no_proxy_as_go_reads_it(server: str, no_proxy: str, bypassed: bool) -> None:
     """NO_PROXY's rules are Go's (client-go's): a domain covers its subdomains, a leading
     dot the subdomains only, IPs and CIDR ranges, an optional port, and ``*``."""
-    assert _bypassed(server, no_proxy) is bypassed
+    assert no_proxy_matches(server, no_proxy) is bypassed

@@ -26,6 +26,7 @@ from trio_election._kube import (
     KubeConfigError,
     TLSVerificationError,
 )
+from trio_election._kube._watch import WatchEvent
 from trio_election._kube_locks import LeaseLock
 
 from ._loopback import (
@@ -380,7 +381,7 @@ async def test_watch_over_tls_stopped_early_cleans_up(pki: Pki) -> None:
         async with KubeClient(config) as client:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                got: list[dict[str, object]] = []
+                got: list[WatchEvent] = []
                 async with aclosing(client.watch(WATCH_PATH, params={"watch": "1"})) as events:
                     async for event in events:
                         got.append(event)
@@ -388,7 +389,7 @@ async def test_watch_over_tls_stopped_early_cleans_up(pki: Pki) -> None:
                             break
                 gc.collect()
             assert await client.request("GET", "/version") == {"ok": True}
-    assert got == [{"type": "ADDED", "object": {"n": n}} for n in range(2)]
+    assert got == [WatchEvent("ADDED", {"n": n}) for n in range(2)]
     assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
 
 
@@ -416,11 +417,11 @@ async def test_exec_certificate_renewed_while_a_watch_runs(
             KubeClient(KubeConfig.load(path)) as client,
             aclosing(client.watch(WATCH_PATH, params={"watch": "1"})) as events,
         ):
-            assert await events.__anext__() == {"type": "ADDED", "object": {"n": 0}}
+            assert await events.__anext__() == WatchEvent("ADDED", {"n": 0})
             set_status(plugin, status(pki.ca.issue_cert("bob@example.org", common_name="bob")))
             mock_clock.jump(2 * 3600)
             assert await client.request("GET", "/version") == {"ok": True}
-            assert await events.__anext__() == {"type": "ADDED", "object": {"n": 1}}
+            assert await events.__anext__() == WatchEvent("ADDED", {"n": 1})
     assert [r.client_cn for r in server.requests] == ["alice", "bob"]
     assert len(plugin.runs()) == 2
 
@@ -497,7 +498,7 @@ async def test_client_key_passes_through_a_private_file_that_is_removed(
 async def test_no_read_timeout_for_quiet_answers_and_watches(pki: Pki) -> None:
     # a watch may be quiet for minutes, and a slow answer is the caller's to bound: neither
     # may fail on a read timeout of the client's own (httpx's default would be 5 s)
-    got: list[dict[str, Any]] = []
+    got: list[WatchEvent] = []
 
     async def follow(client: KubeClient) -> None:
         async with aclosing(client.watch(QUIET_WATCH_PATH, params={"watch": "1"})) as events:
@@ -510,4 +511,4 @@ async def test_no_read_timeout_for_quiet_answers_and_watches(pki: Pki) -> None:
             started = trio.current_time()
             assert await client.request("GET", QUIET_PATH) == {"ok": True}
     assert trio.current_time() - started >= QUIET
-    assert got == [{"type": "ADDED", "object": {"n": n}} for n in range(2)]
+    assert got == [WatchEvent("ADDED", {"n": n}) for n in range(2)]

@@ -246,6 +246,26 @@ async def test_gone_during_the_stream(api: FakeKubeApi, lock: KubeLock, resource
         nursery.cancel_scope.cancel()
 
 
+async def test_a_gone_event_relists_without_waiting_for_the_stream_to_end(
+    api: FakeKubeApi, lock: KubeLock, resource: str
+) -> None:
+    writer = LOCK_TYPES[resource]("default", "my-app", lock.client)
+    first = await writer.create(rec("a"))
+    watcher = Watcher(lock, first)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(watcher.run)
+        await settle()
+        (w,) = api._watchers
+        expired = {"kind": "Status", "code": 410, "reason": "Expired", "message": "too old"}
+        w.pending.append({"type": "ERROR", "object": expired})  # the stream stays open
+        await writer.update(rec("b"), first)
+        await settle()
+        assert [r.verb for r in api.requests[1:]] == ["watch", "patch", "list", "watch"]
+        assert watcher.holders == ["b"]  # read by the list
+        assert watcher.error is None
+        nursery.cancel_scope.cancel()
+
+
 async def test_a_broken_stream_is_a_lock_error(api: FakeKubeApi, lock: KubeLock) -> None:
     first = await lock.create(rec("a"))
     watcher = Watcher(lock, first)

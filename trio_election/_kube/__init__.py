@@ -1,4 +1,8 @@
-"""Kubernetes access: configuration (kubeconfig, in-cluster) and a REST client over httpx."""
+"""Kubernetes access: configuration (kubeconfig, in-cluster) and a REST client over httpx.
+
+Public as `trio_election.kube`: each name here says so in its ``__module__`` (set below,
+so that tracebacks and reprs show the public path whichever module was imported first).
+"""
 
 from __future__ import annotations
 
@@ -37,3 +41,24 @@ __all__ = [
     "TooManyRequestsError",
     "UnauthorizedError",
 ]
+
+for _public in (
+    AlreadyExistsError,
+    ApiConnectionError,
+    ApiError,
+    ConflictError,
+    ExecConfig,
+    ForbiddenError,
+    GoneError,
+    InvalidError,
+    KubeClient,
+    KubeConfig,
+    KubeConfigError,
+    NotFoundError,
+    ServerError,
+    TLSVerificationError,
+    TooManyRequestsError,
+    UnauthorizedError,
+):
+    _public.__module__ = "trio_election.kube"
+del _public

@@ -4,35 +4,28 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import importlib.util
-import ipaddress
 import json as jsonlib
 import logging
-import os
 import re
-import ssl
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Self, cast, final
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any, Self, final
 
 import httpx
 import trio
 
 from .._version import __version__
 from ._auth import Credentials
-from ._errors import (
-    ApiConnectionError,
-    KubeConfigError,
-    TLSVerificationError,
-    error_from_response,
-)
+from ._errors import ApiConnectionError, error_from_response
+from ._failures import connection_error
 from ._json import as_mapping
+from ._proxy import choose_proxy
 from ._tls import ssl_context
-from ._urls import check_proxy_url, check_server_url, mask_url
+from ._urls import check_server_url
+from ._watch import WatchEvent, decode_event
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
+    from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
     from types import TracebackType
 
     from ._config import KubeConfig
@@ -147,23 +140,9 @@ class KubeClient:
             # for minutes); only connecting (TCP and TLS handshake) has a bound of its own
             "timeout": httpx.Timeout(None, connect=CONNECT_TIMEOUT).as_dict(),
         }
-        self._proxy: str | None = None
+        self._proxy = choose_proxy(config) if transport is None else None
         """Where requests go through, when not straight to the server: the kubeconfig's
         proxy-url, else the environment's (HTTPS_PROXY, ALL_PROXY, NO_PROXY)."""
-        if transport is None:
-            if config.proxy_url is not None:
-                check_proxy_url(config.proxy_url, f"{where}: proxy-url")
-                self._proxy, origin = config.proxy_url, f"{where}: proxy-url"
-            else:
-                self._proxy, origin = environment_proxy(config.server)
-                if self._proxy is not None:
-                    check_proxy_url(self._proxy, origin)
-            socks = self._proxy is not None and self._proxy.startswith("socks")
-            if socks and not _socks_installed():
-                raise KubeConfigError(
-                    f"{origin} {mask_url(self._proxy or '')} is a SOCKS proxy; "
-                    f"install the extra: pip install 'trio-election[socks]'"
-                )
         if config.exec is None:
             self._http = self._make_http(config.client_certificate_data, config.client_key_data)
 
@@ -280,7 +259,7 @@ class KubeClient:
                     async with _exchange(transport, request) as response:
                         await response.aread()
                 except httpx.HTTPError as exc:
-                    raise self._connection_error(exc) from None
+                    raise connection_error(self.config, exc) from None
             self._note_warnings(response)
             if response.status_code == 401 and attempt == 0 and self._credentials.refreshable:
                 await self._credentials.refresh(generation)
@@ -305,13 +284,13 @@ class KubeClient:
             return mapping if mapping is not None else {"items": decoded}
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def watch(
-        self, path: str, *, params: Mapping[str, str]
-    ) -> AsyncGenerator[dict[str, Any]]:
-        """Yield each event of a watch stream (decoded JSON lines) until the server ends it.
+    async def watch(self, path: str, *, params: Mapping[str, str]) -> AsyncGenerator[WatchEvent]:
+        """Yield each event of a watch stream, decoded, until the server ends it.
 
-        No read timeout: a quiet watch sends nothing for minutes. Close the generator with
-        `contextlib.aclosing`.
+        An ``ERROR`` event raises the `ApiError` of its status, as a response of that
+        status does (`GoneError` for 410: the version asked for is too old, list again);
+        a line that is not an event raises `ApiConnectionError`. No read timeout: a quiet
+        watch sends nothing for minutes. Close the generator with `contextlib.aclosing`.
         """
         query = dict(params)
         for attempt in range(2):
@@ -329,6 +308,7 @@ class KubeClient:
                         ):
                             await self._credentials.refresh(generation)
                             continue
+                        secrets = self._secrets(headers)
                         if response.status_code >= 400:
                             content = await response.aread()
                             raise error_from_response(
@@ -337,24 +317,17 @@ class KubeClient:
                                 method="GET",
                                 path=path,
                                 params=query,
-                                secrets=self._secrets(headers),
+                                secrets=secrets,
                             )
                         async with _lines(response) as lines:
                             async for line in lines:
-                                if not line.strip():
-                                    continue
-                                try:
-                                    event = jsonlib.loads(line)
-                                except ValueError:
-                                    raise ApiConnectionError(
-                                        f"GET {path}: a watch event is not JSON"
-                                    ) from None
-                                mapping = as_mapping(event)
-                                if mapping is not None:
-                                    yield mapping
+                                if line.strip():
+                                    yield decode_event(
+                                        line, path=path, params=query, secrets=secrets
+                                    )
                         return
                 except httpx.HTTPError as exc:
-                    raise self._connection_error(exc) from None
+                    raise connection_error(self.config, exc) from None
 
     def _request(
         self,
@@ -388,17 +361,6 @@ class KubeClient:
         if credential and scheme == "Basic":
             found.append(base64.b64decode(credential).decode("utf-8", "replace"))
         return [secret for secret in found if secret]
-
-    def _connection_error(self, exc: httpx.HTTPError) -> ApiConnectionError | TLSVerificationError:
-        """What a failed request raises: `TLSVerificationError` when the server's certificate
-        was refused (httpx raises `ConnectError` with the `ssl.SSLCertVerificationError` in its
-        chain), else `ApiConnectionError` with the innermost reason."""
-        refused = _find_verification_error(exc)
-        if refused is not None:
-            return tls_verification_error(self.config, refused)
-        kind = type(exc).__name__
-        detail = _reason(exc) or kind
-        return ApiConnectionError(f"cannot talk to {self.config.server}: {kind}: {detail}")
 
 
 @final
@@ -443,111 +405,6 @@ def _warning_texts(header: str) -> list[str]:
     return texts or [header]
 
 
-def _socks_installed() -> bool:
-    """Whether httpx can talk to SOCKS proxies (the `socks` extra: `socksio`)."""
-    return importlib.util.find_spec("socksio") is not None
-
-
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    """`exc` and what it came from, outermost first (each once)."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = _inner(current)
-
-
-def _find_verification_error(exc: BaseException) -> ssl.SSLCertVerificationError | None:
-    for link in _chain(exc):
-        if isinstance(link, ssl.SSLCertVerificationError):
-            return link
-    return None
-
-
-def _reason(exc: BaseException) -> str:
-    """The innermost reason in an exception chain: httpx's own message is often empty (a
-    TLS failure) or vague ("all attempts to connect ... failed")."""
-    reason = ""
-    for link in _chain(exc):
-        if isinstance(link, ssl.SSLError):
-            return f"TLS failed: {link.reason or link}"
-        reason = str(link) or reason
-    return reason
-
-
-# OpenSSL's X509_V_ERR_* codes (`SSLCertVerificationError.verify_code`) that call for
-# something else than another CA
-_NAME_MISMATCH = frozenset({62, 63, 64})  # HOSTNAME_, EMAIL_, IP_ADDRESS_MISMATCH
-_OUT_OF_DATE = frozenset({9, 10})  # CERT_NOT_YET_VALID, CERT_HAS_EXPIRED
-
-_USUAL_NAME = "an API server's certificate usually lists kubernetes.default.svc"
-
-
-def tls_verification_error(
-    config: KubeConfig, error: ssl.SSLCertVerificationError
-) -> TLSVerificationError:
-    """The error for a server certificate that `config` refuses, saying what to fix."""
-    reason = (error.verify_message or error.reason or str(error)).rstrip(".")
-    if config.certificate_authority_source:
-        ca = config.certificate_authority_source
-    elif config.certificate_authority_data is not None:
-        ca = "certificate_authority_data given to KubeConfig"
-    else:
-        ca = "the system trust store (no certificate authority given to KubeConfig)"
-    trusts_system = config.certificate_authority_data is None
-    facts = [f"CA: {ca}"]
-    if config.source:
-        facts.append(f"configuration: {config.source}")
-    if config.tls_server_name:
-        facts.append(f"tls-server-name: {config.tls_server_name}")
-    if config.proxy_url:
-        facts.append(f"proxy-url: {mask_url(config.proxy_url)}")
-    if error.verify_code in _NAME_MISMATCH:
-        if config.tls_server_name:
-            fix = (
-                f"The certificate does not list tls-server-name {config.tls_server_name}: set "
-                f"tls-server-name to a name it lists ({_USUAL_NAME})"
-            )
-        else:
-            host = urlsplit(config.server).hostname
-            fix = (
-                f"The certificate does not list {host}: use a name it lists in server, or "
-                f"set tls-server-name to one ({_USUAL_NAME})"
-            )
-    elif error.verify_code in _OUT_OF_DATE:
-        fix = "Renew the API server's certificate, or correct this machine's clock"
-    elif trusts_system:
-        fix = (
-            "No certificate authority is configured and the system trust store does not "
-            "trust the server's certificate: set certificate-authority (a PEM file) or "
-            "certificate-authority-data (base64 PEM) in the cluster's entry to the CA that "
-            "signed the API server's certificate"
-        )
-    else:
-        fix = (
-            "That CA did not sign the server's certificate: configure the CA that signed the "
-            "API server's certificate (the cluster's certificate-authority or "
-            "certificate-authority-data; in a pod, the service account's ca.crt), and check "
-            "that server points at the right cluster"
-        )
-    if config.proxy_url and config.proxy_url.startswith("https:"):
-        fix += "; proxy-url is https, so the refused certificate may be the proxy's"
-    return TLSVerificationError(
-        f"TLS verification of the API server {config.server} failed: {reason}. "
-        f"{'; '.join(facts)}. {fix}"
-    )
-
-
-def _inner(exc: BaseException) -> BaseException | None:
-    """What `exc` came from: its cause, its context or, for a group, its first member."""
-    if isinstance(exc, BaseExceptionGroup):
-        members: tuple[BaseException, ...] = cast("Any", exc).exceptions
-        if members:
-            return members[0]
-    return exc.__cause__ or exc.__context__
-
-
 @asynccontextmanager
 async def _exchange(
     transport: httpx.AsyncBaseTransport, request: httpx.Request
@@ -559,60 +416,6 @@ async def _exchange(
         yield response
     finally:
         await response.aclose()
-
-
-def environment_proxy(server: str) -> tuple[str | None, str]:
-    """The proxy that the environment names for `server`, and the variable that named it.
-
-    As Go's net/http reads them (client-go's rules), upper case first: ``HTTPS_PROXY``,
-    then ``ALL_PROXY`` (which httpx reads too), unless ``NO_PROXY`` matches the server."""
-    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
-        proxy = os.environ.get(name)
-        if proxy:
-            no_proxy = os.environ.get("NO_PROXY") or os.environ.get("no_proxy") or ""
-            if _bypassed(server, no_proxy):
-                return None, ""
-            return proxy, f"the environment variable {name}"
-    return None, ""
-
-
-def _bypassed(server: str, no_proxy: str) -> bool:
-    """Whether `no_proxy` lists `server`'s host: ``*``; an IP address or a CIDR range; a
-    domain, which covers its subdomains too (``.domain``: the subdomains only); each
-    optionally with ``:port``."""
-    url = urlsplit(server)
-    host = (url.hostname or "").lower()
-    port = url.port or 443
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        ip = None
-    for raw in no_proxy.split(","):
-        entry = raw.strip().lower()
-        if not entry:
-            continue
-        if entry == "*":
-            return True
-        try:
-            network = ipaddress.ip_network(entry, strict=False)
-        except ValueError:
-            pass
-        else:
-            if ip is not None and ip in network:
-                return True
-            continue
-        name, entry_port = entry, ""
-        if entry.count(":") == 1:  # host:port (an IPv6 address has more colons)
-            name, _, entry_port = entry.partition(":")
-        if entry_port and entry_port != str(port):
-            continue
-        name = name.strip("[]")
-        if name.startswith("."):
-            if host.endswith(name):
-                return True
-        elif host == name or host.endswith("." + name):
-            return True
-    return False
 
 
 @asynccontextmanager

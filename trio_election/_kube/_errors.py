@@ -1,27 +1,12 @@
 """Errors of the Kubernetes access layer, built from the API's `Status` bodies.
 
-    ElectionError
-    ├── ApiError                 the API answered with an error status
-    │   ├── NotFoundError          404
-    │   ├── ConflictError          409 (the object changed since it was read)
-    │   │   └── AlreadyExistsError 409 on create
-    │   ├── GoneError              410 (a watch's resourceVersion is too old)
-    │   ├── UnauthorizedError      401 (the credentials were refused)
-    │   ├── ForbiddenError         403 (RBAC: names the verb and resource to grant)
-    │   ├── InvalidError           422
-    │   ├── TooManyRequestsError   429 (`retry_after` from the Retry-After header)
-    │   └── ServerError            5xx
-    ├── ApiConnectionError       no answer: connection refused or reset, timeout, proxy failure
-    └── ConfigError
-        └── KubeConfigError      a kubeconfig or in-cluster configuration that cannot work
-            └── TLSVerificationError  the server's certificate is not trusted, or names
-                                      another host: the CA or tls-server-name is wrong
-
-No message ever contains a token, a password, a key or an exec plugin's output.
+The tree is drawn in `trio_election.kube`'s docstring. No message ever contains a token, a
+password, a key or an exec plugin's output.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -49,6 +34,7 @@ __all__ = [
     "TooManyRequestsError",
     "UnauthorizedError",
     "error_from_response",
+    "error_from_status",
 ]
 
 
@@ -94,6 +80,14 @@ class ApiError(ElectionError):
         self.hint = hint
         text = f"{status} {reason}: {message}"
         super().__init__(f"{text}. {hint}" if hint else text)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # the arguments are not the message (`args`): rebuild from the fields, so that an
+        # error pickles (to another process) with its class and everything it says
+        rebuild = functools.partial(
+            type(self), verb=self.verb, resource=self.resource, hint=self.hint
+        )
+        return (rebuild, (self.status, self.reason, self.message), self.__dict__)
 
 
 class NotFoundError(ApiError):
@@ -231,19 +225,62 @@ def error_from_response(
 
     Any of `secrets` (the credentials sent) found in the body is masked: a proxy or a
     debugging endpoint may echo the request back."""
-    reason = ""
-    message = ""
-    details: dict[str, Any] = {}
     try:
         status_body = as_mapping(json.loads(body))
     except ValueError:
         status_body = None
-    if status_body is not None and status_body.get("kind") == "Status":
-        reason = str(status_body.get("reason") or "")
-        message = str(status_body.get("message") or "")
-        details = as_mapping(status_body.get("details")) or {}
+    if status_body is None or status_body.get("kind") != "Status":
+        status_body = {}
+    text = body.decode("utf-8", "replace").strip()
+    return _error(
+        status,
+        status_body,
+        text,
+        method=method,
+        path=path,
+        params=params,
+        retry_after=retry_after,
+        secrets=secrets,
+    )
+
+
+def error_from_status(
+    status_body: Mapping[str, Any],
+    *,
+    method: str,
+    path: str,
+    params: Mapping[str, str] | None = None,
+    secrets: Collection[str] = (),
+) -> ApiError:
+    """The typed error for a `Status` object that came without a response of its status:
+    a watch's ``ERROR`` event. Its ``code`` chooses the class (one that is not an error
+    status reads as 500, a server failure); `secrets` are masked as in
+    `error_from_response`."""
+    code = status_body.get("code")
+    status = code if type(code) is int and 400 <= code <= 599 else 500
+    text = json.dumps(status_body, separators=(",", ":"))
+    return _error(
+        status, status_body, text, method=method, path=path, params=params, secrets=secrets
+    )
+
+
+def _error(
+    status: int,
+    status_body: Mapping[str, Any],
+    text: str,
+    *,
+    method: str,
+    path: str,
+    params: Mapping[str, str] | None,
+    retry_after: str | None = None,
+    secrets: Collection[str],
+) -> ApiError:
+    """The error of `status`, told by its `Status` (empty when there is none) or, when that
+    has no message, by the answer's `text`."""
+    reason = str(status_body.get("reason") or "")
+    message = str(status_body.get("message") or "")
+    details = as_mapping(status_body.get("details")) or {}
     if not message:
-        text = body.decode("utf-8", "replace").strip()
         message = text[:300] if text else "(no message)"
     for secret in secrets:
         if secret:

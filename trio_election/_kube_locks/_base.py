@@ -175,6 +175,12 @@ class KubeLock:
         return self._client
 
     @property
+    def uid(self) -> str | None:
+        """The object's ``metadata.uid`` as last seen (None before it has been seen)."""
+        uid = None if self._cached is None else _metadata(self._cached).get("uid")
+        return uid if isinstance(uid, str) else None
+
+    @property
     def description(self) -> str:
         """``<resource>/<namespace>/<name>``, e.g. ``leases/default/my-app``."""
         return f"{self.resource}/{self._namespace}/{self._name}"
@@ -400,7 +406,6 @@ class KubeLock:
                 yield current
         while True:
             gone = False
-            failed = ""
             opened = False
             try:
                 async with object_events(
@@ -410,28 +415,11 @@ class KubeLock:
                         if not opened:  # the server answered 200: RBAC allows watch
                             opened = True
                             self._permissions.worked("watch")
-                        if gone or failed:
-                            continue  # the server ends the stream after an error
-                        kind = event.get("type")
-                        obj = event.get("object")
-                        if not isinstance(obj, dict):
-                            failed = f"{self.description}: malformed watch event {event!r}"
-                            continue
-                        body: dict[str, Any] = obj  # pyright: ignore[reportUnknownVariableType]
-                        if kind == "ERROR":
-                            if body.get("code") == 410:
-                                gone = True
-                            else:
-                                failed = (
-                                    f"{self.description}: the watch failed: {body.get('code')} "
-                                    f"{body.get('reason')}: {body.get('message')}"
-                                )
-                            continue
-                        since = version_of(body) or since
+                        since = event.version or since
                         state: Observation | None = None
-                        if kind in ("ADDED", "MODIFIED"):
-                            state = self._seen(body)
-                        elif kind == "DELETED":
+                        if event.type in ("ADDED", "MODIFIED"):
+                            state = self._seen(event.object)
+                        elif event.type == "DELETED":
                             state = self._forget()
                         if state is not None and _differs(state, last):
                             last = state
@@ -455,8 +443,6 @@ class KubeLock:
                 if exc.status in (405, 501):
                     raise WatchUnavailable(f"{self.description}: {exc.message}") from exc
                 raise
-            if failed:
-                raise LockError(failed)
             if not gone:
                 self._permissions.worked("watch")  # a stream that ended normally: it was open
                 return

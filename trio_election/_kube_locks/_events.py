@@ -46,16 +46,14 @@ class EventRecorder:
 
     def _event(self, message: str) -> dict[str, Any]:
         lock = self._lock
-        cached: dict[str, Any] = lock._cached or {}
-        meta: object = cached.get("metadata")
-        uid = meta.get("uid") if isinstance(meta, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        uid = lock.uid
         involved: dict[str, Any] = {
             "apiVersion": lock.api_version,
             "kind": lock.kind,
             "namespace": lock.namespace,
             "name": lock.name,
         }
-        if isinstance(uid, str):
+        if uid is not None:
             involved["uid"] = uid
         now = _now()
         return {

@@ -37,7 +37,9 @@ from typing import TYPE_CHECKING, Any, final
 import trio
 
 from .._core._exceptions import LockError
-from .._kube._errors import ApiError, ForbiddenError, TooManyRequestsError, UnauthorizedError
+from .._kube._errors import ForbiddenError, GoneError, TooManyRequestsError, UnauthorizedError
+from .._kube._json import as_list, as_mapping
+from .._kube._watch import WatchEvent
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator
@@ -58,19 +60,17 @@ watch their own objects before sharing is tried again (RBAC may have been warmin
 _WIND_DOWN_WITHIN = 1.0
 """How long the last lock to leave a shared watch waits for its stream to close."""
 
-Event = dict[str, Any]
-
 
 @asynccontextmanager
 async def object_events(
     client: KubeClient, path: str, name: str, since: str
-) -> AsyncGenerator[AsyncIterator[Event]]:
+) -> AsyncGenerator[AsyncIterator[WatchEvent]]:
     """The watch events of object `name` in the collection at `path`, after version `since`
     (the apiserver's current state when `since` is empty).
 
-    Raises what `KubeClient.watch` raises (`ApiError`, `ApiConnectionError`); a shared
-    stream that breaks raises `LockError`. A stream of its own ends when the server ends
-    it; a shared one does not.
+    Raises what `KubeClient.watch` raises (`ApiError`, `GoneError` for a version too old,
+    `ApiConnectionError`); a shared stream that breaks raises `LockError`. A stream of its
+    own ends when the server ends it; a shared one does not.
     """
     collection = _collections(client).setdefault(path, _Collection())
     collection.watching += 1
@@ -161,10 +161,6 @@ class _Collection:
         self.refused_until = trio.current_time() + SHARE_RETRY_SECONDS
 
 
-class _Gone(Exception):
-    """The shared watch's version is too old (410): list again."""
-
-
 class _Unshareable(Exception):
     """The collection's versions cannot be compared: handles watch alone."""
 
@@ -175,17 +171,18 @@ class _Reader:
 
     name: str
     since: int
-    send: trio.MemorySendChannel[Event]
-    receive: trio.MemoryReceiveChannel[Event]
+    send: trio.MemorySendChannel[WatchEvent]
+    receive: trio.MemoryReceiveChannel[WatchEvent]
     failure: tuple[str, float | None] | None = None
 
-    def give(self, event: Event, version: int, *, first: bool) -> None:
+    def give(self, event: WatchEvent, version: int, *, first: bool) -> None:
         if version > self.since:
             self.since = version
             # readers of one object get copies: a lock handle keeps what it is given
-            self.send.send_nowait(event if first else copy.deepcopy(event))
+            given = event if first else WatchEvent(event.type, copy.deepcopy(event.object))
+            self.send.send_nowait(given)
 
-    async def events(self) -> AsyncGenerator[Event]:
+    async def events(self) -> AsyncGenerator[WatchEvent]:
         async for event in self.receive:
             yield event
         if self.failure is not None:
@@ -201,7 +198,7 @@ class _Shared:
     client: KubeClient
     path: str
     collection: _Collection
-    objects: dict[str, Event] = field(default_factory=dict[str, Event])
+    objects: dict[str, dict[str, Any]] = field(default_factory=dict[str, dict[str, Any]])
     """The latest state of each object, as of `position`."""
     position: int = 0
     readers: dict[str, list[_Reader]] = field(default_factory=dict[str, list[_Reader]])
@@ -213,7 +210,7 @@ class _Shared:
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
 
     def join(self, name: str, since: int) -> _Reader:
-        send, receive = trio.open_memory_channel[Event](math.inf)
+        send, receive = trio.open_memory_channel[WatchEvent](math.inf)
         reader = _Reader(name, since, send, receive)
         self.readers.setdefault(name, []).append(reader)
         self._catch_up(reader)
@@ -237,12 +234,11 @@ class _Shared:
         """Give `reader` its object as known now, if that is news to it."""
         obj = self.objects.get(reader.name)
         if obj is not None:
-            reader.give({"type": "MODIFIED", "object": obj}, _version(obj), first=False)
+            event = WatchEvent("MODIFIED", obj)
+            reader.give(event, _number(event.version), first=False)
         elif self.position >= reader.since:
             meta = {"name": reader.name, "resourceVersion": str(self.position)}
-            reader.give(
-                {"type": "DELETED", "object": {"metadata": meta}}, self.position, first=True
-            )
+            reader.give(WatchEvent("DELETED", {"metadata": meta}), self.position, first=True)
 
     async def run(self) -> None:
         try:
@@ -275,16 +271,16 @@ class _Shared:
 
     async def _list(self) -> None:
         listing = await self.client.request("GET", self.path)
-        version = _version(listing)
-        items: object = listing.get("items")
-        if not version or not isinstance(items, list):
+        version = _number(_metadata(listing).get("resourceVersion"))
+        items = as_list(listing.get("items"))
+        if not version or items is None:
             raise _Unshareable("its versions are not numbers")
-        objects: dict[str, Event] = {}
-        for item in items:  # pyright: ignore[reportUnknownVariableType]
-            if isinstance(item, dict):
-                name = _name(item)  # pyright: ignore[reportUnknownArgumentType]
-                if name:
-                    objects[name] = item  # pyright: ignore[reportUnknownArgumentType]
+        objects: dict[str, dict[str, Any]] = {}
+        for item in items:
+            obj = as_mapping(item)
+            name = None if obj is None else _metadata(obj).get("name")
+            if obj is not None and isinstance(name, str) and name:
+                objects[name] = obj
         self.objects, self.position = objects, version
         for readers in list(self.readers.values()):
             for reader in readers:
@@ -302,46 +298,27 @@ class _Shared:
                 async with aclosing(self.client.watch(self.path, params=params)) as events:
                     async for event in events:
                         self._dispatch(event)
-            except _Gone:
-                await self._list()
-            except ApiError as exc:
-                if exc.status != 410:
-                    raise
+            except GoneError:  # at the start, or an ERROR event: the version is too old
                 await self._list()
 
-    def _dispatch(self, event: Event) -> None:
-        kind = event.get("type")
-        obj = event.get("object")
-        if not isinstance(obj, dict):
-            raise LockError(f"{self.path}: malformed watch event {event!r}")
-        body: Event = obj  # pyright: ignore[reportUnknownVariableType]
-        if kind == "ERROR":
-            if body.get("code") == 410:
-                raise _Gone
-            raise LockError(
-                f"{self.path}: the watch failed: {body.get('code')} {body.get('reason')}: "
-                f"{body.get('message')}"
-            )
-        version = _version(body)
+    def _dispatch(self, event: WatchEvent) -> None:
+        version = _number(event.version)
         self.position = max(self.position, version)
-        if kind == "BOOKMARK":
+        if event.type == "BOOKMARK":
             return
-        name = _name(body)
-        if kind == "DELETED":
+        name = event.name
+        if event.type == "DELETED":
             self.objects.pop(name, None)
         else:
-            self.objects[name] = body
+            self.objects[name] = event.object
         for i, reader in enumerate(self.readers.get(name, ())):
             reader.give(event, version, first=i == 0)
 
 
-def _name(obj: Event) -> str:
-    meta = obj.get("metadata")
-    name = meta.get("name") if isinstance(meta, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
-    return name if isinstance(name, str) else ""
+def _metadata(obj: dict[str, Any]) -> dict[str, Any]:
+    return as_mapping(obj.get("metadata")) or {}
 
 
-def _version(obj: Event) -> int:
-    meta = obj.get("metadata")
-    version = meta.get("resourceVersion") if isinstance(meta, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+def _number(version: object) -> int:
+    """A resource version as a number (0 when it is not one: never newer than any)."""
     return int(version) if isinstance(version, str) and version.isdigit() else 0
