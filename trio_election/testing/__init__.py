@@ -51,9 +51,15 @@ __all__ = [
     "missing_message",
 ]
 
-# the public home of what is defined in private modules (the core's classes keep theirs)
-for _name in __all__:
-    _obj = globals()[_name]
-    if not _obj.__module__.startswith("trio_election._core."):
-        _obj.__module__ = __name__
-del _name, _obj
+
+def _name_this_module() -> None:
+    """Make this module the public home of what is defined in private ones (the core's
+    classes keep theirs)."""
+    for name in __all__:
+        obj = globals()[name]
+        if not obj.__module__.startswith("trio_election._core."):
+            obj.__module__ = __name__
+
+
+_name_this_module()
+del _name_this_module
