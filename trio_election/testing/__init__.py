@@ -1,8 +1,8 @@
 """Tools for testing code that uses trio-election.
 
-- `FakeKubeApi`: an in-memory Kubernetes API (Leases, Endpoints, ConfigMaps, watches,
-  RBAC-like verb grants and injected faults) for `KubeClient` and the Kubernetes locks,
-  without a cluster; see docs/locks.md.
+- `FakeKubeApi`: an in-memory Kubernetes API (Leases, Endpoints, ConfigMaps, watches, RBAC
+  per verb, injected faults) behind an `httpx.MockTransport`, for `KubeClient` and the
+  Kubernetes locks in virtual time, without a cluster; see docs/locks.md.
 - `ControlPlane`: a real etcd + kube-apiserver on loopback, with `TestUser`s holding exactly
   the rights a test gives them, and faults (restarts, etcd outages, a frozen apiserver).
   `ControlPlane.start()` raises `MissingBinaries` without the binaries (built by
@@ -13,9 +13,11 @@
   docs/control-plane.md. `python -m trio_election.testing` runs one until Ctrl-C.
 - `History` and `Interval`: record the candidates' terms of leadership and check that no two
   ever overlapped (`History.assert_one_leader()`).
-- `MemoryLockHandle`: the handle of a `MemoryLock`, with its fault controls (failing or
-  slowing its calls, changes made behind the candidates' backs).
-- `ScaledClock`: a clock that runs faster or slower than trio's, for clock-skew tests.
+- `MemoryLockHandle`: one candidate's access to a `MemoryLock` (`MemoryLock.handle()`),
+  with its fault controls: `delay`, `fail()`, `conflict()`, `hang()` until `heal()`;
+  `calls` counts its calls.
+- `ScaledClock`: a clock that runs `rate` times as fast as trio's, for candidates whose
+  clocks drift apart.
 """
 
 from __future__ import annotations
