@@ -7,9 +7,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from trio_election.testing._binaries import find_clientgo_candidate
-from trio_election.testing._event_lines import Event, EventProcess
-from trio_election.testing._processes import Reaper
+from harness.event_lines import Event, EventProcess
+
+from trio_election._controlplane._binaries import find_clientgo_candidate
+from trio_election._controlplane._processes import Reaper
 
 REPO = Path(__file__).resolve().parent.parent
 PEERS = REPO / "tests" / "peers"

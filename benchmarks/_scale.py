@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from trio_election.testing._kubeconfig import write_kubeconfig
+from trio_election._controlplane._kubeconfig import write_kubeconfig
 
 from ._load import lease_requests
 from ._procs import HERE, Peer, Timing, clientgo_binary, proc_stat

@@ -5,7 +5,7 @@
     python scripts/build_control_plane.py --if-needed  # never fail just because Go is missing
     python scripts/build_control_plane.py --print-dir  # the folder the binaries are in
 
-The control-plane build itself lives in the package (`trio_election/testing/_build.py`,
+The control-plane build itself lives in the package (`trio_election/_controlplane/_build.py`,
 also run by `trio-election control-plane build`); this script runs it without importing the
 package (standard library only, so CI can call it before any virtualenv exists), and adds
 what only a checkout has: the client-go candidate of the interop tests (tests/peers/clientgo,
@@ -16,7 +16,7 @@ one source built against client-go v0.23 with go.v023.mod and v0.27 with go.mod,
 same way); and Toxiproxy's server for the network-fault tests (tests/chaos), built once per
 pinned release.
 
-Where the binaries go and how they are found again: `trio_election/testing/_binaries.py`
+Where the binaries go and how they are found again: `trio_election/_controlplane/_binaries.py`
 (`$KUBEBUILDER_ASSETS`, `$TRIO_ELECTION_K8S_BIN`, `~/.cache/trio-election/k8s/<version>/`).
 Standard library only; Python 3.11.
 """
@@ -34,16 +34,16 @@ from typing import TYPE_CHECKING
 REPO = Path(__file__).resolve().parent.parent
 
 if TYPE_CHECKING:
-    from trio_election.testing import _binaries as binaries
-    from trio_election.testing import _build as _package_build
+    from trio_election._controlplane import _binaries as binaries
+    from trio_election._controlplane import _build as _package_build
 else:
-    # trio_election/testing's modules as a bare package of their own, so that neither the
-    # package nor its dependencies need be importable here
-    _package = types.ModuleType("_trio_election_testing")
-    _package.__path__ = [str(REPO / "trio_election" / "testing")]
+    # trio_election/_controlplane's modules as a bare package of their own, so that neither
+    # the package nor its dependencies need be importable here
+    _package = types.ModuleType("_trio_election_controlplane")
+    _package.__path__ = [str(REPO / "trio_election" / "_controlplane")]
     sys.modules[_package.__name__] = _package
-    binaries = importlib.import_module("_trio_election_testing._binaries")
-    _package_build = importlib.import_module("_trio_election_testing._build")
+    binaries = importlib.import_module("_trio_election_controlplane._binaries")
+    _package_build = importlib.import_module("_trio_election_controlplane._build")
 
 # the build's steps, under the names this script has always had
 K8S = _package_build.K8S

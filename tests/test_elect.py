@@ -18,7 +18,7 @@ import trio
 import trio.testing
 
 import trio_election as te
-from trio_election.testing._history import History
+from trio_election.testing import History
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator

@@ -24,3 +24,14 @@ def test_public_classes_name_their_home() -> None:
 
 def test_version() -> None:
     assert te.__version__.count(".") == 2
+
+
+def test_testing_is_sorted_and_names_its_home() -> None:
+    import trio_election.testing as testing
+
+    assert testing.__all__ == sorted(testing.__all__)
+    for name in testing.__all__:
+        obj = getattr(testing, name)
+        # the core's tools keep their own module; the rest is at home in trio_election.testing
+        if not obj.__module__.startswith("trio_election._core."):
+            assert obj.__module__ == "trio_election.testing", (name, obj.__module__)

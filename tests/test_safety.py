@@ -14,7 +14,7 @@ import trio
 import trio.testing
 
 import trio_election as te
-from trio_election.testing._history import History
+from trio_election.testing import History
 
 LEASE, RENEW, RETRY = 15.0, 10.0, 2.0
 

@@ -43,11 +43,11 @@ from ._report import RESULTS, Outcome
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from harness.event_lines import Event
+    from harness.toxiproxy import Stream, Toxiproxy
     from interop._fleet import Fleet, Peer, Version
 
     from trio_election.testing import ControlPlane
-    from trio_election.testing._event_lines import Event
-    from trio_election.testing._toxiproxy import Stream, Toxiproxy
 
 Expect = Literal["keeps", "loses", "either"]
 

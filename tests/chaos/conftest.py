@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from harness.toxiproxy import Toxiproxy
 
-from trio_election.testing._binaries import find_toxiproxy
-from trio_election.testing._toxiproxy import Toxiproxy
+from trio_election._controlplane._binaries import find_toxiproxy
 
 from ._report import RESULTS, summary
 

@@ -17,8 +17,9 @@ from ._scenarios import FAULTS, Fault, run
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from harness.toxiproxy import Toxiproxy
+
     from trio_election.testing import ControlPlane
-    from trio_election.testing._toxiproxy import Toxiproxy
 
 pytestmark = pytest.mark.control_plane
 

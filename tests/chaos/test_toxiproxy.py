@@ -9,13 +9,12 @@ import threading
 from typing import TYPE_CHECKING
 
 import pytest
-
-from trio_election.testing._toxiproxy import ToxiproxyError
+from harness.toxiproxy import ToxiproxyError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from trio_election.testing._toxiproxy import Toxiproxy
+    from harness.toxiproxy import Toxiproxy
 
 
 @pytest.fixture

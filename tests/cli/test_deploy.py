@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 
-from trio_election.testing._kubeconfig import write_kubeconfig
+from trio_election._controlplane._kubeconfig import write_kubeconfig
 
 from ._runner import child_env, wait_until
 

@@ -19,8 +19,8 @@ import httpx
 import pytest
 import yaml
 
+from trio_election._controlplane._processes import Reaper
 from trio_election.testing import ControlPlane, PortInUseError
-from trio_election.testing._processes import Reaper
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -35,17 +35,17 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 
 import httpx
 import pytest
+from harness.event_lines import Event, EventProcess
 
-from trio_election._kube_locks._records import record_from_annotation, record_from_lease_spec
-from trio_election.testing import History, Interval
-from trio_election.testing._binaries import (
+from trio_election._controlplane._binaries import (
     cache_dir,
     find_clientgo_candidate,
     find_old_clientgo_candidate,
 )
-from trio_election.testing._event_lines import Event, EventProcess
-from trio_election.testing._kubeconfig import write_kubeconfig
-from trio_election.testing._processes import Reaper
+from trio_election._controlplane._kubeconfig import write_kubeconfig
+from trio_election._controlplane._processes import Reaper
+from trio_election._kube_locks._records import record_from_annotation, record_from_lease_spec
+from trio_election.testing import History, Interval
 
 from ._proxy import Proxy
 
@@ -53,9 +53,10 @@ if TYPE_CHECKING:
     from collections.abc import Generator, Sequence
     from types import TracebackType
 
+    from harness.toxiproxy import ToxicProxy, ToxiproxyClient
+
     from trio_election import LeaderRecord
     from trio_election.testing import ControlPlane
-    from trio_election.testing._toxiproxy import ToxicProxy, ToxiproxyClient
 
 Kind = Literal["trio", "clientgo", "kubepy", "clientgo-v0.23", "clientgo-v0.27"]
 Resource = Literal["leases", "configmaps", "endpoints"]

@@ -23,8 +23,8 @@ from trio_election._kube._errors import ForbiddenError
 from trio_election._kube_locks import EndpointsLock, LeaseLock, MultiLock
 from trio_election._kube_locks._base import PATCH_RETRY_SECONDS, PUT_AFTER_REFUSALS
 from trio_election._kube_locks._forbidden import FORBIDDEN_GRACE_SECONDS
+from trio_election.testing import History
 from trio_election.testing._fake_api import ALL_VERBS, ELECTION_VERBS, FakeKubeApi
-from trio_election.testing._history import History
 
 from .conftest import LOCK_TYPES
 

@@ -21,8 +21,8 @@ import trio.testing
 import trio_election as te
 from trio_election._kube_locks._base import PATCH_RETRY_SECONDS, PUT_AFTER_REFUSALS
 from trio_election._kube_locks._forbidden import FORBIDDEN_GRACE_SECONDS
+from trio_election.testing import History
 from trio_election.testing._fake_api import ELECTION_VERBS, FakeKubeApi
-from trio_election.testing._history import History
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping

@@ -41,7 +41,7 @@ from ._schedule import LEADER, Event, Schedule
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Generator
 
-    from trio_election.testing._history import Interval
+    from trio_election.testing import Interval
 
 __all__ = ["Outcome", "Term", "run_schedule", "seed_trio_scheduler", "seeded_engines"]
 

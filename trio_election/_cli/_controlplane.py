@@ -75,7 +75,7 @@ def add_parser(subparsers: argparse._SubParsersAction[Parser]) -> None:
 def main(options: argparse.Namespace) -> int:
     if options.command is not None:
         raise CommandError("control-plane takes no command after --", 2)
-    from trio_election.testing import _binaries, _build
+    from .._controlplane import _binaries, _build
 
     if options.action == "build":
         return _build.ensure_control_plane(options.if_needed)
@@ -95,7 +95,9 @@ def main(options: argparse.Namespace) -> int:
 
 
 def _start(copy_to: Path | None) -> int:
-    from trio_election.testing import ControlPlane, MissingBinaries, StartupError
+    from .._controlplane._binaries import MissingBinaries
+    from .._controlplane._control_plane import ControlPlane
+    from .._controlplane._processes import StartupError
 
     stopping = threading.Event()
 

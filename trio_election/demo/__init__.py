@@ -25,7 +25,7 @@ import trio
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from trio_election.testing._history import History
+    from trio_election._history import History
 
 __all__ = ["main"]
 
@@ -78,11 +78,11 @@ def _start_control_plane(*, build: bool) -> ControlPlane | None:
     """A started control plane, or None (having said why) to run on a MemoryLock."""
     import shutil
 
-    from trio_election.testing import ControlPlane, MissingBinaries, find_binaries
-    from trio_election.testing._binaries import cache_dir
+    from trio_election._controlplane._binaries import MissingBinaries, cache_dir, find_binaries
+    from trio_election._controlplane._control_plane import ControlPlane
 
     if find_binaries() is None and build and shutil.which("go") is not None:
-        from trio_election.testing._build import ensure_control_plane
+        from trio_election._controlplane._build import ensure_control_plane
 
         print(
             f"building kube-apiserver and etcd from Go modules into {cache_dir()} "
@@ -140,4 +140,4 @@ def _show(result: tuple[History, float, float]) -> int:
 
 
 if TYPE_CHECKING:
-    from trio_election.testing import ControlPlane
+    from trio_election._controlplane._control_plane import ControlPlane

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from trio_election.testing._history import History, Interval
+from trio_election._history import History, Interval
 
 from ._timeline import Show
 
 if TYPE_CHECKING:
-    from trio_election.testing import ControlPlane
+    from trio_election._controlplane._control_plane import ControlPlane
 
 __all__ = ["run_cluster_demo"]
 

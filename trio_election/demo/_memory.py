@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import trio
 
 import trio_election as te
-from trio_election.testing._history import History
+from trio_election._history import History
 
 from ._timeline import Show
 

@@ -9,7 +9,7 @@ import trio
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from trio_election.testing._history import Interval
+    from trio_election._history import Interval
 
 __all__ = ["Show", "timeline"]
 

@@ -13,9 +13,9 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._binaries import BUILD_COMMAND, MissingBinaries
-from ._control_plane import ControlPlane
-from ._processes import StartupError
+from trio_election._controlplane._binaries import BUILD_COMMAND, MissingBinaries
+from trio_election._controlplane._control_plane import ControlPlane
+from trio_election._controlplane._processes import StartupError
 
 if TYPE_CHECKING:
     from types import FrameType

@@ -35,8 +35,14 @@ from typing import TYPE_CHECKING, Any, Literal, Self, final
 
 import httpx
 
-from ._binaries import TOXIPROXY, find_toxiproxy
-from ._processes import ProcessGroup, Reaper, StartupError, free_port, wait_for
+from trio_election._controlplane._binaries import TOXIPROXY, find_toxiproxy
+from trio_election._controlplane._processes import (
+    ProcessGroup,
+    Reaper,
+    StartupError,
+    free_port,
+    wait_for,
+)
 
 if TYPE_CHECKING:
     from types import TracebackType
