@@ -45,10 +45,11 @@ def run_trio(options: argparse.Namespace) -> None:
     import trio
 
     import trio_election as te
+    from trio_election.kube import KubeClient, KubeConfig
 
     counter = Counter(options.n)
 
-    async def one(client: te.KubeClient, name: str) -> None:
+    async def one(client: KubeClient, name: str) -> None:
         async with te.open_election(
             f"leases/{options.namespace}/{name}",
             identity=options.identity,
@@ -67,8 +68,8 @@ def run_trio(options: argparse.Namespace) -> None:
                         emit("stopped-leading", name)
 
     async def main() -> None:
-        config = te.KubeConfig.load(options.kubeconfig)
-        async with te.KubeClient(config) as client, trio.open_nursery() as nursery:
+        config = KubeConfig.load(options.kubeconfig)
+        async with KubeClient(config) as client, trio.open_nursery() as nursery:
             emit("ready", options.identity)
             for i in range(options.n):
                 nursery.start_soon(one, client, f"{options.prefix}-{i}")

@@ -10,6 +10,7 @@ import trio.testing
 
 import trio_election as te
 from trio_election._kube_locks._forbidden import FORBIDDEN_GRACE_SECONDS
+from trio_election.kube import ForbiddenError
 from trio_election.testing._fake_api import FakeKubeApi
 
 if TYPE_CHECKING:
@@ -112,7 +113,7 @@ async def test_missing_rbac_verb_comes_out_after_the_grace_window(
     comes out of elect() unwrapped, naming the verb to grant."""
     api = FakeKubeApi(verbs={"leases": {"create", "update"}})
     async with api.client(user="no-get") as client:
-        with pytest.raises(te.ForbiddenError, match='cannot get resource "leases"') as caught:
+        with pytest.raises(ForbiddenError, match='cannot get resource "leases"') as caught:
             async with te.elect("leases/default/my-app", identity="a", client=client):
                 pytest.fail("led without being allowed to read")
     assert 'Grant the "get" verb' in str(caught.value)

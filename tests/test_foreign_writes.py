@@ -19,7 +19,7 @@ import trio
 import trio.testing
 
 import trio_election as te
-from trio_election.testing import History
+from trio_election.testing import History, MemoryLockHandle
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Callable
@@ -35,7 +35,7 @@ def released_by_another(transitions: int) -> te.LeaderRecord:
 class CheckedWrites:
     """A follower's handle that runs `check()` the moment one of its writes succeeds."""
 
-    def __init__(self, inner: te.MemoryLockHandle, check: Callable[[], None]) -> None:
+    def __init__(self, inner: MemoryLockHandle, check: Callable[[], None]) -> None:
         self.inner = inner
         self.check = check
         self.writes = 0
@@ -186,7 +186,7 @@ class StalledWrites:
     """A handle whose next update reaches the server only `apply_after` seconds later,
     while the caller waits for an answer that never comes (a stalled API server)."""
 
-    def __init__(self, inner: te.MemoryLockHandle) -> None:
+    def __init__(self, inner: MemoryLockHandle) -> None:
         self.inner = inner
         self._stall: float | None = None
         self._nursery: trio.Nursery | None = None

@@ -28,6 +28,7 @@ from trio_election import _election
 from trio_election._cli import _run, main
 from trio_election._cli._options import CommandError, Parser
 from trio_election._core._options import ElectionOptions, Flag, OptionSpec, option_specs
+from trio_election.kube import KubeClient
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -235,7 +236,7 @@ def test_the_command_hands_every_flag_on(
     [options] = seen
     for name, value in wanted.items():
         assert getattr(options, name) == value, name
-    assert isinstance(options.client, te.KubeClient)
+    assert isinstance(options.client, KubeClient)
     assert options.stop_on_sigterm is False  # the runner's signals
     for spec in SPECS:
         if spec.name not in {*wanted, "client", "stop_on_sigterm"}:

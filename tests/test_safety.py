@@ -14,7 +14,7 @@ import trio
 import trio.testing
 
 import trio_election as te
-from trio_election.testing import History
+from trio_election.testing import History, MemoryLockHandle, ScaledClock
 
 LEASE, RENEW, RETRY = 15.0, 10.0, 2.0
 
@@ -22,7 +22,7 @@ LEASE, RENEW, RETRY = 15.0, 10.0, 2.0
 @dataclass
 class Candidate:
     identity: str
-    handle: te.MemoryLockHandle
+    handle: MemoryLockHandle
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
 
 
@@ -100,7 +100,7 @@ async def test_fifty_candidates_for_an_hour_with_crashes_hangs_and_conflicts(
         assert next_start - crashed_at <= LEASE + RETRY, (crashed_at, next_start)
 
 
-async def heal_later(handle: te.MemoryLockHandle, after: float) -> None:
+async def heal_later(handle: MemoryLockHandle, after: float) -> None:
     await trio.sleep(after)
     handle.heal()
 
@@ -118,14 +118,14 @@ async def test_partitioned_leader_stops_before_a_skewed_follower_starts(
     leader_handle = lock.handle()
 
     async def follower() -> None:
-        async with te.elect(lock, identity="f", clock=te.ScaledClock(follower_rate)):
+        async with te.elect(lock, identity="f", clock=ScaledClock(follower_rate)):
             with history.leading("f"):
                 await trio.sleep(1)
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(follower)
         with pytest.raises(te.LeadershipLost):
-            async with te.elect(leader_handle, identity="l", clock=te.ScaledClock(leader_rate)):
+            async with te.elect(leader_handle, identity="l", clock=ScaledClock(leader_rate)):
                 with history.leading("l"):
                     await trio.sleep(7)
                     leader_handle.hang()  # cut off from the API: renewals stop
@@ -144,14 +144,14 @@ async def test_too_much_rate_skew_is_outside_the_guarantee(
     leader_handle = lock.handle()
 
     async def follower() -> None:
-        async with te.elect(lock, identity="f", clock=te.ScaledClock(2.0)):
+        async with te.elect(lock, identity="f", clock=ScaledClock(2.0)):
             with history.leading("f"):
                 await trio.sleep(1)
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(follower)
         with pytest.raises(te.LeadershipLost):
-            async with te.elect(leader_handle, identity="l", clock=te.ScaledClock(0.5)):
+            async with te.elect(leader_handle, identity="l", clock=ScaledClock(0.5)):
                 with history.leading("l"):
                     await trio.sleep(7)
                     leader_handle.hang()

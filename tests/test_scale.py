@@ -24,7 +24,7 @@ import trio.testing
 from property._runner import seed_trio_scheduler, seeded_engines
 
 import trio_election as te
-from trio_election.testing import History
+from trio_election.testing import History, MemoryLockHandle
 
 CHAOS = os.environ.get("TRIO_ELECTION_HYPOTHESIS_PROFILE") == "chaos"
 LEASE, RENEW, RETRY = 15.0, 10.0, 2.0
@@ -66,12 +66,12 @@ async def run_fleet(size: int, duration: float, *, release_every: float | None =
     `CRASH_EVERY` seconds, or (with `release_every`) steps down and releases that often."""
     fleet = Fleet(size, duration)
     lock = te.MemoryLock()
-    handles: list[te.MemoryLockHandle] = []
+    handles: list[MemoryLockHandle] = []
     scopes: dict[str, trio.CancelScope] = {}
-    counted: dict[te.MemoryLockHandle, tuple[int, int]] = {}
+    counted: dict[MemoryLockHandle, tuple[int, int]] = {}
     crashed: set[str] = set()
 
-    async def candidate(identity: str, handle: te.MemoryLockHandle) -> None:
+    async def candidate(identity: str, handle: MemoryLockHandle) -> None:
         with trio.CancelScope() as scopes[identity]:
             async with te.open_election(
                 handle,

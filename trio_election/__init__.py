@@ -1,7 +1,33 @@
 """Leader election on Kubernetes for trio programs.
 
-async with trio_election.elect("leases/default/my-app") as leadership:
-    await run_controller()   # cancelled when the lease can no longer be held safely
+    async with trio_election.elect("leases/default/my-app") as leadership:
+        await run_controller()   # cancelled when the lease can no longer be held safely
+
+Here: the election API (`elect`, `open_election`, `Election`, `Leadership`), client-go's
+leaderelection names (`LeaderElector`, `ElectionConfig`, `LeaderCallbacks`, `run_or_die`),
+the locks, and the `ElectionError` tree. Kubernetes access (the client, its configuration,
+the API errors) is `trio_election.kube`; tools for tests are `trio_election.testing`.
+
+The errors (`*`: may come out of `elect()`, `open_election()` and `LeaderElector.run()`;
+every other error is retried inside)::
+
+    ElectionError
+    ├── ConfigError *            a bad argument or configuration: names the value and the rule
+    │   └── kube.KubeConfigError *     a kubeconfig or service account that cannot work
+    │       └── kube.TLSVerificationError *   the server's certificate is not trusted
+    ├── LeadershipLost *         the term ended because the lease could not be held safely
+    ├── LockError                one lock operation failed (retried)
+    │   ├── LockConflict         someone else wrote first (HTTP 409); never overwritten
+    │   ├── LockNotFound         the lock object does not exist
+    │   └── WatchUnavailable     the lock cannot be watched: followers poll instead
+    ├── kube.ApiError            the API answered with an error status
+    │   ├── kube.ForbiddenError *      a 403 that persists: names the RBAC verb to grant
+    │   ├── kube.UnauthorizedError *   a 401 that persists: the credentials were refused
+    │   ├── kube.InvalidError *        422: the API refused the object (a bad lock name)
+    │   └── ...                        404, 409, 410, 429 and 5xx are retried as LockError;
+    │                                  any other status comes out as its ApiError *
+    └── kube.ApiConnectionError  no answer from the API (retried)
+    Terminated *                 a SystemExit(143) after SIGTERM stopped the election
 """
 
 from __future__ import annotations
@@ -10,9 +36,7 @@ from ._clientgo import ElectionConfig as ElectionConfig
 from ._clientgo import LeaderCallbacks as LeaderCallbacks
 from ._clientgo import LeaderElector as LeaderElector
 from ._clientgo import run_or_die as run_or_die
-from ._core._clock import Clock as Clock
-from ._core._clock import ScaledClock as ScaledClock
-from ._core._clock import TrioClock as TrioClock
+from ._core._clock import ElectionClock as ElectionClock
 from ._core._exceptions import ConfigError as ConfigError
 from ._core._exceptions import ElectionError as ElectionError
 from ._core._exceptions import LeadershipLost as LeadershipLost
@@ -27,58 +51,32 @@ from ._core._lock import LeaderRecord as LeaderRecord
 from ._core._lock import LockHandle as LockHandle
 from ._core._lock import Observation as Observation
 from ._core._memory import MemoryLock as MemoryLock
-from ._core._memory import MemoryLockHandle as MemoryLockHandle
 from ._core._metering import Statistics as Statistics
+from ._core._timing import Timing as Timing
 from ._election import Election as Election
 from ._election import elect as elect
 from ._election import open_election as open_election
 from ._health import HealthCheck as HealthCheck
-from ._kube import AlreadyExistsError as AlreadyExistsError
-from ._kube import ApiConnectionError as ApiConnectionError
-from ._kube import ApiError as ApiError
-from ._kube import ConflictError as ConflictError
-from ._kube import ExecConfig as ExecConfig
-from ._kube import ForbiddenError as ForbiddenError
-from ._kube import GoneError as GoneError
-from ._kube import InvalidError as InvalidError
-from ._kube import KubeClient as KubeClient
-from ._kube import KubeConfig as KubeConfig
-from ._kube import KubeConfigError as KubeConfigError
-from ._kube import NotFoundError as NotFoundError
-from ._kube import ServerError as ServerError
-from ._kube import TLSVerificationError as TLSVerificationError
-from ._kube import TooManyRequestsError as TooManyRequestsError
-from ._kube import UnauthorizedError as UnauthorizedError
-from ._kube_locks import LEADER_ANNOTATION as LEADER_ANNOTATION
 from ._kube_locks import ConfigMapLock as ConfigMapLock
 from ._kube_locks import EndpointsLock as EndpointsLock
+from ._kube_locks import KubeLock as KubeLock
 from ._kube_locks import LeaseLock as LeaseLock
 from ._kube_locks import MultiLock as MultiLock
 from ._kube_locks import lock_from_string as lock_from_string
+from ._public import name_home
 from ._version import __version__ as __version__
 
 __all__ = [
-    "LEADER_ANNOTATION",
     "UNKNOWN_HOLDER",
-    "AlreadyExistsError",
-    "ApiConnectionError",
-    "ApiError",
-    "Clock",
     "ConfigError",
     "ConfigMapLock",
-    "ConflictError",
     "Election",
+    "ElectionClock",
     "ElectionConfig",
     "ElectionError",
     "EndpointsLock",
-    "ExecConfig",
-    "ForbiddenError",
-    "GoneError",
     "HealthCheck",
-    "InvalidError",
-    "KubeClient",
-    "KubeConfig",
-    "KubeConfigError",
+    "KubeLock",
     "LeaderCallbacks",
     "LeaderElector",
     "LeaderRecord",
@@ -90,18 +88,11 @@ __all__ = [
     "LockHandle",
     "LockNotFound",
     "MemoryLock",
-    "MemoryLockHandle",
     "MultiLock",
-    "NotFoundError",
     "Observation",
-    "ScaledClock",
-    "ServerError",
     "Statistics",
-    "TLSVerificationError",
     "Terminated",
-    "TooManyRequestsError",
-    "TrioClock",
-    "UnauthorizedError",
+    "Timing",
     "WatchUnavailable",
     "__version__",
     "elect",
@@ -109,3 +100,6 @@ __all__ = [
     "open_election",
     "run_or_die",
 ]
+
+name_home(__name__, [globals()[name] for name in __all__])
+del name_home

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from ._binding import LockSpec
-    from ._core._clock import Clock
+    from ._core._clock import ElectionClock
     from ._core._leadership import Leadership
     from ._kube import KubeClient
 
@@ -75,7 +75,7 @@ class ElectionConfig:
     stop_on_sigterm: bool = True
     events: str | None = None
     client: KubeClient | None = None
-    clock: Clock | None = None
+    clock: ElectionClock | None = None
 
 
 def config_options(config: ElectionConfig) -> dict[str, Any]:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Callable, Generator
 
     from ._binding import EventRecorder
-    from ._core._clock import Clock
+    from ._core._clock import ElectionClock
     from ._core._leadership import Leadership
     from ._core._metering import Statistics
     from ._kube import KubeClient
@@ -162,7 +162,7 @@ async def open_election(
     release_on_exit: bool = True,
     stop_on_sigterm: bool = True,
     events: str | None = None,
-    clock: Clock | None = None,
+    clock: ElectionClock | None = None,
     on_leader_change: Callable[[str | None], None] | None = None,
 ) -> AsyncGenerator[Election]:
     """Take part in an election: follow the lock, and lead when asked (`leading()`).
@@ -270,7 +270,7 @@ async def elect(
     release_on_exit: bool = True,
     stop_on_sigterm: bool = True,
     events: str | None = None,
-    clock: Clock | None = None,
+    clock: ElectionClock | None = None,
     on_leader_change: Callable[[str | None], None] | None = None,
 ) -> AsyncGenerator[Leadership]:
     """Wait until leader, then run the block as the leader's work; one term only.

@@ -4,6 +4,8 @@
 `ExecConfig` is a kubeconfig user's exec credential plugin. `KubeClient` sends JSON
 requests and reads watch streams over httpx, with typed errors; the Kubernetes locks of
 `trio_election` take one (``client=``), and `elect()` makes one when none is given.
+`LEADER_ANNOTATION` is the annotation that holds the record on an Endpoints or ConfigMap
+lock (client-go's key).
 
 The errors, all of them `trio_election.ElectionError`:
 
@@ -47,8 +49,10 @@ from ._kube import ServerError as ServerError
 from ._kube import TLSVerificationError as TLSVerificationError
 from ._kube import TooManyRequestsError as TooManyRequestsError
 from ._kube import UnauthorizedError as UnauthorizedError
+from ._kube_locks import LEADER_ANNOTATION as LEADER_ANNOTATION
 
 __all__ = [
+    "LEADER_ANNOTATION",
     "AlreadyExistsError",
     "ApiConnectionError",
     "ApiError",

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 import trio_election as te
-from trio_election.testing import FakeKubeApi, History
+from trio_election.kube import LEADER_ANNOTATION, KubeClient
+from trio_election.testing import FakeKubeApi, History, TrioClock
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping
@@ -23,7 +24,7 @@ def _virtual_wall() -> dt.datetime:
     return EPOCH + dt.timedelta(seconds=trio.current_time())
 
 
-VIRTUAL_WALL = te.TrioClock(wall=_virtual_wall)
+VIRTUAL_WALL = TrioClock(wall=_virtual_wall)
 """trio's clock, with a wall clock that moves with virtual time: annotation records hold
 whole seconds, and renewals a real second apart must write different times."""
 NAME = "my-app"
@@ -65,7 +66,7 @@ class Fleet:
         work: float = math.inf,
         verbs: Mapping[str, Collection[str]] | None = None,
         process: str | None = None,
-        client: te.KubeClient | None = None,
+        client: KubeClient | None = None,
     ) -> Candidate:
         """Start a candidate that leads again and again, each term working `work` seconds.
 
@@ -82,7 +83,7 @@ class Fleet:
         self,
         candidate: Candidate,
         work: float,
-        given: te.KubeClient,
+        given: KubeClient,
         process: str,
     ) -> None:
         with candidate.scope:
@@ -142,7 +143,7 @@ def put_annotation(api: FakeKubeApi, value: str, resource: str = "configmaps") -
             "metadata": {
                 "name": NAME,
                 "namespace": "default",
-                "annotations": {te.LEADER_ANNOTATION: value},
+                "annotations": {LEADER_ANNOTATION: value},
             }
         },
     )

@@ -19,6 +19,7 @@ import trio
 import trio.testing
 
 import trio_election as te
+from trio_election.kube import KubeClient, KubeConfig, UnauthorizedError
 from trio_election.testing import FakeKubeApi
 
 from ._fleet import LEASE, NAME, RENEW, RETRY, Fleet
@@ -134,7 +135,7 @@ async def test_401_mid_term_with_a_static_token_is_a_clear_error(
     (first, second) = fleet.history.closed()
     assert (first.identity, first.end) == ("a", 4 + RENEW)
     assert "401" in a.terms[0].reason
-    assert isinstance(a.error, te.UnauthorizedError)
+    assert isinstance(a.error, UnauthorizedError)
     assert "check the token, certificate or exec plugin" in str(a.error)
     assert a.token not in str(a.error)
     assert second.identity == "b"
@@ -150,12 +151,12 @@ async def test_401_mid_term_with_a_rotated_token_file_costs_nothing(
     token_file = tmp_path / "token"
     old = api.token("a")
     token_file.write_text(old)
-    config = te.KubeConfig(
+    config = KubeConfig(
         server="https://fake-kube-api.invalid", token_file=token_file, insecure_skip_tls_verify=True
     )
     fleet = Fleet(api)
     async with trio.open_nursery() as nursery:
-        fleet.start(nursery, "a", client=te.KubeClient(config, transport=api.transport))
+        fleet.start(nursery, "a", client=KubeClient(config, transport=api.transport))
         await trio.sleep(4.5)
         token_file.write_text(api.token("a"))
         api.revoke(old)
@@ -342,12 +343,12 @@ async def test_a_proxy_answering_web_pages_is_a_clean_step_down(
 ) -> None:
     api = FakeKubeApi()
     proxy = HtmlProxy(api.transport)
-    config = te.KubeConfig(
+    config = KubeConfig(
         server="https://fake-kube-api.invalid", token=api.token("a"), insecure_skip_tls_verify=True
     )
     fleet = Fleet(api)
     async with trio.open_nursery() as nursery:
-        fleet.start(nursery, "a", client=te.KubeClient(config, transport=proxy))
+        fleet.start(nursery, "a", client=KubeClient(config, transport=proxy))
         await trio.sleep(1)
         fleet.start(nursery, "b")
         await trio.sleep(3.5)

@@ -17,6 +17,7 @@ import trio
 
 import trio_election as te
 from trio_election._kube import KubeConfig, KubeConfigError
+from trio_election.kube import KubeClient
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -149,7 +150,7 @@ def test_in_cluster_namespace_that_is_not_a_dns_label(in_pod: Path) -> None:
     service_account(in_pod, namespace=b"Prod_NS\n")
     config = KubeConfig.load()
     with pytest.raises(te.ConfigError, match=r"invalid namespace 'Prod_NS'.*DNS label"):
-        te.lock_from_string("leases/my-app", te.KubeClient(config))
+        te.lock_from_string("leases/my-app", KubeClient(config))
 
 
 def test_in_cluster_port_that_is_not_a_number(
@@ -159,7 +160,7 @@ def test_in_cluster_port_that_is_not_a_number(
     monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "https")
     config = KubeConfig.load()
     with pytest.raises(KubeConfigError) as info:
-        te.KubeClient(config)
+        KubeClient(config)
     assert "in-cluster" in str(info.value)
     assert "'https://127.0.0.1:https'" in str(info.value)
     assert "must be https://HOST[:PORT]" in str(info.value)

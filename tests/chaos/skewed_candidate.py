@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import trio_election as te
+from trio_election.testing import ScaledClock
 
 CANDIDATE = Path(__file__).resolve().parent.parent / "peers" / "trio_candidate.py"
 
@@ -24,7 +25,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--clock-rate", type=float, required=True)
     options, rest = parser.parse_known_args()
-    clock = te.ScaledClock(options.clock_rate)
+    clock = ScaledClock(options.clock_rate)
     # the candidate calls te.open_election() at run time: give every call this clock
     te.open_election = functools.partial(te.open_election, clock=clock)
     sys.argv = [str(CANDIDATE), *rest]

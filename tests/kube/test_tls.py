@@ -89,7 +89,7 @@ async def test_server_of_another_ca_is_refused(pki: Pki) -> None:
     assert "certificate_authority_data given to KubeConfig" in message
     assert "That CA did not sign the server's certificate" in message
     assert "SECRET" not in message
-    assert isinstance(info.value, te.KubeConfigError)
+    assert isinstance(info.value, KubeConfigError)
     assert not isinstance(info.value, (ApiConnectionError, te.LockError))
     assert server.requests == []
 

@@ -23,7 +23,8 @@ from trio_election._kube._errors import ForbiddenError
 from trio_election._kube_locks import EndpointsLock, LeaseLock, MultiLock
 from trio_election._kube_locks._base import PATCH_RETRY_SECONDS, PUT_AFTER_REFUSALS
 from trio_election._kube_locks._forbidden import FORBIDDEN_GRACE_SECONDS
-from trio_election.testing import History
+from trio_election.kube import UnauthorizedError
+from trio_election.testing import History, TrioClock
 from trio_election.testing._fake_api import ALL_VERBS, ELECTION_VERBS, FakeKubeApi
 
 from .conftest import LOCK_TYPES
@@ -111,7 +112,7 @@ async def test_a_401_is_retried_until_it_has_lasted_the_window(
     with pytest.raises(te.LockError, match=r"refused \(401\)"):
         await lock.get()
     await trio.sleep(FORBIDDEN_GRACE_SECONDS)
-    with pytest.raises(te.UnauthorizedError):
+    with pytest.raises(UnauthorizedError):
         await lock.get()
     api.heal()
     await lock.get()
@@ -330,7 +331,7 @@ async def campaign(api: FakeKubeApi, identity: str, lock: str, history: History)
     async with (
         api.client(user=identity) as client,
         te.open_election(
-            lock, identity=identity, client=client, clock=te.TrioClock(wall=virtual_wall)
+            lock, identity=identity, client=client, clock=TrioClock(wall=virtual_wall)
         ) as election,
         election.leading(),
     ):

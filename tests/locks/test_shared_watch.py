@@ -29,10 +29,13 @@ from trio_election._kube_locks._streams import (
     WATCH_TIMEOUT_SECONDS,
     object_events,
 )
+from trio_election.testing import TrioClock
 from trio_election.testing._fake_api import FakeKubeApi
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
+
+    from trio_election.kube import KubeClient
 
 EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 N = 6
@@ -72,12 +75,12 @@ async def fleet(request: pytest.FixtureRequest) -> AsyncGenerator[Fleet]:
     api = FakeKubeApi(verbs=verbs)
     fleet = Fleet(api)
 
-    async def one(client: te.KubeClient, name: str) -> None:
+    async def one(client: KubeClient, name: str) -> None:
         async with te.open_election(
             f"leases/default/{name}",
             identity="me",
             client=client,
-            clock=te.TrioClock(wall=virtual_wall),
+            clock=TrioClock(wall=virtual_wall),
             stop_on_sigterm=False,
         ) as election:
             while True:
@@ -197,7 +200,7 @@ def two_leases() -> FakeKubeApi:
 
 
 async def read_events(
-    client: te.KubeClient, since: str, name: str, task_status: trio.TaskStatus[None]
+    client: KubeClient, since: str, name: str, task_status: trio.TaskStatus[None]
 ) -> None:
     """Read the watch events of Lease `name` until cancelled."""
     async with object_events(client, LEASES, name, since) as events:
@@ -234,7 +237,7 @@ async def test_a_client_done_with_is_not_kept_by_its_shared_watches(
 ) -> None:
     api = two_leases()
 
-    async def watch_two() -> weakref.ref[te.KubeClient]:
+    async def watch_two() -> weakref.ref[KubeClient]:
         async with api.client() as client, trio.open_nursery() as nursery:
             read = partial(read_events, client, str(api.revision))
             await nursery.start(read, "a")

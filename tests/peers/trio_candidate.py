@@ -31,6 +31,7 @@ import time
 import trio
 
 import trio_election as te
+from trio_election.kube import KubeClient, KubeConfig
 
 DESCRIPTION = (__doc__ or "").splitlines()[0]
 
@@ -42,11 +43,11 @@ def emit(event: str, arg: str) -> None:
 async def campaign(options: argparse.Namespace) -> None:
     """Lead term after term until SIGTERM or SIGINT. SIGTERM needs no handler here:
     open_election() cancels the work, releases, and raises te.Terminated (status 143)."""
-    config = te.KubeConfig.load(options.kubeconfig)
+    config = KubeConfig.load(options.kubeconfig)
     identity: str = options.identity
     try:
         async with (
-            te.KubeClient(config) as client,
+            KubeClient(config) as client,
             te.open_election(
                 options.lock,
                 identity=identity,

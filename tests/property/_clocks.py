@@ -1,8 +1,8 @@
 """Clocks for the schedules, and a real-time watchdog against a run that stops time.
 
-`RoundTripClock` runs `rate` times as fast as trio's clock, like `te.ScaledClock`, but its
+`RoundTripClock` runs `rate` times as fast as trio's clock, like `trio_election.testing.ScaledClock`, but its
 `to_trio()` rounds up, so that at the trio time `to_trio(t)` its `now()` is never short of
-`t`. `te.ScaledClock` can fall short by one unit in the last place: then a loop that sleeps
+`t`. `trio_election.testing.ScaledClock` can fall short by one unit in the last place: then a loop that sleeps
 until `to_trio(t)` and checks `now() < t` goes round forever without time passing (see
 `test_rate_bound.py::test_a_leader_on_a_scaled_clock_keeps_renewing`). The schedules use
 `RoundTripClock` so that they test the election's rules rather than that rounding.

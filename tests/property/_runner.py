@@ -33,7 +33,8 @@ from trio._core import _run as trio_run
 
 import trio_election as te
 from trio_election._core import _pacing
-from trio_election.testing import FakeKubeApi, History
+from trio_election.kube import LEADER_ANNOTATION
+from trio_election.testing import FakeKubeApi, History, MemoryLockHandle
 
 from ._clocks import RoundTripClock, SpinDetector
 from ._schedule import LEADER, Event, Schedule
@@ -204,7 +205,7 @@ class _Process:
     offset: float
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     election: te.Election | None = None
-    handle: te.MemoryLockHandle | None = None
+    handle: MemoryLockHandle | None = None
     crashed: bool = False
 
     @property
@@ -251,7 +252,7 @@ class _MemoryBackend(_Backend):
         self.lock = te.MemoryLock(NAME)
 
     @asynccontextmanager
-    async def connect(self, proc: _Process) -> AsyncGenerator[te.MemoryLockHandle]:
+    async def connect(self, proc: _Process) -> AsyncGenerator[MemoryLockHandle]:
         assert proc.handle is not None
         yield proc.handle
 
@@ -377,7 +378,7 @@ class _KubeBackend(_Backend):
         else:
             record["leaderTransitions"] = transitions
             value = '{"holderIdentity": ' if code == 1 else json.dumps(record)
-            obj["metadata"]["annotations"] = {te.LEADER_ANNOTATION: value}
+            obj["metadata"]["annotations"] = {LEADER_ANNOTATION: value}
         self.api.put_object(resource, obj)
 
     def _transitions(self, current: dict[str, Any] | None) -> int:
@@ -389,7 +390,7 @@ class _KubeBackend(_Backend):
             if isinstance(spec, dict):
                 value = cast("dict[str, object]", spec).get("leaseTransitions", 0)
         else:
-            text = current.get("metadata", {}).get("annotations", {}).get(te.LEADER_ANNOTATION)
+            text = current.get("metadata", {}).get("annotations", {}).get(LEADER_ANNOTATION)
             try:
                 value = json.loads(text).get("leaderTransitions", 0)
             except (TypeError, ValueError, AttributeError):

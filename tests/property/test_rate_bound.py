@@ -20,6 +20,7 @@ import trio.testing
 from hypothesis import Phase, find, settings
 
 import trio_election as te
+from trio_election.testing import ScaledClock
 
 from ._checks import run
 from ._clocks import SpinDetector
@@ -107,7 +108,7 @@ def test_a_leader_on_a_scaled_clock_keeps_renewing() -> None:
     async def lead() -> None:
         with detector.scope:
             async with te.elect(
-                te.MemoryLock(), identity="a", clock=te.ScaledClock(1.3), stop_on_sigterm=False
+                te.MemoryLock(), identity="a", clock=ScaledClock(1.3), stop_on_sigterm=False
             ):
                 await trio.sleep(60)
 

@@ -12,6 +12,7 @@ import sys
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 import trio_election as te
+from trio_election.kube import KubeClient, KubeConfig
 
 from .._core._options import ElectionOptions, Flag, option_specs
 
@@ -202,8 +203,8 @@ def add_election_options(parser: argparse.ArgumentParser) -> None:
 
 
 def election_options(
-    options: argparse.Namespace, client: te.KubeClient
-) -> ElectionOptions[te.KubeClient]:
+    options: argparse.Namespace, client: KubeClient
+) -> ElectionOptions[KubeClient]:
     """The election's options: the flags' values, the command's client, and no SIGTERM
     handling (signals are the runner's: CMD is stopped before the release)."""
     flags = {
@@ -211,7 +212,7 @@ def election_options(
         for spec in option_specs()
         if isinstance(spec.command, Flag)
     }
-    command: ElectionOptions[te.KubeClient] = ElectionOptions(client=client, stop_on_sigterm=False)
+    command: ElectionOptions[KubeClient] = ElectionOptions(client=client, stop_on_sigterm=False)
     return dataclasses.replace(command, **flags)
 
 
@@ -238,10 +239,10 @@ def lock_spec(options: argparse.Namespace) -> str:
     return f"{resource}/{namespace}/{name}" if namespace is not None else f"{resource}/{name}"
 
 
-def open_client(options: argparse.Namespace) -> te.KubeClient:
+def open_client(options: argparse.Namespace) -> KubeClient:
     """A client from --kubeconfig/--context (or the usual places); `KubeConfigError` if none."""
-    config = te.KubeConfig.load(options.kubeconfig, options.context)
-    return te.KubeClient(config)
+    config = KubeConfig.load(options.kubeconfig, options.context)
+    return KubeClient(config)
 
 
 KubeLock = te.LeaseLock | te.EndpointsLock | te.ConfigMapLock | te.MultiLock

@@ -53,6 +53,8 @@ from ._options import (
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
+    from trio_election.kube import KubeClient
+
     from .._core._options import ElectionOptions
     from ._options import KubeLock, Subcommands
 
@@ -119,7 +121,7 @@ def add_parser(subparsers: Subcommands) -> None:
 class _Settings:
     lock: KubeLock
     command: list[str]
-    options: ElectionOptions[te.KubeClient]
+    options: ElectionOptions[KubeClient]
     grace: float
     again: bool
     http: tuple[str | None, int] | None
@@ -189,7 +191,7 @@ class _Stop:
                 self.kill_now.set()
 
 
-async def _run(settings: _Settings, client: te.KubeClient) -> int:
+async def _run(settings: _Settings, client: KubeClient) -> int:
     stop = _Stop()
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with client, trio.open_nursery() as nursery:

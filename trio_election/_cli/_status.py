@@ -37,6 +37,8 @@ from ._options import (
 if TYPE_CHECKING:
     import argparse
 
+    from trio_election.kube import KubeClient
+
     from ._options import KubeLock, Subcommands
 
 __all__ = ["add_parser", "describe", "main"]
@@ -189,7 +191,7 @@ async def _read(lock: KubeLock) -> te.Observation:
     )
 
 
-async def _status(lock: KubeLock, client: te.KubeClient, output: str, watch: bool) -> int:
+async def _status(lock: KubeLock, client: KubeClient, output: str, watch: bool) -> int:
     async with client:
         obs = await _read(lock)
         info = describe(lock, obs, _now())

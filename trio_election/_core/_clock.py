@@ -1,7 +1,7 @@
 """One clock object for every decision the engine makes about time.
 
-The engine never reads `time.time()` or `time.monotonic()`: it asks a `Clock`. The default,
-`TrioClock`, is trio's own clock (so `autojump_clock` makes tests run in virtual time), and
+The engine never reads `time.time()` or `time.monotonic()`: it asks an `ElectionClock`. The
+default, `TrioClock`, is trio's own clock (so `autojump_clock` makes tests run in virtual time), and
 `ScaledClock` runs faster or slower than trio's, to test tolerance to clock-rate skew. The
 wall-clock timestamps written into lock records come from the clock's `wall()` method; they
 are informational only (expiry is always judged on the local clock).
@@ -17,15 +17,17 @@ import trio
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["Clock", "ScaledClock", "TrioClock"]
+__all__ = ["ElectionClock", "ScaledClock", "TrioClock"]
 
 
 def _utc_now() -> _dt.datetime:
     return _dt.datetime.now(_dt.UTC)
 
 
-class Clock(Protocol):
-    """What the engine needs of time."""
+class ElectionClock(Protocol):
+    """What the engine needs of time: `clock=` of the faces takes any object with these
+    three methods (the default reads trio's clock; `trio_election.testing.ScaledClock` runs
+    fast or slow)."""
 
     def now(self) -> float:
         """The current time of this clock, in seconds (any origin)."""
@@ -97,12 +99,12 @@ class ScaledClock:
         return f"ScaledClock(rate={self._rate!r}, offset={self._offset!r})"
 
 
-def trio_span(clock: Clock, span: float) -> float:
+def trio_span(clock: ElectionClock, span: float) -> float:
     """Convert a span of `clock`'s time, starting now, into trio seconds."""
     now = clock.now()
     return clock.to_trio(now + span) - clock.to_trio(now)
 
 
-async def sleep_until(clock: Clock, t: float) -> None:
+async def sleep_until(clock: ElectionClock, t: float) -> None:
     """Sleep until `clock.now() >= t` (a checkpoint even when `t` has passed)."""
     await trio.sleep_until(clock.to_trio(t))

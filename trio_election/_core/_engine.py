@@ -1,7 +1,7 @@
 """The election engine: one candidate's campaign for one lock, its renewals and release.
 
 Pure trio. It sees the lock only through the `LockHandle` protocol and time only through
-one `Clock`. Both faces of the library (`open_election`/`elect` and the seed's
+one `ElectionClock`. Both faces of the library (`open_election`/`elect` and client-go's
 `LeaderElector`) drive this one engine. It is built of parts: a `LockView` (what the
 candidate knows of the lock: the current observation, when the record last changed, who
 leads, from when the lock may be taken), a `Pacer` (poll delays, Retry-After, the random
@@ -50,7 +50,7 @@ from ._view import LockView
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from ._clock import Clock
+    from ._clock import ElectionClock
     from ._lock import LockHandle, Observation
     from ._timing import Timing
 
@@ -88,7 +88,7 @@ class Engine:
         *,
         identity: str,
         timing: Timing,
-        clock: Clock,
+        clock: ElectionClock,
         release_on_exit: bool = True,
         on_leader_change: Callable[[str | None], None] | None = None,
     ) -> None:

@@ -20,7 +20,7 @@ from ._timing import JITTER_FACTOR
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from ._clock import Clock
+    from ._clock import ElectionClock
     from ._lock import LockHandle, Observation
     from ._pacing import Pacer
     from ._timing import Timing
@@ -68,7 +68,7 @@ class Follower:
         view: LockView,
         pacer: Pacer,
         timing: Timing,
-        clock: Clock,
+        clock: ElectionClock,
         observe: Callable[[Observation], None],
         read: Callable[[], Awaitable[object]],
         leading: Callable[[], bool],

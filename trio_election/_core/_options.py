@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar, final
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from ._clock import Clock
+    from ._clock import ElectionClock
 
 __all__ = [
     "TIMING_FLAGS",
@@ -176,7 +176,7 @@ class ElectionOptions(Generic[ClientT]):
             ),
         ),
     )
-    clock: Clock | None = field(
+    clock: ElectionClock | None = field(
         default=None,
         metadata=_about(
             "the clock the election reads time from (default: trio's); for tests",

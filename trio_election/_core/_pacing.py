@@ -22,7 +22,7 @@ from ._timing import JITTER_FACTOR, MAX_EXPIRY_DELAY_FRACTION
 if TYPE_CHECKING:
     from collections.abc import Generator
 
-    from ._clock import Clock
+    from ._clock import ElectionClock
     from ._exceptions import LockError
     from ._timing import Timing
 
@@ -43,7 +43,7 @@ class Pacer:
 
     __slots__ = ("_clock", "_quiet_until", "_random", "_timing")
 
-    def __init__(self, timing: Timing, clock: Clock) -> None:
+    def __init__(self, timing: Timing, clock: ElectionClock) -> None:
         self._timing = timing
         self._clock = clock
         self._random = random.Random()

@@ -18,7 +18,7 @@ import trio
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from ._clock import Clock
+    from ._clock import ElectionClock
     from ._lock import LeaderRecord, LockHandle, Observation
     from ._metering import Meter
     from ._pacing import Pacer
@@ -72,7 +72,7 @@ class LockView:
         handle: LockHandle,
         identity: str,
         timing: Timing,
-        clock: Clock,
+        clock: ElectionClock,
         pacer: Pacer,
         meter: Meter,
         on_leader_change: Callable[[str | None], None] | None = None,

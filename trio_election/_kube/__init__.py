@@ -6,6 +6,7 @@ so that tracebacks and reprs show the public path whichever module was imported 
 
 from __future__ import annotations
 
+from .._public import name_home
 from ._client import KubeClient as KubeClient
 from ._config import KubeConfig as KubeConfig
 from ._errors import AlreadyExistsError as AlreadyExistsError
@@ -42,23 +43,4 @@ __all__ = [
     "UnauthorizedError",
 ]
 
-for _public in (
-    AlreadyExistsError,
-    ApiConnectionError,
-    ApiError,
-    ConflictError,
-    ExecConfig,
-    ForbiddenError,
-    GoneError,
-    InvalidError,
-    KubeClient,
-    KubeConfig,
-    KubeConfigError,
-    NotFoundError,
-    ServerError,
-    TLSVerificationError,
-    TooManyRequestsError,
-    UnauthorizedError,
-):
-    _public.__module__ = "trio_election.kube"
-del _public
+name_home("trio_election.kube", [globals()[name] for name in __all__])

@@ -13,6 +13,7 @@ import time
 import trio
 
 import trio_election as te
+from trio_election.kube import KubeClient, KubeConfig
 
 __all__ = ["run_candidate"]
 
@@ -25,7 +26,7 @@ def _report(event: str, **fields: object) -> None:
 async def run_candidate(
     lock: str, identity: str, kubeconfig: str, timing: dict[str, float]
 ) -> None:
-    client = te.KubeClient(te.KubeConfig.load(kubeconfig))
+    client = KubeClient(KubeConfig.load(kubeconfig))
     # SIGTERM needs no handler here: open_election() cancels the work, releases the lock
     # and raises te.Terminated, which ends the process with status 143
     async with (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -12,13 +13,16 @@ from trio_election._history import History
 
 from ._timeline import Show
 
+if TYPE_CHECKING:
+    from trio_election._core._memory import MemoryLockHandle
+
 __all__ = ["run_memory_demo"]
 
 
 @dataclass
 class _Candidate:
     identity: str
-    handle: te.MemoryLockHandle
+    handle: MemoryLockHandle
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     step_down: trio.Event = field(default_factory=trio.Event)
 

@@ -17,7 +17,9 @@
   with its fault controls: `delay`, `fail()`, `conflict()`, `hang()` until `heal()`;
   `calls` counts its calls.
 - `ScaledClock`: a clock that runs `rate` times as fast as trio's, for candidates whose
-  clocks drift apart.
+  clocks drift apart; `TrioClock`: trio's clock (the default) with the wall-clock time of
+  the records it writes given by a function (`TrioClock(wall=...)`), for exact records in
+  virtual time.
 """
 
 from __future__ import annotations
@@ -31,9 +33,11 @@ from trio_election._controlplane._control_plane import TestUser as TestUser
 from trio_election._controlplane._processes import PortInUseError as PortInUseError
 from trio_election._controlplane._processes import StartupError as StartupError
 from trio_election._core._clock import ScaledClock as ScaledClock
+from trio_election._core._clock import TrioClock as TrioClock
 from trio_election._core._memory import MemoryLockHandle as MemoryLockHandle
 from trio_election._history import History as History
 from trio_election._history import Interval as Interval
+from trio_election._public import name_home
 
 from ._fake_api import FakeKubeApi as FakeKubeApi
 
@@ -49,19 +53,10 @@ __all__ = [
     "ScaledClock",
     "StartupError",
     "TestUser",
+    "TrioClock",
     "find_binaries",
     "missing_message",
 ]
 
 
-def _name_this_module() -> None:
-    """Make this module the public home of what is defined in private ones (the core's
-    classes keep theirs)."""
-    for name in __all__:
-        obj = globals()[name]
-        if not obj.__module__.startswith("trio_election._core."):
-            obj.__module__ = __name__
-
-
-_name_this_module()
-del _name_this_module
+name_home(__name__, [globals()[name] for name in __all__])
