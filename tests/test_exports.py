@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import pickle
 import re
-import types
+from typing import TYPE_CHECKING
 
 import pytest
 
 import trio_election as te
 import trio_election.kube as kube
 import trio_election.testing as testing
+
+if TYPE_CHECKING:
+    import types
 
 PUBLIC_MODULES = [te, kube, testing]
 

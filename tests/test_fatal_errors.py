@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import TYPE_CHECKING
 
 import pytest
@@ -9,12 +10,15 @@ import trio
 import trio.testing
 
 import trio_election as te
+from trio_election._core._timing import JITTER_FACTOR
 from trio_election._kube_locks._forbidden import FORBIDDEN_GRACE_SECONDS
 from trio_election.kube import ForbiddenError
 from trio_election.testing._fake_api import FakeKubeApi
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
+
+RETRY = 2.0
 
 
 class Forbidden(te.ElectionError):
@@ -124,7 +128,19 @@ async def test_missing_rbac_verb_comes_out_after_the_grace_window(
 async def test_a_moment_of_403_at_start_is_retried(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
+    """Refusals that end inside the grace window are retried a poll delay apart, and the
+    candidate leads at its first read that is allowed. (When it leads depends on the
+    jitter: four poll delays take 8 to 17.6 s, so it may well be past the window.)"""
     api = FakeKubeApi()
     api.fail_next(4, status=403)
-    async with api.client() as client, te.elect("leases/default/my-app", client=client):
-        assert trio.current_time() < FORBIDDEN_GRACE_SECONDS
+    async with (
+        api.client() as client,
+        te.elect("leases/default/my-app", client=client, retry_period=RETRY),
+    ):
+        led = trio.current_time()
+    gets = api.filter("get")
+    assert [r.status for r in gets] == [403] * 4 + [404]
+    assert gets[-2].at < FORBIDDEN_GRACE_SECONDS  # the refusals lasted a moment
+    for refused, then in itertools.pairwise(gets):
+        assert RETRY <= then.at - refused.at <= RETRY * (1 + JITTER_FACTOR)
+    assert led == gets[-1].at

@@ -19,10 +19,15 @@ import trio
 import trio.testing
 
 import trio_election as te
+from trio_election._core._following import (
+    POLLS_BEFORE_WATCHING_AGAIN,
+    WATCH_FAILURES_BEFORE_POLLING,
+)
+from trio_election._core._timing import JITTER_FACTOR
 from trio_election._kube._errors import ForbiddenError
 from trio_election._kube_locks import EndpointsLock, LeaseLock, MultiLock
 from trio_election._kube_locks._base import PATCH_RETRY_SECONDS, PUT_AFTER_REFUSALS
-from trio_election._kube_locks._forbidden import FORBIDDEN_GRACE_SECONDS
+from trio_election._kube_locks._forbidden import FORBIDDEN_GRACE_SECONDS, QUIET_GAP_WINDOWS
 from trio_election.kube import UnauthorizedError
 from trio_election.testing import History, TrioClock
 from trio_election.testing._fake_api import ALL_VERBS, ELECTION_VERBS, FakeKubeApi
@@ -243,6 +248,45 @@ async def test_watch_refused_past_the_window_is_unavailable(
         await trio.sleep(FORBIDDEN_GRACE_SECONDS)
         with pytest.raises(te.WatchUnavailable, match=f'cannot watch resource "{resource}"'):
             await watch_until_closed(lock, first)
+
+
+async def test_watch_never_allowed_is_unavailable_when_tried_again_after_polling(
+    autojump_clock: trio.testing.MockClock, api: FakeKubeApi, resource: str
+) -> None:
+    """A follower whose first watches are refused polls for a while (longer than the quiet
+    gap that ends other verbs' streaks) before it watches again: a watch that has never been
+    allowed is then a missing permission, not a new moment of warm-up."""
+    async with api.client(verbs={resource: {"get", "create", "update"}}) as kube:
+        lock = LOCK_TYPES[resource]("default", "my-app", kube)
+        first = await lock.create(rec("a"))
+        for _ in range(WATCH_FAILURES_BEFORE_POLLING):
+            with pytest.raises(te.LockError) as caught:
+                await watch_until_closed(lock, first)
+            assert type(caught.value) is te.LockError
+            await trio.sleep(2)
+        await trio.sleep(POLLS_BEFORE_WATCHING_AGAIN * 2 * (1 + JITTER_FACTOR))  # the longest
+        assert trio.current_time() > QUIET_GAP_WINDOWS * FORBIDDEN_GRACE_SECONDS
+        with pytest.raises(te.WatchUnavailable, match=f'cannot watch resource "{resource}"'):
+            await watch_until_closed(lock, first)
+
+
+async def test_a_candidate_that_may_not_watch_is_told_once_and_polls(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="trio_election")
+    api = FakeKubeApi(verbs={"leases": ELECTION_VERBS})
+    history = History()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(campaign, api, "a", "leases/default/my-app", history)
+        await trio.sleep(400)  # at least three rounds of 30 polls
+        nursery.cancel_scope.cancel()
+    assert len(messages(caplog, "403 on watch")) == 1  # not one per round of polls
+    [cannot] = [r for r in messages(caplog, "cannot watch (") if r.levelno == logging.WARNING]
+    assert "trying to watch again after 30 polls" in cannot.getMessage()
+    watches = api.filter("watch")
+    assert all(r.status == 403 for r in watches)
+    later = [r for r in watches if r.at >= FORBIDDEN_GRACE_SECONDS]
+    assert 2 <= len(later) <= 400 // (POLLS_BEFORE_WATCHING_AGAIN * 2)  # one per round
 
 
 # ---------------------------------------------------------------- PUT instead of PATCH

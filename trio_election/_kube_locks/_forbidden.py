@@ -8,7 +8,7 @@ bad credentials either: a rotated service-account token is re-read by the client
 
 - refusals that have not yet persisted for `FORBIDDEN_GRACE_SECONDS` (counted on trio's
   clock from the first refusal of an unbroken streak; a streak ends with a success, or
-  after a quiet gap of four windows) are transient: `LockError`, retried;
+  after a quiet gap of four windows, except a watch's) are transient: `LockError`, retried;
 - refusals that have: the error comes out unchanged (a `ForbiddenError` naming the RBAC
   rule to grant, an `UnauthorizedError`).
 
@@ -27,6 +27,7 @@ credentials).
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -48,8 +49,17 @@ change it."""
 
 QUIET_GAP_WINDOWS = 4
 """A streak also ends after this many grace windows without a refusal (the verb was not
-tried meanwhile): an old refusal must not make a new one fatal at once. Longer than any
-retry interval of the engine, so a refusal that lasts is never split into new streaks."""
+tried meanwhile): an old refusal must not make a new one fatal at once. Longer than the
+engine's retry interval of a read or a write, so a refusal that lasts is not split into new
+streaks (see `GAPLESS_VERBS` for the watch)."""
+
+GAPLESS_VERBS = frozenset({"watch"})
+"""Verbs whose streak only a success ends, however long the verb was not tried. After a few
+failed watches the engine polls for a while (30 poll delays: 60-132 s at the defaults, more
+than the quiet gap) before it watches again; with a gap, every such try would start a new
+streak, and a watch that is never allowed would never be taken as such. Taking a watch's
+refusal for a missing permission costs nothing that the gap would spare: the engine polls
+(`WatchUnavailable`) and tries to watch again later."""
 
 AUTHENTICATE = "authenticate"
 """The streak key of 401s: one for every verb."""
@@ -106,7 +116,8 @@ class Permissions:
         grace = FORBIDDEN_GRACE_SECONDS
         key = AUTHENTICATE if exc.status == 401 else verb
         streak = self._streaks.get(key)
-        if streak is None or now - streak.last > QUIET_GAP_WINDOWS * grace:
+        gap = math.inf if key in GAPLESS_VERBS else QUIET_GAP_WINDOWS * grace
+        if streak is None or now - streak.last > gap:
             streak = self._streaks[key] = _Streak(since=now, last=now)
         streak.count += 1
         streak.last = now
