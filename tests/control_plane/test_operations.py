@@ -105,6 +105,18 @@ class Replica:
     def wait_leading(self, within: float) -> bool:
         return self._started.wait(within)
 
+    def wait_log(self, text: str, within: float) -> bool:
+        """Wait until the library's log (stderr) contains `text`; False if it did not in
+        time or the process exited."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            if text.encode() in os.pread(self._stderr.fileno(), 1 << 20, 0):
+                return True
+            if self.process.poll() is not None:
+                return False
+            time.sleep(0.02)
+        return False
+
     def log(self) -> str:
         """Its stderr (the library's log), once it has exited or been killed."""
         self.stop()
@@ -135,8 +147,10 @@ def test_the_readme_example_hands_over_at_once_on_sigterm(
         for _ in range(5):
             stand_by = Replica(program, user.kubeconfig)
             replicas.append(stand_by)
-            time.sleep(2.5)  # it has started, read the Lease and watches it
             leader = replicas[-2]
+            # it has read the Lease held by the leader: its watch resumes from what it read,
+            # so the release is not missed however soon the SIGTERM comes
+            assert stand_by.wait_log(" sees leader ", within=30), stand_by.log()
             sent = time.clock_gettime(time.CLOCK_MONOTONIC)
             leader.process.send_signal(signal.SIGTERM)
             if not stand_by.wait_leading(within=20):
