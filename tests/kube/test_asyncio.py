@@ -256,3 +256,14 @@ async def test_a_token_file_is_read_again_after_a_401(anyio_backend: str, tmp_pa
         token.write_text("new\n")  # rotated: the old one is refused from now on
         valid = {"Bearer new"}
         assert await client.request("GET", f"{LEASES}/x") == {"kind": "Lease"}
+
+
+async def test_a_stalled_write_lands_after_its_sender_gave_up(anyio_backend: str) -> None:
+    api = FakeKubeApi()
+    api.stall_next(apply_after=0.2, verb="create")
+    async with api.client() as client:
+        with anyio.move_on_after(0.05) as scope:
+            await client.request("POST", LEASES, json=lease("a"))
+        assert scope.cancelled_caught
+        assert api.get_object("leases", "a") is None
+        await until(lambda: api.get_object("leases", "a") is not None)
