@@ -7,7 +7,7 @@ import base64
 import logging
 from typing import TYPE_CHECKING
 
-import trio
+import anyio
 
 from ._errors import KubeConfigError
 from ._exec import run_exec
@@ -32,7 +32,7 @@ class Credentials:
         self._file_token: str | None = None
         self._file_read_at = -float("inf")
         self._exec: ExecResult | None = None
-        self._exec_lock = trio.Lock()
+        self._exec_lock = anyio.Lock()
         self._generation = 0
 
     @property
@@ -71,12 +71,12 @@ class Credentials:
         if generation == self._generation:
             self._file_read_at = -float("inf")
             self._exec = None
-        await trio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint()
 
     def _read_token_file(self) -> str:
         path = self._config.token_file
         assert path is not None
-        now = trio.current_time()
+        now = anyio.current_time()
         if self._file_token is None or now - self._file_read_at >= TOKEN_FILE_REREAD:
             try:
                 token = path.read_text().strip()
@@ -105,7 +105,7 @@ class Credentials:
         async with self._exec_lock:
             cached = self._exec
             if cached is not None and (
-                cached.expires_at is None or trio.current_time() < cached.expires_at
+                cached.expires_at is None or anyio.current_time() < cached.expires_at
             ):
                 return cached
             assert self._config.exec is not None

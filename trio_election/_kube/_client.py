@@ -11,8 +11,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self, final
 
+import anyio
 import httpx
-import trio
 
 from .._version import __version__
 from ._auth import Credentials
@@ -70,7 +70,7 @@ class _Lender:
         self._make = make
         self._free: list[httpx.AsyncBaseTransport] = []
         self._made: list[httpx.AsyncBaseTransport] = []
-        self._turns = None if limit is None else trio.Semaphore(limit)
+        self._turns = None if limit is None else anyio.Semaphore(limit)
 
     @asynccontextmanager
     async def lend(self) -> AsyncGenerator[httpx.AsyncBaseTransport]:
@@ -117,7 +117,7 @@ class KubeClient:
     """A Kubernetes API client: JSON requests and watch streams, with typed errors.
 
     Use it as ``async with KubeClient(KubeConfig.load()) as client``. It sets no timeouts
-    of its own: bound calls with trio cancel scopes. A 401 is retried once after
+    of its own: bound calls with cancel scopes (trio's or anyio's). A 401 is retried once after
     re-reading the token file or re-running the exec plugin. Each distinct `Warning`
     header from the server is logged once.
     """
@@ -227,7 +227,7 @@ class KubeClient:
             if left:
                 self._in_use[http] = left
             elif http is not self._http:
-                with trio.CancelScope(shield=True):
+                with anyio.CancelScope(shield=True):
                     await http.aclose()
 
     def _note_warnings(self, response: httpx.Response) -> None:
@@ -369,7 +369,7 @@ class _Body(httpx.AsyncByteStream):
 
     httpx's own (`ByteStream.__aiter__`) is an async generator, which httpcore leaves
     suspended when sending fails half-way (a connection reset by a restarting apiserver);
-    trio then warns when the garbage collector finds it (encode/httpx#3686)."""
+    the event loop then warns when the garbage collector finds it (encode/httpx#3686)."""
 
     def __init__(self, data: bytes) -> None:
         self._data = data
@@ -423,14 +423,15 @@ async def _lines(response: httpx.Response) -> AsyncGenerator[AsyncIterator[str]]
     """`response.aiter_lines()`, run to its end on exit, however the watch stops.
 
     httpx reads a body through a chain of async generators, one inside the other; closing
-    the outermost leaves the inner ones suspended, and when the garbage collector finds them
-    trio warns (a ResourceWarning for each). Closing the response first makes the chain end
-    at once (no more data, or an error), so that running it to its end takes no time."""
+    the outermost leaves the inner ones suspended, and when the garbage collector finds
+    them the event loop warns (a ResourceWarning for each). Closing the response first
+    makes the chain end at once (no more data, or an error), so that running it to its end
+    takes no time."""
     lines = response.aiter_lines()
     try:
         yield lines
     finally:
-        with trio.move_on_after(_DRAIN_WITHIN, shield=True):
+        with anyio.move_on_after(_DRAIN_WITHIN, shield=True):
             await response.aclose()
             with contextlib.suppress(Exception):  # the stream was closed on purpose
                 async for _line in lines:

@@ -12,7 +12,7 @@ import subprocess
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import trio
+import anyio
 
 from ._errors import KubeConfigError
 from ._json import as_mapping
@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 __all__ = ["ExecResult", "run_exec"]
 
+_STOP_WITHIN = 5.0
+"""How long a cancelled plugin has to exit after SIGTERM before it is killed."""
+
 
 @dataclass(frozen=True, slots=True)
 class ExecResult:
@@ -31,7 +34,7 @@ class ExecResult:
     token: str | None
     client_certificate_data: bytes | None
     client_key_data: bytes | None
-    expires_at: float | None  # trio time
+    expires_at: float | None  # the event loop's time (anyio.current_time)
 
     def __repr__(self) -> str:
         return f"ExecResult(expires_at={self.expires_at!r})"
@@ -92,13 +95,7 @@ async def run_exec(plugin: ExecConfig, config: KubeConfig) -> ExecResult:
     try:
         # as kubectl: the terminal only when interactive; the plugin's standard error is
         # this process's (its messages are for the user, never read or logged by us)
-        done = await trio.run_process(
-            [command, *plugin.args],
-            env=env,
-            stdin=None if interactive else subprocess.DEVNULL,
-            capture_stdout=True,
-            check=False,
-        )
+        returncode, stdout = await _run([command, *plugin.args], env, interactive=interactive)
     except FileNotFoundError:
         hint = f" {plugin.install_hint.strip()}" if plugin.install_hint else ""
         raise KubeConfigError(f"{where}: the command was not found.{hint}") from None
@@ -106,11 +103,41 @@ async def run_exec(plugin: ExecConfig, config: KubeConfig) -> ExecResult:
         raise KubeConfigError(
             f"{where}: the command is not executable; make it so (chmod +x) or fix the path"
         ) from None
-    if done.returncode != 0:
-        raise KubeConfigError(
-            f"{where} exited with status {done.returncode}; run it by hand to see why"
-        )
-    return _parse_exec_output(done.stdout, plugin, where)
+    if returncode != 0:
+        raise KubeConfigError(f"{where} exited with status {returncode}; run it by hand to see why")
+    return _parse_exec_output(stdout, plugin, where)
+
+
+async def _run(argv: list[str], env: dict[str, str], *, interactive: bool) -> tuple[int, bytes]:
+    """Run `argv` to its end: its exit status and what it printed on standard output.
+
+    Cancelled, the process is asked to stop (SIGTERM) and killed if it has not within
+    `_STOP_WITHIN` seconds. Raises `OSError` when it cannot be started."""
+    process = await anyio.open_process(
+        argv,
+        env=env,
+        stdin=None if interactive else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=None,
+    )
+    stdout = process.stdout
+    assert stdout is not None
+    try:
+        chunks = [chunk async for chunk in stdout]
+        return await process.wait(), b"".join(chunks)
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            if process.returncode is None:
+                process.terminate()
+                with anyio.move_on_after(_STOP_WITHIN):
+                    await process.wait()
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+        raise
+    finally:
+        with anyio.CancelScope(shield=True):
+            await stdout.aclose()
 
 
 def _parse_exec_output(stdout: bytes, plugin: ExecConfig, where: str) -> ExecResult:
@@ -158,7 +185,7 @@ def _parse_exec_output(stdout: bytes, plugin: ExecConfig, where: str) -> ExecRes
         if when is None or when.tzinfo is None:  # RFC 3339 always has an offset
             raise KubeConfigError(f"{where}: expirationTimestamp is not an RFC 3339 time")
         remaining = (when - dt.datetime.now(dt.UTC)).total_seconds()
-        expires_at = trio.current_time() + remaining
+        expires_at = anyio.current_time() + remaining
     return ExecResult(
         token=str(token) if token else None,
         client_certificate_data=str(cert).encode() if cert else None,

@@ -37,7 +37,7 @@ import re
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
-import trio
+import anyio
 
 from .._core._exceptions import ConfigError, LockConflict, LockError, LockNotFound, WatchUnavailable
 from .._core._lock import MISSING, LeaderRecord, Observation
@@ -153,7 +153,7 @@ class KubeLock:
         self._echo: Observation | None = None
         """What our last write read back: its watch event (the echo) is not read again."""
         self._put_until: float | None = None
-        """trio time until which writes are PUTs (patch was refused); None: patch."""
+        """Event-loop time until which writes are PUTs (patch was refused); None: patch."""
         self._patch_refusals = 0
         self._permissions = Permissions(self.description)
         self._resume: tuple[bool, str, str] | None = None
@@ -307,7 +307,7 @@ class KubeLock:
         client = self._need_client()
         if not based_on.exists or not based_on.version:
             raise LockNotFound(f"{self.description}: nothing to update (the object is missing)")
-        if self._put_until is None or trio.current_time() >= self._put_until:
+        if self._put_until is None or anyio.current_time() >= self._put_until:
             body = self._patch(record)
             body.setdefault("metadata", {})["resourceVersion"] = based_on.version
             try:
@@ -348,7 +348,7 @@ class KubeLock:
         self._patch_refusals += 1
         if self._patch_refusals < PUT_AFTER_REFUSALS:
             return
-        self._put_until = trio.current_time() + PATCH_RETRY_SECONDS
+        self._put_until = anyio.current_time() + PATCH_RETRY_SECONDS
         logger.log(
             logging.INFO if self._patch_refusals == PUT_AFTER_REFUSALS else logging.DEBUG,
             "%s: not allowed to patch (%s); writing with update (PUT), and trying patch again "

@@ -6,7 +6,7 @@ at +2.339 s, 200 at +2.363 s after start; up to a few seconds). A single 401 is 
 bad credentials either: a rotated service-account token is re-read by the client after a
 401. So a lock handle judges each refusal by what it has seen on its own object:
 
-- refusals that have not yet persisted for `FORBIDDEN_GRACE_SECONDS` (counted on trio's
+- refusals that have not yet persisted for `FORBIDDEN_GRACE_SECONDS` (counted on the event loop's
   clock from the first refusal of an unbroken streak; a streak ends with a success, or
   after a quiet gap of four windows, except a watch's) are transient: `LockError`, retried;
 - refusals that have: the error comes out unchanged (a `ForbiddenError` naming the RBAC
@@ -31,7 +31,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import trio
+import anyio
 
 from .._core._exceptions import LockError
 
@@ -68,9 +68,9 @@ AUTHENTICATE = "authenticate"
 @dataclass(slots=True)
 class _Streak:
     since: float
-    """trio time of the first refusal of the streak."""
+    """Event-loop time of the first refusal of the streak."""
     last: float
-    """trio time of the latest refusal."""
+    """Event-loop time of the latest refusal."""
     count: int = 0
     warned: bool = False
 
@@ -101,18 +101,18 @@ class Permissions:
                     verb,
                     streak.count,
                     "401" if key == AUTHENTICATE else "403",
-                    trio.current_time() - streak.since,
+                    anyio.current_time() - streak.since,
                 )
 
     def persisted(self, verb: str) -> float:
         """For how long (seconds) `verb` has been refused without a success in between."""
         streak = self._streaks.get(verb)
-        return 0.0 if streak is None else trio.current_time() - streak.since
+        return 0.0 if streak is None else anyio.current_time() - streak.since
 
     def judge(self, verb: str, exc: ApiError) -> LockError | None:
         """The `LockError` to raise instead of `exc` (a 403 for `verb`, or a 401) while it
         may heal, or None when it has persisted for the grace window."""
-        now = trio.current_time()
+        now = anyio.current_time()
         grace = FORBIDDEN_GRACE_SECONDS
         key = AUTHENTICATE if exc.status == 401 else verb
         streak = self._streaks.get(key)

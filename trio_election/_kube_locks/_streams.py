@@ -34,15 +34,18 @@ from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, final
 
-import trio
+import anyio
 
 from .._core._exceptions import LockError
 from .._kube._errors import ForbiddenError, GoneError, TooManyRequestsError, UnauthorizedError
 from .._kube._json import as_list, as_mapping
 from .._kube._watch import WatchEvent
+from ._detached import spawn_detached
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator
+
+    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
     from .._kube import KubeClient
 
@@ -97,7 +100,7 @@ async def object_events(
                 shared.leave(reader)
                 if shared.ended:  # the last one out waits for its connection to close,
                     # so that a client closed next finds nothing of it still running
-                    with trio.move_on_after(_WIND_DOWN_WITHIN, shield=True):
+                    with anyio.move_on_after(_WIND_DOWN_WITHIN, shield=True):
                         await shared.finished.wait()
     finally:
         collection.watching -= 1
@@ -135,10 +138,10 @@ class _Collection:
         """The shared watch, started if need be; None when handles must watch alone."""
         shared = self.live()
         if shared is None:
-            if trio.current_time() < self.refused_until:
+            if anyio.current_time() < self.refused_until:
                 return None
             shared = self.shared = _Shared(client, path, self)
-            trio.lowlevel.spawn_system_task(shared.run, name=f"shared watch of {path}")
+            spawn_detached(shared.run, name=f"shared watch of {path}")
         shared.waiting += 1
         try:
             await shared.started.wait()
@@ -158,7 +161,7 @@ class _Collection:
                 exc,
                 SHARE_RETRY_SECONDS,
             )
-        self.refused_until = trio.current_time() + SHARE_RETRY_SECONDS
+        self.refused_until = anyio.current_time() + SHARE_RETRY_SECONDS
 
 
 class _Unshareable(Exception):
@@ -171,8 +174,8 @@ class _Reader:
 
     name: str
     since: int
-    send: trio.MemorySendChannel[WatchEvent]
-    receive: trio.MemoryReceiveChannel[WatchEvent]
+    send: MemoryObjectSendStream[WatchEvent]
+    receive: MemoryObjectReceiveStream[WatchEvent]
     failure: tuple[str, float | None] | None = None
 
     def give(self, event: WatchEvent, version: int, *, first: bool) -> None:
@@ -204,13 +207,13 @@ class _Shared:
     readers: dict[str, list[_Reader]] = field(default_factory=dict[str, list[_Reader]])
     waiting: int = 0
     """Handles waiting for the LIST to join."""
-    started: trio.Event = field(default_factory=trio.Event)
-    finished: trio.Event = field(default_factory=trio.Event)
+    started: anyio.Event = field(default_factory=anyio.Event)
+    finished: anyio.Event = field(default_factory=anyio.Event)
     ended: bool = False
-    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
 
     def join(self, name: str, since: int) -> _Reader:
-        send, receive = trio.open_memory_channel[WatchEvent](math.inf)
+        send, receive = anyio.create_memory_object_stream[WatchEvent](math.inf)
         reader = _Reader(name, since, send, receive)
         self.readers.setdefault(name, []).append(reader)
         self._catch_up(reader)
@@ -218,6 +221,7 @@ class _Shared:
 
     def leave(self, reader: _Reader) -> None:
         reader.send.close()
+        reader.receive.close()
         readers = self.readers.get(reader.name, [])
         if reader in readers:
             readers.remove(reader)
@@ -251,7 +255,7 @@ class _Shared:
                 finally:
                     self.started.set()
                 await self._follow()
-        except Exception as exc:  # a system task: each reader hears of it
+        except Exception as exc:  # a detached task: each reader hears of it
             retry_after = exc.retry_after if isinstance(exc, TooManyRequestsError) else None
             self._fail(f"{self.path}: the shared watch failed: {exc}", retry_after)
         finally:

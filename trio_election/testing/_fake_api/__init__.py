@@ -4,8 +4,9 @@ It serves Leases, Endpoints and ConfigMaps the way the real apiserver does where
 tell: one `resourceVersion` counter for everything (etcd's revision), writes with a stale
 version refused with 409, a write that changes nothing keeps the version and sends no watch
 event, ``Status`` error bodies shaped like the apiserver's, RBAC per verb, and watches as
-streams of JSON lines. It runs inside the test's trio run, behind an `httpx.MockTransport`:
-no sockets, so `autojump_clock` works, and hangs and timeouts cost no real time.
+streams of JSON lines. It runs inside the test's run (trio or asyncio), behind an
+`httpx.MockTransport`: no sockets, so `autojump_clock` works, and hangs and timeouts cost
+no real time.
 
     api = FakeKubeApi()
     async with api.client() as client:                       # a KubeClient over the fake

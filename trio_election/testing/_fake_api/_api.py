@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import copy
 import datetime as _dt
+import functools
 import itertools
 import json
 import math
 import uuid
 from typing import TYPE_CHECKING, Any, final
 
+import anyio
 import httpx
-import trio
 
+from ..._kube_locks._detached import spawn_detached
 from ._objects import (
     DEPRECATED_ENDPOINTS,
     KINDS,
@@ -97,7 +99,7 @@ class FakeKubeApi:
         self._revision = 1
         self._compacted = 0
         self._log = EventLog()
-        self._changed = trio.Event()
+        self._changed = anyio.Event()
         self._faults: list[Fault] = []
         self._holding: list[Fault] = []
         """Hang faults that requests wait on (spent ones too), until healed."""
@@ -339,7 +341,7 @@ class FakeKubeApi:
     # ------------------------------------------------------------------ internals
     def _wake(self) -> None:
         self._changed.set()
-        self._changed = trio.Event()
+        self._changed = anyio.Event()
 
     def _forget_watcher(self, w: Watcher) -> None:
         self._watchers = [x for x in self._watchers if x is not w]
@@ -359,7 +361,7 @@ class FakeKubeApi:
     def _current_conditions(self, user: str) -> Conditions:
         return self._conditions.get(user) or _NORMAL
 
-    def _current_changed(self) -> trio.Event:
+    def _current_changed(self) -> anyio.Event:
         return self._changed
 
     def _current_revision(self) -> int:
@@ -405,7 +407,7 @@ class FakeKubeApi:
                 name,
                 "ADDED" if old is None else "MODIFIED",
                 copy.deepcopy(new),
-                trio.current_time(),
+                anyio.current_time(),
             )
         )
         self._wake()
@@ -422,7 +424,7 @@ class FakeKubeApi:
                 name,
                 "DELETED",
                 gone,
-                trio.current_time(),
+                anyio.current_time(),
             )
         )
         self._wake()
@@ -454,7 +456,7 @@ class FakeKubeApi:
             body=body,
             content_type=request.headers.get("content-type", ""),
             user=user,
-            at=trio.current_time(),
+            at=anyio.current_time(),
         )
         self.requests.append(record)
         response = await self._answer(request, record, profile if token in self._tokens else {})
@@ -484,16 +486,15 @@ class FakeKubeApi:
     ) -> httpx.Response:
         latency = self.latency + self._current_conditions(record.user).latency
         if latency:
-            await trio.sleep(latency)
+            await anyio.sleep(latency)
         for fault in self._faults:
             if fault.count > 0 and fault.matches(record):
                 fault.count -= 1
                 if fault.apply_after is not None:
                     self._faults = [f for f in self._faults if f.count > 0]
-                    trio.lowlevel.spawn_system_task(
-                        self._apply_late, record, profile, fault.apply_after
-                    )
-                    await trio.sleep_forever()
+                    late = functools.partial(self._apply_late, record, profile, fault.apply_after)
+                    spawn_detached(late, name="a stalled request served late")
+                    await anyio.sleep_forever()
                 if fault.status == 0:
                     if fault not in self._holding:
                         self._holding.append(fault)
@@ -511,14 +512,14 @@ class FakeKubeApi:
                     response.headers["Retry-After"] = f"{fault.retry_after:g}"
                 return response
         self._faults = [f for f in self._faults if f.count > 0]
-        await trio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint()
         return await self._authorized(record, profile)
 
     async def _apply_late(
         self, record: FakeRequest, profile: Mapping[str, frozenset[str]] | None, after: float
     ) -> None:
         """Serve a stalled request `after` seconds late; its sender hears nothing of it."""
-        await trio.sleep(after)
+        await anyio.sleep(after)
         if record.verb == "watch":
             return  # nobody would read the stream
         response = await self._authorized(record, profile)
@@ -719,7 +720,7 @@ class FakeKubeApi:
         selected = self._selected(record)
         since = record.params.get("resourceVersion", "")
         timeout = record.params.get("timeoutSeconds")
-        deadline = trio.current_time() + (float(timeout) if timeout else _DEFAULT_WATCH_TIMEOUT)
+        deadline = anyio.current_time() + (float(timeout) if timeout else _DEFAULT_WATCH_TIMEOUT)
         bookmarks = record.params.get("allowWatchBookmarks") == "true"
         w = Watcher(kind, record.namespace, selected, bookmarks, self._revision, record.user)
         if since in ("", "0"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, final
 
-import trio
+import anyio
 
 if TYPE_CHECKING:
     import httpx
@@ -36,7 +36,7 @@ class FakeRequest:
     user: str
     status: int = 0
     at: float = 0.0
-    """trio time at which the request arrived."""
+    """Event-loop time (`anyio.current_time`) at which the request arrived."""
 
     def __str__(self) -> str:
         return f"{self.verb} {self.resource}/{self.namespace}/{self.name} -> {self.status}"
@@ -56,7 +56,7 @@ class Fault:
     retry_after: float | None = None
     apply_after: float | None = None
     """For a stalled write: the server applies it this many seconds later."""
-    released: trio.Event = field(default_factory=trio.Event)
+    released: anyio.Event = field(default_factory=anyio.Event)
     """Set when the fault is healed: hung requests go on."""
 
     def matches(self, request: FakeRequest) -> bool:

@@ -1,6 +1,6 @@
 """The fake API's change history and its watch streams (JSON lines, as the apiserver sends).
 
-Every change is kept as an `Event` with its revision and the trio time it happened; a watch
+Every change is kept as an `Event` with its revision and the event-loop time it happened; a watch
 stream delivers the events after its cursor that concern it, `watch_lag` seconds late for a
 user whose watches lag, and nothing while that user is partitioned.
 """
@@ -14,8 +14,8 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, final
 
+import anyio
 import httpx
-import trio
 
 from ._objects import Kind, status
 
@@ -36,7 +36,7 @@ class Event:
     type: str
     object: dict[str, Any]
     at: float
-    """trio time of the change."""
+    """Event-loop time of the change."""
 
 
 @dataclass(slots=True)
@@ -89,7 +89,7 @@ def due_events(
     """The events `w` may receive now (advancing its cursor), and when the next one is due
     (None if none is waiting)."""
     found: list[dict[str, Any]] = []
-    now = trio.current_time()
+    now = anyio.current_time()
     for event in log.after(w.cursor):
         if event.at + lag > now:
             return found, event.at + lag
@@ -105,7 +105,7 @@ class WatchStream(httpx.AsyncByteStream):
     """A watch response body: JSON lines as the fake's state changes.
 
     An iterator object rather than an async generator, so that a client that stops reading
-    early leaves nothing for trio to finalize.
+    early leaves nothing for the event loop to finalize.
     """
 
     def __init__(
@@ -116,7 +116,7 @@ class WatchStream(httpx.AsyncByteStream):
         log: EventLog,
         revision: Callable[[], int],
         conditions: Callable[[str], Conditions],
-        changed: Callable[[], trio.Event],
+        changed: Callable[[], anyio.Event],
         forget: Callable[[Watcher], None],
     ) -> None:
         self._watcher = watcher
@@ -165,9 +165,9 @@ class WatchStream(httpx.AsyncByteStream):
                     continue
                 if due is not None:
                     wake_at = min(wake_at, due)
-            with trio.move_on_at(wake_at):
+            with anyio.CancelScope(deadline=wake_at):
                 await changed.wait()
-            if trio.current_time() >= self._deadline and not self._conditions(w.user).partitioned:
+            if anyio.current_time() >= self._deadline and not self._conditions(w.user).partitioned:
                 self._done = True
 
     async def aclose(self) -> None:
