@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import final
 
-import trio
+import anyio
 
 __all__ = ["Leadership", "Term"]
 
@@ -47,7 +47,7 @@ class Term:
         self.lock = lock
         self.number = number
         self.acquired_at = acquired_at
-        self.cancel_scope = trio.CancelScope(deadline=deadline)
+        self.cancel_scope = anyio.CancelScope(deadline=deadline)
         #: `deadline` in the time of the engine's clock
         self.clock_deadline = clock_deadline
         #: the kind of loss (one of `LOSS_KINDS`) once `lose()` ended the term, else ''
@@ -57,7 +57,7 @@ class Term:
 
     @property
     def lost(self) -> bool:
-        return bool(self.loss) or trio.current_time() >= self.cancel_scope.deadline
+        return bool(self.loss) or anyio.current_time() >= self.cancel_scope.deadline
 
     def extend(self, clock_deadline: float, deadline: float) -> None:
         """Move the deadline: `clock_deadline` in the time of the engine's clock,
@@ -117,7 +117,7 @@ class Leadership:
         return self._term.acquired_at
 
     @property
-    def cancel_scope(self) -> trio.CancelScope:
+    def cancel_scope(self) -> anyio.CancelScope:
         return self._term.cancel_scope
 
     @property

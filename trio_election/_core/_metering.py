@@ -8,7 +8,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar, final
 
-import trio
+import anyio
 
 from ._exceptions import ElectionError, LockConflict, LockError, LockNotFound
 
@@ -174,7 +174,7 @@ class MeteredHandle:
             async with aclosing(self._inner.watch(after)) as events:
                 async for event in events:
                     yield event
-        except (GeneratorExit, trio.Cancelled):
+        except (GeneratorExit, anyio.get_cancelled_exc_class()):
             raise
         except BaseException as exc:  # counted, then raised unchanged
             outcome = _outcome(exc)
