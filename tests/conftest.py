@@ -13,11 +13,15 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 
+@pytest.hookimpl(trylast=True)  # after pytest-trio's trio_mode has marked the async tests
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # a test that uses the control plane is a control-plane test, marked or not
     for item in items:
+        # a test that uses the control plane is a control-plane test, marked or not
         if "control_plane" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.control_plane)
+        # a test for anyio's plugin (both backends) is not pytest-trio's
+        if item.get_closest_marker("anyio") is not None:
+            item.own_markers[:] = [m for m in item.own_markers if m.name != "trio"]
 
 
 @pytest.fixture(scope="session")
