@@ -24,6 +24,7 @@ import pytest
 import sniffio
 
 import trio_election as te
+from trio_election.testing import ScaledClock
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine
@@ -257,8 +258,8 @@ SIGTERM_PROGRAM = textwrap.dedent(
 )
 
 
-def test_sigterm_under_asyncio_run_exits_143_released() -> None:
-    """The program as a user writes it: asyncio.run(main()), SIGTERM from outside."""
+def run_and_signal(signum: int) -> tuple[int, list[str], str]:
+    """Run SIGTERM_PROGRAM, send `signum` once it leads; its status, stdout lines, stderr."""
     process = subprocess.Popen(
         [sys.executable, "-c", SIGTERM_PROGRAM],
         stdout=subprocess.PIPE,
@@ -268,18 +269,72 @@ def test_sigterm_under_asyncio_run_exits_143_released() -> None:
     try:
         assert process.stdout is not None
         assert process.stdout.readline().strip() == "leading"
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(signum)
         out, err = process.communicate(timeout=30)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
-    assert process.returncode == 143, err
-    lines = out.splitlines()
+    return process.returncode, out.splitlines(), err
+
+
+def test_sigterm_under_asyncio_run_exits_143_released() -> None:
+    """The program as a user writes it: asyncio.run(main()), SIGTERM from outside."""
+    status, lines, err = run_and_signal(signal.SIGTERM)
+    assert status == 143, err
     assert "cancelled" in lines
     assert "app handler" in lines  # the handler installed before is chained
     assert "holder None" in lines  # released
     assert "Traceback" not in err
+
+
+def test_sigint_under_asyncio_run_is_asyncio_s_own() -> None:
+    """Ctrl-C: asyncio.run cancels the main task; the block unwinds, the lock is released,
+    and KeyboardInterrupt ends the program as asyncio makes it (never caught here)."""
+    status, lines, err = run_and_signal(signal.SIGINT)
+    assert status in (-signal.SIGINT, 130), err
+    assert "cancelled" in lines
+    assert "holder None" in lines
+    assert "KeyboardInterrupt" in err
+
+
+async def test_candidates_on_clocks_at_different_rates(anyio_backend: str) -> None:
+    lock = te.MemoryLock()
+    fast = ScaledClock(1.1)
+    slow = ScaledClock(0.9, offset=100.0)
+    led: list[str] = []
+
+    async def candidate(identity: str, clock: ScaledClock) -> None:
+        async with te.elect(lock, identity=identity, clock=clock, **FAST) as leadership:
+            led.append(identity)
+            assert not leadership.lost
+            await anyio.sleep(0.6)  # a renew happens in between (retry_period 0.5)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(candidate, "fast", fast)
+        tg.start_soon(candidate, "slow", slow)
+    assert sorted(led) == ["fast", "slow"]
+    assert lock.observe().holder is None
+
+
+def test_outside_the_main_thread_nothing_is_installed(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("trio_election._sigterm._warned_thread", False)
+    before = signal.getsignal(signal.SIGTERM)
+    inside: list[object] = []
+
+    async def main() -> None:
+        async with te.elect(te.MemoryLock(), identity="a", **FAST):
+            inside.append(signal.getsignal(signal.SIGTERM))
+
+    caplog.set_level("INFO", logger="trio_election")
+    thread = threading.Thread(target=lambda: asyncio.run(main()))
+    thread.start()
+    thread.join()
+    assert inside == [before]
+    notes = [r for r in caplog.records if "main thread" in r.getMessage()]
+    assert [r.levelname for r in notes] == ["INFO"]
 
 
 def test_no_event_loop_is_one_clear_line() -> None:

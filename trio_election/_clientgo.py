@@ -42,7 +42,7 @@ class LeaderCallbacks:
     """What to do as the election goes (client-go's `LeaderCallbacks`).
 
     - `on_started_leading(leadership)`: an `async` function, required. It is the leader's
-      work and runs inside `leadership.cancel_scope` (the trio form of client-go's `ctx`):
+      work and runs inside `leadership.cancel_scope` (the form client-go's `ctx` takes here):
       cancelled when the lease can no longer be held. When it returns or raises, the term
       ends and the lock is released.
     - `on_stopped_leading()`: called once after a term ends, for whatever reason; never

@@ -1,4 +1,4 @@
-"""The trio face: `elect()` and `open_election()`, over the engine.
+"""The face of the election: `elect()` and `open_election()`, over the engine.
 
 What the `lock`, `client` and `events` arguments become (a lock handle bound to a
 Kubernetes client, a recorder of Kubernetes Events) is `_binding`'s business; the options
@@ -172,10 +172,10 @@ async def open_election(
     `lock` is a lock object or a string ``"<resource>/<namespace>/<name>"``
     (``"<resource>/<name>"`` takes the namespace of the Kubernetes config). With a
     Kubernetes lock and no `client`, a client is opened from `KubeConfig.load()` and closed
-    on exit. The default identity is ``<hostname>_<uuid4>``. `clock` (default: trio's)
+    on exit. The default identity is ``<hostname>_<uuid4>``. `clock` (default: the event loop's)
     is for tests; `on_leader_change` is called synchronously with each new holder.
 
-    SIGTERM (`stop_on_sigterm`, when trio runs in the main thread) cancels the block: the
+    SIGTERM (`stop_on_sigterm`, when the event loop runs in the main thread) cancels the block: the
     leader's work unwinds, the lock is released, and `Terminated` (a `SystemExit` with status
     143) is raised, whatever the block did with the cancellation.
 

@@ -1,6 +1,6 @@
 """The election engine: one candidate's campaign for one lock, its renewals and release.
 
-Pure trio. It sees the lock only through the `LockHandle` protocol and time only through
+On anyio (trio or asyncio). It sees the lock only through the `LockHandle` protocol and time only through
 one `ElectionClock`. Both faces of the library (`open_election`/`elect` and client-go's
 `LeaderElector`) drive this one engine. It is built of parts: a `LockView` (what the
 candidate knows of the lock: the current observation, when the record last changed, who
@@ -262,7 +262,7 @@ class Engine:
         while True:
             self.raise_fatal()
             changed = self._view.changed
-            # compare in trio's time, the time the wait below is measured in: comparing in
+            # compare in the loop's time, the time the wait below is measured in: comparing in
             # a scaled clock's time can round just short of `at` and wait for nothing forever
             at = self.clock.to_loop(self._view.may_take_at())
             if anyio.current_time() >= at:
@@ -328,7 +328,7 @@ class Engine:
         """Renew every `retry_period` until cancelled or the term is lost.
 
         The first renew of a term comes `retry_period` after it began, or, while other
-        elections of this trio run are renewing too, at a random point between half a
+        elections of this event loop are renewing too, at a random point between half a
         `retry_period` and one (`Pacer.renewing`): elections that began together would
         otherwise renew in the same instant for as long as they lead. A renew is only
         ever moved earlier, never later, so the deadline rule is untouched.
@@ -342,7 +342,7 @@ class Engine:
                 await sleep_until(self.clock, min(next_at, term.clock_deadline))
                 if term.lost:
                     break
-                # compare in trio's time, the time slept in: a scaled clock's round trip
+                # compare in the loop's time, the time slept in: a scaled clock's round trip
                 # can come out just short of `next_at` and go round forever
                 if anyio.current_time() < self.clock.to_loop(next_at):
                     continue  # a renew moved the deadline while we slept

@@ -61,7 +61,7 @@ class Term:
 
     def extend(self, clock_deadline: float, deadline: float) -> None:
         """Move the deadline: `clock_deadline` in the time of the engine's clock,
-        `deadline` the same instant in trio time."""
+        `deadline` the same instant in the event loop's time."""
         self.clock_deadline = clock_deadline
         self.cancel_scope.deadline = deadline
 
@@ -83,12 +83,12 @@ class Leadership:
     - `identity`: our identity; `lock`: the lock's description;
     - `term`: the record's transitions count at acquisition (a fencing token that grows with
       every new term);
-    - `acquired_at`: trio time at which the acquiring write was sent;
-    - `deadline`: trio time by which the body is cancelled unless the lease is renewed first;
+    - `acquired_at`: the event loop's time at which the acquiring write was sent;
+    - `deadline`: the event loop's time by which the body is cancelled unless the lease is renewed first;
     - `lost`: True once the term ended by loss (the deadline passed, a record that this
       process did not write stopped naming us, or renewing became impossible);
     - `reason`: why it was lost ('' while it was not);
-    - `cancel_scope`: the scope the leader's work runs in.
+    - `cancel_scope`: the (anyio) scope the leader's work runs in.
     """
 
     __slots__ = ("_term",)

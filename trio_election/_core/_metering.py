@@ -30,7 +30,7 @@ LOSS_KINDS = ("deadline", "other_holder", "released", "unreadable", "deleted", "
 class Statistics:
     """A snapshot of one candidate's state (`election.statistics()`).
 
-    Times are trio times; durations are seconds. `requests` counts lock calls by
+    Times are the event loop's times; durations are seconds. `requests` counts lock calls by
     ``(verb, outcome)``: verbs ``get``, ``create``, ``update``, ``watch``; outcomes ``ok``,
     ``conflict``, ``not_found``, ``error`` (retried), ``fatal``, ``cancelled``. `losses`
     counts terms lost, by kind (`LOSS_KINDS`).

@@ -34,7 +34,7 @@ this fraction of `retry_period` early (at random), spreading their renewals over
 period instead of sending them all in the same instant."""
 
 _RENEWING: anyio.lowlevel.RunVar[int] = anyio.lowlevel.RunVar("trio_election_renewing", default=0)
-"""How many terms of this trio run are renewing (inside `Pacer.renewing()`)."""
+"""How many terms of this event loop are renewing (inside `Pacer.renewing()`)."""
 
 
 @final
@@ -47,18 +47,18 @@ class Pacer:
         self._timing = timing
         self._clock = clock
         self._random = random.Random()
-        self._quiet_until = -math.inf  # trio time: the server asked us to wait until then
+        self._quiet_until = -math.inf  # loop time: the server asked us to wait until then
 
     def poll_delay(self) -> float:
         """A jittered `retry_period`, in seconds of our clock (client-go's polling)."""
         return self._timing.retry_period * (1 + JITTER_FACTOR * self._random.random())
 
     def poll_span(self) -> float:
-        """A poll delay in trio seconds."""
+        """A poll delay in seconds of the event loop's clock."""
         return loop_span(self._clock, self.poll_delay())
 
     def retry_span(self) -> float:
-        """trio seconds to wait before the next read or campaign write: a poll delay, or
+        """Seconds (of the event loop's clock) to wait before the next read or campaign write: a poll delay, or
         longer when the server asked for it (a 429's Retry-After)."""
         asked = self._quiet_until - anyio.current_time()
         return max(self.poll_span(), asked)
@@ -77,7 +77,7 @@ class Pacer:
     def renewing(self) -> Generator[float]:
         """Count a term as renewing while inside; give when its first renew comes, in
         seconds of our clock after it began: `retry_period`, or while other elections of
-        this trio run are renewing, at random between `1 - RENEW_SPREAD` times that and
+        this event loop are renewing, at random between `1 - RENEW_SPREAD` times that and
         the whole."""
         renewing = _RENEWING.get()
         _RENEWING.set(renewing + 1)
