@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import math
 import os
 import signal
 import subprocess
 import sys
 import textwrap
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 import anyio
 import pytest
@@ -32,7 +33,14 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.anyio
 
-FAST = {"lease_duration": 5.0, "renew_deadline": 3.0, "retry_period": 0.5}
+
+class Timings(TypedDict):
+    lease_duration: float
+    renew_deadline: float
+    retry_period: float
+
+
+FAST: Timings = {"lease_duration": 5.0, "renew_deadline": 3.0, "retry_period": 0.5}
 """Short terms: a handover that waited the lease out would take 5 s, a release none."""
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -69,6 +77,7 @@ async def test_a_second_candidate_takes_over_at_once(anyio_backend: str) -> None
         async with te.elect(lock, identity="b", on_leader_change=seen.append, **FAST):
             led_at.append(anyio.current_time())
 
+    released_at = -math.inf
     async with anyio.create_task_group() as tg:
         async with te.elect(lock, identity="a", **FAST):
             tg.start_soon(second)
@@ -85,16 +94,18 @@ async def test_a_foreign_write_cancels_the_body_and_raises_leadership_lost(
 ) -> None:
     lock = te.MemoryLock()
     caught: list[BaseException] = []
+    held: list[te.Leadership] = []
     with pytest.raises(te.LeadershipLost):
         async with te.elect(lock, identity="a", **FAST) as leadership:
+            held.append(leadership)
             lock.put_record(te.LeaderRecord("intruder", 15, NOW, NOW, 7))
             try:
                 await anyio.sleep_forever()
             except BaseException as exc:
                 caught.append(exc)
                 raise
-    assert leadership.lost
-    assert "intruder" in leadership.reason or leadership.reason
+    assert held[0].lost
+    assert held[0].reason
     # the body saw the backend's own cancellation: asyncio.CancelledError under asyncio
     assert len(caught) == 1
     assert type(caught[0]) is anyio.get_cancelled_exc_class()
@@ -107,14 +118,16 @@ async def test_leadership_lost_even_if_the_body_swallows_the_cancellation(
     anyio_backend: str,
 ) -> None:
     lock = te.MemoryLock()
+    held: list[te.Leadership] = []
     with pytest.raises(te.LeadershipLost):
         async with te.elect(lock, identity="a", **FAST) as leadership:
+            held.append(leadership)
             lock.put_record(te.LeaderRecord("intruder", 15, NOW, NOW, 7))
             try:
                 await anyio.sleep_forever()
             except anyio.get_cancelled_exc_class():
                 pass
-    assert leadership.cancel_scope.cancel_called
+    assert held[0].cancel_scope.cancel_called
 
 
 async def test_the_body_exception_comes_out_unchanged(anyio_backend: str) -> None:
@@ -178,9 +191,7 @@ async def test_leader_elector_runs_the_callbacks(anyio_backend: str) -> None:
     callbacks = te.LeaderCallbacks(
         on_started_leading, on_stopped_leading=on_stopped_leading, on_new_leader=on_new_leader
     )
-    elector = te.LeaderElector(
-        te.ElectionConfig(lock, identity="a", callbacks=callbacks, **FAST)  # type: ignore[arg-type]
-    )
+    elector = te.LeaderElector(te.ElectionConfig(lock, identity="a", callbacks=callbacks, **FAST))
     await elector.run()
     # on_new_leader is delivered in order in a task of its own, all before run() returns
     assert [c for c in calls if c.startswith("new")] == ["new 'a'", "new ''"]
@@ -200,7 +211,7 @@ async def test_run_or_die_with_an_error_of_the_work(anyio_backend: str) -> None:
         lock,
         identity="a",
         callbacks=te.LeaderCallbacks(on_started_leading),
-        **FAST,  # type: ignore[arg-type]
+        **FAST,
     )
     with pytest.raises(KeyError):
         await te.run_or_die(config)

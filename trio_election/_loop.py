@@ -49,9 +49,12 @@ def call_soon_in_loop() -> Callable[[Callable[[], object]], None]:
     signal handler, without waiting: trio's `run_sync_soon`, asyncio's
     `call_soon_threadsafe`. Raises `RuntimeError` where no loop runs."""
     if _trio_runs():
-        token = trio.lowlevel.current_trio_token()
-        return lambda fn: token.run_sync_soon(fn)
+        return trio.lowlevel.current_trio_token().run_sync_soon
     loop = _asyncio_loop()
     if loop is None:
         raise RuntimeError(NO_EVENT_LOOP)
-    return lambda fn: loop.call_soon_threadsafe(fn)
+
+    def soon(fn: Callable[[], object]) -> None:
+        loop.call_soon_threadsafe(fn)
+
+    return soon

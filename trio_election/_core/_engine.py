@@ -1,12 +1,12 @@
 """The election engine: one candidate's campaign for one lock, its renewals and release.
 
-On anyio (trio or asyncio). It sees the lock only through the `LockHandle` protocol and time only through
-one `ElectionClock`. Both faces of the library (`open_election`/`elect` and client-go's
-`LeaderElector`) drive this one engine. It is built of parts: a `LockView` (what the
-candidate knows of the lock: the current observation, when the record last changed, who
-leads, from when the lock may be taken), a `Pacer` (poll delays, Retry-After, the random
-delays), a `Follower` (the watch or the polling that keeps the view fresh) and, while it
-leads, one `Leadership` per term.
+On anyio (trio or asyncio). It sees the lock only through the `LockHandle` protocol and
+time only through one `ElectionClock`. Both faces of the library (`open_election`/`elect`
+and client-go's `LeaderElector`) drive this one engine. It is built of parts: a `LockView`
+(what the candidate knows of the lock: the current observation, when the record last
+changed, who leads, from when the lock may be taken), a `Pacer` (poll delays, Retry-After,
+the random delays), a `Follower` (the watch or the polling that keeps the view fresh) and,
+while it leads, one `Leadership` per term.
 
 How it decides (the safety rules):
 

@@ -84,7 +84,8 @@ class Leadership:
     - `term`: the record's transitions count at acquisition (a fencing token that grows with
       every new term);
     - `acquired_at`: the event loop's time at which the acquiring write was sent;
-    - `deadline`: the event loop's time by which the body is cancelled unless the lease is renewed first;
+    - `deadline`: the event loop's time by which the body is cancelled unless the lease is
+      renewed first;
     - `lost`: True once the term ended by loss (the deadline passed, a record that this
       process did not write stopped naming us, or renewing became impossible);
     - `reason`: why it was lost ('' while it was not);

@@ -58,8 +58,8 @@ class Pacer:
         return loop_span(self._clock, self.poll_delay())
 
     def retry_span(self) -> float:
-        """Seconds (of the event loop's clock) to wait before the next read or campaign write: a poll delay, or
-        longer when the server asked for it (a 429's Retry-After)."""
+        """Seconds (of the event loop's clock) to wait before the next read or campaign
+        write: a poll delay, or longer when the server asked for it (a 429's Retry-After)."""
         asked = self._quiet_until - anyio.current_time()
         return max(self.poll_span(), asked)
 
