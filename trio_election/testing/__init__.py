@@ -16,8 +16,9 @@
 - `MemoryLockHandle`: one candidate's access to a `MemoryLock` (`MemoryLock.handle()`),
   with its fault controls: `delay`, `fail()`, `conflict()`, `hang()` until `heal()`;
   `calls` counts its calls.
-- `ScaledClock`: a clock that runs `rate` times as fast as trio's, for candidates whose
-  clocks drift apart; `LoopClock`: trio's clock (the default) with the wall-clock time of
+- `ScaledClock`: a clock that runs `rate` times as fast as the event loop's, for candidates
+  whose clocks drift apart; `LoopClock`: the event loop's clock (the default; trio's under
+  trio, so virtual time works) with the wall-clock time of
   the records it writes given by a function (`LoopClock(wall=...)`), for exact records in
   virtual time.
 """
