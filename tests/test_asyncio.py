@@ -360,9 +360,14 @@ def test_no_event_loop_is_one_clear_line() -> None:
             coro.close()
         raise AssertionError("entered without an event loop")
 
+    async def work(leadership: te.Leadership) -> None:
+        raise AssertionError("led without an event loop")
+
+    idle = te.LeaderCallbacks(work)
     for make in (
         lambda: te.elect(te.MemoryLock()).__aenter__(),
         lambda: te.open_election(te.MemoryLock()).__aenter__(),
+        lambda: te.LeaderElector(te.ElectionConfig(te.MemoryLock(), callbacks=idle)).run(),
     ):
         error = enter(make())
         assert isinstance(error, RuntimeError)
