@@ -192,7 +192,9 @@ def test_a_frozen_trio_leader_does_no_work_after_it_resumes(fleet: Fleet) -> Non
     stopped = ours.wait_for("stopped-leading", since=resumed, within=5).time
     print(f"  ours stopped its work {1000 * (stopped - resumed):.1f} ms after SIGCONT")
     assert stopped - resumed < 0.5  # the unwinding only: no renew could have revived it
-    time.sleep(2)
+    # it has read the lock since it resumed and follows client-go: past its one chance to
+    # write over client-go's term
+    ours.wait_for("new-leader", "go-1", since=resumed, within=15)
     assert go.leading, "client-go lost the lease to the resumed leader"
     assert [v.holder for v in fleet.recorder.holders() if v.time > started] in ([], ["go-1"])
     # the only overlap is our unwinding after SIGCONT

@@ -24,7 +24,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._options import CommandError, Parser
+from ._options import CommandError, Subcommands
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["add_parser", "main"]
 
 
-def add_parser(subparsers: argparse._SubParsersAction[Parser]) -> None:
+def add_parser(subparsers: Subcommands) -> None:
     parser = subparsers.add_parser(
         "control-plane",
         help="build, locate or start a local kube-apiserver + etcd",

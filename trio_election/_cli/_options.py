@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ENV_PREFIX",
     "CommandError",
-    "KubeLock",
+    "NamedLock",
     "Parser",
     "Subcommands",
     "UsageError",
@@ -245,18 +245,18 @@ def open_client(options: argparse.Namespace) -> KubeClient:
     return KubeClient(config)
 
 
-KubeLock = te.LeaseLock | te.EndpointsLock | te.ConfigMapLock | te.MultiLock
-"""What `te.lock_from_string` returns."""
+NamedLock = te.LeaseLock | te.EndpointsLock | te.ConfigMapLock | te.MultiLock
+"""A lock that a LOCK argument names: what `te.lock_from_string` returns."""
 
 
-def lock_kind(lock: KubeLock) -> str:
+def lock_kind(lock: NamedLock) -> str:
     """The Kubernetes kind(s) holding the record: ``Lease``, or ``Endpoints+Lease``."""
     if isinstance(lock, te.MultiLock):
         return f"{lock.primary.kind}+{lock.secondary.kind}"
     return lock.kind
 
 
-def lock_name(lock: KubeLock) -> str:
+def lock_name(lock: NamedLock) -> str:
     """The lock object's name (client-go's metrics label it `name`)."""
     if isinstance(lock, te.MultiLock):
         return lock.secondary.name

@@ -56,7 +56,7 @@ if TYPE_CHECKING:
     from trio_election.kube import KubeClient
 
     from .._core._options import ElectionOptions
-    from ._options import KubeLock, Subcommands
+    from ._options import NamedLock, Subcommands
 
 __all__ = ["EXIT_LOST", "add_parser", "main"]
 
@@ -119,7 +119,7 @@ def add_parser(subparsers: Subcommands) -> None:
 @final
 @dataclass(frozen=True, slots=True)
 class _Settings:
-    lock: KubeLock
+    lock: NamedLock
     command: list[str]
     options: ElectionOptions[KubeClient]
     grace: float

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     from trio_election.kube import KubeClient
 
-    from ._options import KubeLock, Subcommands
+    from ._options import NamedLock, Subcommands
 
 __all__ = ["add_parser", "describe", "main"]
 
@@ -98,7 +98,7 @@ def _stamp(moment: datetime.datetime | None) -> str | None:
     return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def describe(lock: KubeLock, obs: te.Observation, now: datetime.datetime) -> dict[str, Any]:
+def describe(lock: NamedLock, obs: te.Observation, now: datetime.datetime) -> dict[str, Any]:
     """The fields `status` shows, as JSON-ready values."""
     record = obs.record if obs.exists else None
 
@@ -179,7 +179,7 @@ def _key(obs: te.Observation) -> tuple[object, ...]:
     )
 
 
-async def _read(lock: KubeLock) -> te.Observation:
+async def _read(lock: NamedLock) -> te.Observation:
     with trio.move_on_after(READ_TIMEOUT):
         try:
             return await lock.get()
@@ -191,7 +191,7 @@ async def _read(lock: KubeLock) -> te.Observation:
     )
 
 
-async def _status(lock: KubeLock, client: KubeClient, output: str, watch: bool) -> int:
+async def _status(lock: NamedLock, client: KubeClient, output: str, watch: bool) -> int:
     async with client:
         obs = await _read(lock)
         info = describe(lock, obs, _now())
@@ -211,7 +211,7 @@ async def _status(lock: KubeLock, client: KubeClient, output: str, watch: bool) 
     return 0
 
 
-async def _follow(lock: KubeLock, last: te.Observation, output: str) -> None:
+async def _follow(lock: NamedLock, last: te.Observation, output: str) -> None:
     def show(obs: te.Observation) -> None:
         info = describe(lock, obs, _now())
         print(json.dumps(info) if output == "json" else _line(info), flush=True)

@@ -1,21 +1,10 @@
-"""The exceptions that trio-election raises.
+"""The exceptions of the election: the `ElectionError` base and the lock errors.
 
-Every exception of the library derives from one base class::
-
-    ElectionError
-    ├── ConfigError            bad arguments or configuration: names the value and the rule
-    ├── LeadershipLost         the term ended because the lease could not be held safely
-    └── LockError              one lock operation failed; the engine retries these itself
-        ├── LockConflict       someone else wrote first (HTTP 409); never overwritten
-        ├── LockNotFound       the lock object does not exist (HTTP 404 on update)
-        └── WatchUnavailable   the lock cannot be watched; the engine falls back to polling
-
-Beside the tree, `Terminated` (a `SystemExit`, status 143) is raised by the faces after a
-SIGTERM has stopped the election and the lock was released.
-
-Errors that cannot heal by retrying (a missing RBAC verb, a broken kubeconfig) are raised by
-the Kubernetes access layer as subclasses of `ElectionError` that are *not* `LockError`; the
-engine lets them out of `elect()`, `open_election()` and `LeaderElector.run()` unwrapped.
+The whole tree, the Kubernetes access layer's `ApiError`s included, and which errors can
+come out of `elect()`, is drawn in one place: the docstring of `trio_election`
+(trio_election/__init__.py). Which errors heal is the lock layer's knowledge: a `LockError`
+is retried by the engine; any other `ElectionError` ends the election and comes out of
+`elect()`, `open_election()` and `LeaderElector.run()` unwrapped.
 """
 
 from __future__ import annotations
