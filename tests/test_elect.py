@@ -18,7 +18,7 @@ import trio
 import trio.testing
 
 import trio_election as te
-from trio_election.testing import History, MemoryLockHandle, TrioClock
+from trio_election.testing import History, LoopClock, MemoryLockHandle
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
@@ -234,7 +234,7 @@ async def test_renew_that_changes_nothing_does_not_move_the_deadline(
     frozen = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     lock = te.MemoryLock()
     handle = lock.handle()
-    clock = TrioClock(wall=lambda: frozen)
+    clock = LoopClock(wall=lambda: frozen)
     deadlines: list[float] = []
     with pytest.raises(te.LeadershipLost):
         async with te.elect(handle, identity="a", clock=clock) as leadership:

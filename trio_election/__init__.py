@@ -1,4 +1,4 @@
-"""Leader election on Kubernetes for trio programs.
+"""Leader election on Kubernetes for trio and asyncio programs.
 
     async with trio_election.elect("leases/default/my-app") as leadership:
         await run_controller()   # cancelled when the lease can no longer be held safely

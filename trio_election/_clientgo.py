@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, final
 
-import trio
+import anyio
 
 from ._core._exceptions import ConfigError
 from ._core._options import ElectionOptions, option_specs
@@ -23,6 +23,8 @@ from ._election import Election, open_election_with
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
+
+    from anyio.streams.memory import MemoryObjectReceiveStream
 
     from ._binding import LockSpec
     from ._core._clock import ElectionClock
@@ -40,7 +42,7 @@ class LeaderCallbacks:
     """What to do as the election goes (client-go's `LeaderCallbacks`).
 
     - `on_started_leading(leadership)`: an `async` function, required. It is the leader's
-      work and runs inside `leadership.cancel_scope` (the trio form of client-go's `ctx`):
+      work and runs inside `leadership.cancel_scope` (the form client-go's `ctx` takes here):
       cancelled when the lease can no longer be held. When it returns or raises, the term
       ends and the lock is released.
     - `on_stopped_leading()`: called once after a term ends, for whatever reason; never
@@ -151,28 +153,29 @@ class LeaderElector:
         self._ran = True
         config = self.config
         callbacks = self._callbacks
-        send, receive = trio.open_memory_channel[str](math.inf)
+        send, receive = anyio.create_memory_object_stream[str](math.inf)
 
         def on_leader_change(holder: str | None) -> None:
             if callbacks.on_new_leader is not None:
-                with contextlib.suppress(trio.ClosedResourceError):
+                with contextlib.suppress(anyio.ClosedResourceError):
                     send.send_nowait(holder or "")
 
         given: ElectionOptions[KubeClient] = ElectionOptions(on_leader_change=on_leader_change)
         options = dataclasses.replace(given, **config_options(config))
-        async with open_election_with(config.lock, options) as election:
-            self._election = election
-            raised: BaseException | None = None
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._deliver, receive)
-                try:
-                    await self._lead(election)
-                except BaseException as exc:  # re-raised below, outside the nursery, unwrapped
-                    raised = exc
-                finally:
-                    send.close()  # the deliveries already queued still go out, in order
-            if raised is not None:
-                raise raised
+        with send, receive:
+            async with open_election_with(config.lock, options) as election:
+                self._election = election
+                raised: BaseException | None = None
+                async with anyio.create_task_group() as nursery:
+                    nursery.start_soon(self._deliver, receive)
+                    try:
+                        await self._lead(election)
+                    except BaseException as exc:  # re-raised below, outside the group, unwrapped
+                        raised = exc
+                    finally:
+                        send.close()  # the deliveries already queued still go out, in order
+                if raised is not None:
+                    raise raised
 
     async def _lead(self, election: Election) -> None:
         callbacks = self._callbacks
@@ -185,7 +188,7 @@ class LeaderElector:
             if led and callbacks.on_stopped_leading is not None:
                 await _call(callbacks.on_stopped_leading)
 
-    async def _deliver(self, receive: trio.MemoryReceiveChannel[str]) -> None:
+    async def _deliver(self, receive: MemoryObjectReceiveStream[str]) -> None:
         callback = self._callbacks.on_new_leader
         async for identity in receive:
             if callback is None:

@@ -1,4 +1,4 @@
-"""The trio face: `elect()` and `open_election()`, over the engine.
+"""The face of the election: `elect()` and `open_election()`, over the engine.
 
 What the `lock`, `client` and `events` arguments become (a lock handle bound to a
 Kubernetes client, a recorder of Kubernetes Events) is `_binding`'s business; the options
@@ -10,14 +10,16 @@ from __future__ import annotations
 from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, final
 
-import trio
+import anyio
+import anyio.abc
 
 from ._binding import LockSpec, open_lock_handle, recorder_for
-from ._core._clock import TrioClock
+from ._core._clock import LoopClock
 from ._core._engine import Engine
 from ._core._exceptions import LeadershipLost, Terminated
 from ._core._options import ElectionOptions
 from ._core._timing import Timing, check_identity, default_identity
+from ._loop import require_event_loop
 from ._sigterm import watch_sigterm
 
 if TYPE_CHECKING:
@@ -42,7 +44,7 @@ class Election:
     """
 
     def __init__(
-        self, engine: Engine, nursery: trio.Nursery, events: EventRecorder | None = None
+        self, engine: Engine, nursery: anyio.abc.TaskGroup, events: EventRecorder | None = None
     ) -> None:
         self._engine = engine
         self._nursery = nursery
@@ -125,7 +127,7 @@ class Election:
         engine = self._engine
         try:
             term = await engine.acquire()
-            renewing = trio.CancelScope()
+            renewing = anyio.CancelScope()
 
             async def renew() -> None:
                 with renewing:
@@ -144,7 +146,7 @@ class Election:
                     await engine.release(term)
                 if self._events is not None:
                     span = engine.timing.retry_period
-                    with trio.move_on_after(span, shield=True):
+                    with anyio.move_on_after(span, shield=True):
                         await self._events.stopped_leading()
         finally:
             self._in_leading = False
@@ -170,10 +172,10 @@ async def open_election(
     `lock` is a lock object or a string ``"<resource>/<namespace>/<name>"``
     (``"<resource>/<name>"`` takes the namespace of the Kubernetes config). With a
     Kubernetes lock and no `client`, a client is opened from `KubeConfig.load()` and closed
-    on exit. The default identity is ``<hostname>_<uuid4>``. `clock` (default: trio's)
+    on exit. The default identity is ``<hostname>_<uuid4>``. `clock` (default: the event loop's)
     is for tests; `on_leader_change` is called synchronously with each new holder.
 
-    SIGTERM (`stop_on_sigterm`, when trio runs in the main thread) cancels the block: the
+    SIGTERM (`stop_on_sigterm`, when the event loop runs in the main thread) cancels the block: the
     leader's work unwinds, the lock is released, and `Terminated` (a `SystemExit` with status
     143) is raised, whatever the block did with the cancellation.
 
@@ -216,6 +218,7 @@ async def _open(
     lock: LockSpec, options: ElectionOptions[KubeClient]
 ) -> AsyncGenerator[tuple[Election, Engine]]:
     """The election and its engine: what every face opens (see `open_election()`)."""
+    require_event_loop()
     timing = Timing.validate(options.lease_duration, options.renew_deadline, options.retry_period)
     identity = default_identity() if options.identity is None else check_identity(options.identity)
     async with open_lock_handle(lock, options.client) as handle:
@@ -223,7 +226,7 @@ async def _open(
             handle,
             identity=identity,
             timing=timing,
-            clock=TrioClock() if options.clock is None else options.clock,
+            clock=LoopClock() if options.clock is None else options.clock,
             release_on_exit=options.release_on_exit,
             on_leader_change=options.on_leader_change,
         )
@@ -231,7 +234,7 @@ async def _open(
         with _sigterm_scope(options.stop_on_sigterm) as (scope, watch), scope:
             await engine.first_read()
             recorder = recorder_for(handle, options.events, identity)
-            async with trio.open_nursery() as nursery:
+            async with anyio.create_task_group() as nursery:
                 nursery.start_soon(engine.run_follower)
                 try:
                     yield Election(engine, nursery, recorder), engine
@@ -248,9 +251,9 @@ async def _open(
 @contextmanager
 def _sigterm_scope(
     enabled: bool,
-) -> Generator[tuple[trio.CancelScope, SigtermWatch | None]]:
+) -> Generator[tuple[anyio.CancelScope, SigtermWatch | None]]:
     """A cancel scope that SIGTERM cancels (while `enabled`), and the registration."""
-    scope = trio.CancelScope()
+    scope = anyio.CancelScope()
     if not enabled:
         yield scope, None
         return

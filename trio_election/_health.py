@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, final
 
-import trio
+import anyio
 
 if TYPE_CHECKING:
     from ._election import Election
@@ -37,7 +37,7 @@ class HealthCheck:
         stats = self._election.statistics()
         if stats.leader != stats.identity or stats.renewed_at is None:
             return None
-        age = trio.current_time() - stats.renewed_at
+        age = anyio.current_time() - stats.renewed_at
         if age <= self._election.timing.lease_duration + self.tolerance:
             return None
         return age

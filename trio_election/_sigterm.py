@@ -6,11 +6,14 @@ work unwinds, the lock is released, and the face raises `Terminated` (a `SystemE
 the status of a process killed by SIGTERM, 143), so a program written as in the README hands
 over at once and exits as Kubernetes expects.
 
-One handler serves every election of a trio run: it is installed when the first election
-registers and the previous handler is put back when the last one leaves. A handler that the
-application installed before is called too. Signal handlers can only be installed from the
-main thread: when trio runs in another thread nothing is installed (logged once), and the
-application handles SIGTERM itself.
+One handler serves every election of an event loop (a trio run or an asyncio loop): it is
+installed when the first election registers and the previous handler is put back when the
+last one leaves. A handler that the application installed before is called too; so is one
+installed with asyncio's `loop.add_signal_handler()`, which asyncio delivers through its
+wake-up file descriptor, beside the Python-level handler. Signal handlers can only be
+installed from the main thread: when the loop runs in another thread nothing is installed
+(logged once), and the application handles SIGTERM itself. SIGINT is left alone (trio and
+`asyncio.run()` each turn it into `KeyboardInterrupt` their own way).
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ import threading
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, final
 
-import trio
+import anyio.lowlevel
+
+from ._loop import call_soon_in_loop
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator
@@ -51,11 +56,11 @@ class SigtermWatch:
 
 @final
 class _Handler:
-    """The one SIGTERM handler of a trio run, and the elections it serves."""
+    """The one SIGTERM handler of an event loop, and the elections it serves."""
 
     def __init__(self) -> None:
         self.watches: set[SigtermWatch] = set()
-        self._token = trio.lowlevel.current_trio_token()
+        self._soon = call_soon_in_loop()
         self._previous: signal.Handlers | Callable[[int, FrameType | None], object] | int | None
         self._previous = None
 
@@ -68,8 +73,8 @@ class _Handler:
         signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        # runs in the main thread between two bytecodes: only hand the work to trio
-        self._token.run_sync_soon(self._deliver)
+        # runs in the main thread between two bytecodes: only hand the work to the loop
+        self._soon(self._deliver)
         previous = self._previous
         if callable(previous):
             previous(signum, frame)
@@ -84,7 +89,7 @@ class _Handler:
             watch.fire()
 
 
-_handler: trio.lowlevel.RunVar[_Handler | None] = trio.lowlevel.RunVar(
+_handler: anyio.lowlevel.RunVar[_Handler | None] = anyio.lowlevel.RunVar(
     "trio_election_sigterm", default=None
 )
 _warned_thread = False
@@ -92,7 +97,7 @@ _warned_thread = False
 
 @contextmanager
 def watch_sigterm(on_signal: Callable[[], None]) -> Generator[SigtermWatch | None]:
-    """Call `on_signal` (in this trio run) when SIGTERM arrives, while the block runs.
+    """Call `on_signal` (in this event loop) when SIGTERM arrives, while the block runs.
 
     Yields None, installing nothing, outside the main thread.
     """
@@ -101,7 +106,8 @@ def watch_sigterm(on_signal: Callable[[], None]) -> Generator[SigtermWatch | Non
         if not _warned_thread:
             _warned_thread = True
             logger.info(
-                "trio does not run in the main thread: SIGTERM is left to the application "
+                "the event loop does not run in the main thread: SIGTERM is left to the "
+                "application "
                 "(signal handlers can only be installed from the main thread)"
             )
         yield None

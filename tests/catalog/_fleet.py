@@ -11,7 +11,7 @@ import trio
 
 import trio_election as te
 from trio_election.kube import LEADER_ANNOTATION, KubeClient
-from trio_election.testing import FakeKubeApi, History, TrioClock
+from trio_election.testing import FakeKubeApi, History, LoopClock
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping
@@ -24,7 +24,7 @@ def _virtual_wall() -> dt.datetime:
     return EPOCH + dt.timedelta(seconds=trio.current_time())
 
 
-VIRTUAL_WALL = TrioClock(wall=_virtual_wall)
+VIRTUAL_WALL = LoopClock(wall=_virtual_wall)
 """trio's clock, with a wall clock that moves with virtual time: annotation records hold
 whole seconds, and renewals a real second apart must write different times."""
 NAME = "my-app"

@@ -29,7 +29,7 @@ from trio_election._kube_locks import EndpointsLock, LeaseLock, MultiLock
 from trio_election._kube_locks._base import PATCH_RETRY_SECONDS, PUT_AFTER_REFUSALS
 from trio_election._kube_locks._forbidden import FORBIDDEN_GRACE_SECONDS, QUIET_GAP_WINDOWS
 from trio_election.kube import UnauthorizedError
-from trio_election.testing import History, TrioClock
+from trio_election.testing import History, LoopClock
 from trio_election.testing._fake_api import ALL_VERBS, ELECTION_VERBS, FakeKubeApi
 
 from .conftest import LOCK_TYPES
@@ -375,7 +375,7 @@ async def campaign(api: FakeKubeApi, identity: str, lock: str, history: History)
     async with (
         api.client(user=identity) as client,
         te.open_election(
-            lock, identity=identity, client=client, clock=TrioClock(wall=virtual_wall)
+            lock, identity=identity, client=client, clock=LoopClock(wall=virtual_wall)
         ) as election,
         election.leading(),
     ):

@@ -15,7 +15,7 @@ import trio
 import trio.testing
 
 import trio_election as te
-from trio_election.testing import TrioClock
+from trio_election.testing import LoopClock
 from trio_election.testing._fake_api import FakeKubeApi
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ async def test_steady_state_logs_nothing_but_changes_of_leader(
                 lock,
                 identity=identity,
                 client=client,
-                clock=TrioClock(wall=virtual_wall),
+                clock=LoopClock(wall=virtual_wall),
                 stop_on_sigterm=False,
             ) as election,
         ):

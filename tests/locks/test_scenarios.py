@@ -21,7 +21,7 @@ import trio.testing
 import trio_election as te
 from trio_election._kube_locks._base import PATCH_RETRY_SECONDS, PUT_AFTER_REFUSALS
 from trio_election._kube_locks._forbidden import FORBIDDEN_GRACE_SECONDS
-from trio_election.testing import History, TrioClock
+from trio_election.testing import History, LoopClock
 from trio_election.testing._fake_api import ELECTION_VERBS, FakeKubeApi
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ class Candidate:
                     lease_duration=LEASE,
                     renew_deadline=RENEW,
                     retry_period=RETRY,
-                    clock=TrioClock(wall=virtual_wall),
+                    clock=LoopClock(wall=virtual_wall),
                 ) as election,
             ):
                 self.election = election

@@ -29,7 +29,7 @@ from trio_election._kube_locks._streams import (
     WATCH_TIMEOUT_SECONDS,
     object_events,
 )
-from trio_election.testing import TrioClock
+from trio_election.testing import LoopClock
 from trio_election.testing._fake_api import FakeKubeApi
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ async def fleet(request: pytest.FixtureRequest) -> AsyncGenerator[Fleet]:
             f"leases/default/{name}",
             identity="me",
             client=client,
-            clock=TrioClock(wall=virtual_wall),
+            clock=LoopClock(wall=virtual_wall),
             stop_on_sigterm=False,
         ) as election:
             while True:

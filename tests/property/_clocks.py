@@ -1,9 +1,9 @@
 """Clocks for the schedules, and a real-time watchdog against a run that stops time.
 
 `RoundTripClock` runs `rate` times as fast as trio's clock, like `trio_election.testing.ScaledClock`, but its
-`to_trio()` rounds up, so that at the trio time `to_trio(t)` its `now()` is never short of
+`to_loop()` rounds up, so that at the trio time `to_loop(t)` its `now()` is never short of
 `t`. `trio_election.testing.ScaledClock` can fall short by one unit in the last place: then a loop that sleeps
-until `to_trio(t)` and checks `now() < t` goes round forever without time passing (see
+until `to_loop(t)` and checks `now() < t` goes round forever without time passing (see
 `test_rate_bound.py::test_a_leader_on_a_scaled_clock_keeps_renewing`). The schedules use
 `RoundTripClock` so that they test the election's rules rather than that rounding.
 
@@ -40,7 +40,7 @@ class RoundTripClock:
     def now(self) -> float:
         return self._offset + self._rate * trio.current_time()
 
-    def to_trio(self, t: float) -> float:
+    def to_loop(self, t: float) -> float:
         result = (t - self._offset) / self._rate
         while self._offset + self._rate * result < t:
             result = math.nextafter(result, math.inf)

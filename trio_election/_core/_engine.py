@@ -1,12 +1,12 @@
 """The election engine: one candidate's campaign for one lock, its renewals and release.
 
-Pure trio. It sees the lock only through the `LockHandle` protocol and time only through
-one `ElectionClock`. Both faces of the library (`open_election`/`elect` and client-go's
-`LeaderElector`) drive this one engine. It is built of parts: a `LockView` (what the
-candidate knows of the lock: the current observation, when the record last changed, who
-leads, from when the lock may be taken), a `Pacer` (poll delays, Retry-After, the random
-delays), a `Follower` (the watch or the polling that keeps the view fresh) and, while it
-leads, one `Leadership` per term.
+On anyio (trio or asyncio). It sees the lock only through the `LockHandle` protocol and
+time only through one `ElectionClock`. Both faces of the library (`open_election`/`elect`
+and client-go's `LeaderElector`) drive this one engine. It is built of parts: a `LockView`
+(what the candidate knows of the lock: the current observation, when the record last
+changed, who leads, from when the lock may be taken), a `Pacer` (poll delays, Retry-After,
+the random delays), a `Follower` (the watch or the polling that keeps the view fresh) and,
+while it leads, one `Leadership` per term.
 
 How it decides (the safety rules):
 
@@ -36,9 +36,9 @@ import dataclasses
 import logging
 from typing import TYPE_CHECKING, final
 
-import trio
+import anyio
 
-from ._clock import sleep_until, trio_span
+from ._clock import loop_span, sleep_until
 from ._exceptions import ElectionError, LockConflict, LockError, LockNotFound
 from ._following import Follower
 from ._leadership import Leadership, Term
@@ -113,7 +113,7 @@ class Engine:
         self._last_renew_error = ""
         # our terms
         self._term: Term | None = None
-        self._term_ended = trio.Event()
+        self._term_ended = anyio.Event()
         self._follower = Follower(
             self.handle,
             view=self._view,
@@ -155,13 +155,13 @@ class Engine:
             is_leader=self.is_leader,
             term=None if term is None else term.number,
             watching=self._follower.watching,
-            observed_at=None if view.current is None else self.clock.to_trio(view.observed_time),
+            observed_at=None if view.current is None else self.clock.to_loop(view.observed_time),
             renewals=meter.renewals,
             failed_renewals=meter.failed_renewals,
             slow_path_renewals=meter.slow_path_renewals,
             transitions_seen=meter.transitions_seen,
             terms=meter.terms,
-            renewed_at=None if renewed_at is None else self.clock.to_trio(renewed_at),
+            renewed_at=None if renewed_at is None else self.clock.to_loop(renewed_at),
             renew_latency_last=meter.renew_latency_last,
             renew_latency_max=meter.renew_latency_max,
             time_leading=meter.time_leading(self.clock.now()),
@@ -206,7 +206,7 @@ class Engine:
     async def read(self) -> Observation:
         """One GET, bounded by `renew_deadline`; `LockError` on failure or timeout."""
         try:
-            with trio.move_on_after(trio_span(self.clock, self.timing.renew_deadline)):
+            with anyio.move_on_after(loop_span(self.clock, self.timing.renew_deadline)):
                 obs = await self.handle.get()
                 self._observe(obs)
                 return obs
@@ -222,7 +222,7 @@ class Engine:
                 await self.read()
             except LockError as exc:
                 logger.warning("%s: cannot read the lock yet: %s", self.handle.description, exc)
-                await trio.sleep(self._pacer.retry_span())
+                await anyio.sleep(self._pacer.retry_span())
             else:
                 return
 
@@ -262,19 +262,19 @@ class Engine:
         while True:
             self.raise_fatal()
             changed = self._view.changed
-            # compare in trio's time, the time the wait below is measured in: comparing in
+            # compare in the loop's time, the time the wait below is measured in: comparing in
             # a scaled clock's time can round just short of `at` and wait for nothing forever
-            at = self.clock.to_trio(self._view.may_take_at())
-            if trio.current_time() >= at:
+            at = self.clock.to_loop(self._view.may_take_at())
+            if anyio.current_time() >= at:
                 outcome, term = await self._try_take()
                 if term is not None:
                     return term
                 if outcome == _Outcome.CONFLICT:
                     continue
-                with trio.move_on_after(self._pacer.retry_span()):
+                with anyio.move_on_after(self._pacer.retry_span()):
                     await changed.wait()
                 continue
-            with trio.move_on_at(at):
+            with anyio.CancelScope(deadline=at):
                 await changed.wait()
 
     async def _try_take(self) -> tuple[str, Term | None]:
@@ -285,7 +285,7 @@ class Engine:
         sent = self.clock.now()
         result: Observation | None = None
         try:
-            with trio.move_on_after(trio_span(self.clock, self.timing.renew_deadline)):
+            with anyio.move_on_after(loop_span(self.clock, self.timing.renew_deadline)):
                 if obs.exists:
                     result = await self.handle.update(record, obs)
                 else:
@@ -309,14 +309,14 @@ class Engine:
             identity=self.identity,
             lock=self.handle.description,
             number=taken.leader_transitions,
-            acquired_at=self.clock.to_trio(sent),
-            deadline=self.clock.to_trio(sent + self.timing.renew_deadline),
+            acquired_at=self.clock.to_loop(sent),
+            deadline=self.clock.to_loop(sent + self.timing.renew_deadline),
             clock_deadline=sent + self.timing.renew_deadline,
         )
         self._term = term
         self.meter.term_started(sent)
         self._renew_failing = False
-        self._term_ended = trio.Event()
+        self._term_ended = anyio.Event()
         self._observe(result)
         logger.info(
             "%s: %s became leader (term %d)", self.handle.description, self.identity, term.number
@@ -328,7 +328,7 @@ class Engine:
         """Renew every `retry_period` until cancelled or the term is lost.
 
         The first renew of a term comes `retry_period` after it began, or, while other
-        elections of this trio run are renewing too, at a random point between half a
+        elections of this event loop are renewing too, at a random point between half a
         `retry_period` and one (`Pacer.renewing`): elections that began together would
         otherwise renew in the same instant for as long as they lead. A renew is only
         ever moved earlier, never later, so the deadline rule is untouched.
@@ -342,13 +342,13 @@ class Engine:
                 await sleep_until(self.clock, min(next_at, term.clock_deadline))
                 if term.lost:
                     break
-                # compare in trio's time, the time slept in: a scaled clock's round trip
+                # compare in the loop's time, the time slept in: a scaled clock's round trip
                 # can come out just short of `next_at` and go round forever
-                if trio.current_time() < self.clock.to_trio(next_at):
+                if anyio.current_time() < self.clock.to_loop(next_at):
                     continue  # a renew moved the deadline while we slept
                 started = self.clock.now()
                 next_at = started + self.timing.retry_period
-                with trio.move_on_at(self.clock.to_trio(term.clock_deadline)):
+                with anyio.CancelScope(deadline=self.clock.to_loop(term.clock_deadline)):
                     await self._renew_once(term, started)
         self._expire(term)
 
@@ -406,7 +406,7 @@ class Engine:
         self._observe(result)
         if changed and not term.lost:
             deadline = sent + self.timing.renew_deadline
-            term.extend(deadline, self.clock.to_trio(deadline))
+            term.extend(deadline, self.clock.to_loop(deadline))
 
     async def _renew_slow(self, term: Term, record: LeaderRecord) -> Observation | None:
         """Read, then write if the lock still names us; None when the term is lost (reading
@@ -437,7 +437,7 @@ class Engine:
         short = term.lost or self._renew_failing
         budget = self.timing.retry_period if short else self.timing.renew_deadline
         view = self._view
-        with trio.move_on_after(trio_span(self.clock, budget), shield=True):
+        with anyio.move_on_after(loop_span(self.clock, budget), shield=True):
             cached = view.current
             while True:
                 try:
@@ -462,7 +462,7 @@ class Engine:
                     logger.info("%s: release failed: %s", self.handle.description, exc)
                     if short:
                         break
-                    await trio.sleep(trio_span(self.clock, self.timing.retry_period / 4))
+                    await anyio.sleep(loop_span(self.clock, self.timing.retry_period / 4))
                     continue
                 except ElectionError as exc:
                     logger.error("%s: cannot release: %s", self.handle.description, exc)

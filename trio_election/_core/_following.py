@@ -12,7 +12,7 @@ import logging
 from contextlib import aclosing
 from typing import TYPE_CHECKING, final
 
-import trio
+import anyio
 
 from ._exceptions import LockError, WatchUnavailable
 from ._timing import JITTER_FACTOR
@@ -124,7 +124,7 @@ class Follower:
                         polls_left = POLLS_BEFORE_WATCHING_AGAIN
                 finally:
                     self.watching = False
-            await trio.sleep(self._pacer.retry_span())
+            await anyio.sleep(self._pacer.retry_span())
             if polls_left:
                 polls_left -= 1
                 if self._leading():
@@ -142,7 +142,7 @@ class Follower:
         assert obs is not None
         opened = self._clock.now()
         events_seen = 0
-        with trio.move_on_after(WATCH_SESSION_LIMIT):
+        with anyio.move_on_after(WATCH_SESSION_LIMIT):
             async with aclosing(self._handle.watch(obs)) as events:
                 self.watching = True
                 async for event in events:
@@ -150,7 +150,7 @@ class Follower:
                     if not _is_stale(event, view.current):
                         self._observe(event)
         if not events_seen and self._clock.now() - opened < self._timing.retry_period:
-            await trio.sleep(self._pacer.poll_span())
+            await anyio.sleep(self._pacer.poll_span())
 
 
 def _is_stale(event: Observation, current: Observation | None) -> bool:

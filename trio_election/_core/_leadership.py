@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import final
 
-import trio
+import anyio
 
 __all__ = ["Leadership", "Term"]
 
@@ -47,7 +47,7 @@ class Term:
         self.lock = lock
         self.number = number
         self.acquired_at = acquired_at
-        self.cancel_scope = trio.CancelScope(deadline=deadline)
+        self.cancel_scope = anyio.CancelScope(deadline=deadline)
         #: `deadline` in the time of the engine's clock
         self.clock_deadline = clock_deadline
         #: the kind of loss (one of `LOSS_KINDS`) once `lose()` ended the term, else ''
@@ -57,11 +57,11 @@ class Term:
 
     @property
     def lost(self) -> bool:
-        return bool(self.loss) or trio.current_time() >= self.cancel_scope.deadline
+        return bool(self.loss) or anyio.current_time() >= self.cancel_scope.deadline
 
     def extend(self, clock_deadline: float, deadline: float) -> None:
         """Move the deadline: `clock_deadline` in the time of the engine's clock,
-        `deadline` the same instant in trio time."""
+        `deadline` the same instant in the event loop's time."""
         self.clock_deadline = clock_deadline
         self.cancel_scope.deadline = deadline
 
@@ -83,12 +83,13 @@ class Leadership:
     - `identity`: our identity; `lock`: the lock's description;
     - `term`: the record's transitions count at acquisition (a fencing token that grows with
       every new term);
-    - `acquired_at`: trio time at which the acquiring write was sent;
-    - `deadline`: trio time by which the body is cancelled unless the lease is renewed first;
+    - `acquired_at`: the event loop's time at which the acquiring write was sent;
+    - `deadline`: the event loop's time by which the body is cancelled unless the lease is
+      renewed first;
     - `lost`: True once the term ended by loss (the deadline passed, a record that this
       process did not write stopped naming us, or renewing became impossible);
     - `reason`: why it was lost ('' while it was not);
-    - `cancel_scope`: the scope the leader's work runs in.
+    - `cancel_scope`: the (anyio) scope the leader's work runs in.
     """
 
     __slots__ = ("_term",)
@@ -117,7 +118,7 @@ class Leadership:
         return self._term.acquired_at
 
     @property
-    def cancel_scope(self) -> trio.CancelScope:
+    def cancel_scope(self) -> anyio.CancelScope:
         return self._term.cancel_scope
 
     @property

@@ -14,7 +14,7 @@ import math
 from collections import Counter
 from typing import TYPE_CHECKING, final
 
-import trio
+import anyio
 
 from ._exceptions import LockConflict, LockError, LockNotFound, WatchUnavailable
 from ._lock import MISSING, LeaderRecord, Observation
@@ -53,7 +53,7 @@ class MemoryLock:
         self._record: LeaderRecord | None = None
         self._raw = ""
         self._revision = 0
-        self._changed = trio.Event()
+        self._changed = anyio.Event()
 
     def __repr__(self) -> str:
         return f"MemoryLock({self._name!r}, holder={self.observe().holder!r})"
@@ -110,7 +110,7 @@ class MemoryLock:
     def _bump(self) -> None:
         self._revision += 1
         self._changed.set()
-        self._changed = trio.Event()
+        self._changed = anyio.Event()
 
 
 @final
@@ -140,7 +140,7 @@ class MemoryLockHandle:
         self._failures: float = 0
         self._conflicts = 0
         self._hanging = False
-        self._healed = trio.Event()
+        self._healed = anyio.Event()
         self.calls: Counter[str] = Counter()
 
     def __repr__(self) -> str:
@@ -174,15 +174,15 @@ class MemoryLockHandle:
         self.delay = 0.0
         self._hanging = False
         self._healed.set()
-        self._healed = trio.Event()
+        self._healed = anyio.Event()
 
     async def _enter(self, operation: str, *, write: bool = False) -> None:
         self.calls[operation] += 1
         if self.delay:
-            await trio.sleep(self.delay)
+            await anyio.sleep(self.delay)
         while self._hanging:
             await self._healed.wait()
-        await trio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint()
         if self._failures:
             self._failures -= 1
             raise LockError(f"{self.description}: injected failure of {operation}")

@@ -8,7 +8,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar, final
 
-import trio
+import anyio
 
 from ._exceptions import ElectionError, LockConflict, LockError, LockNotFound
 
@@ -30,7 +30,7 @@ LOSS_KINDS = ("deadline", "other_holder", "released", "unreadable", "deleted", "
 class Statistics:
     """A snapshot of one candidate's state (`election.statistics()`).
 
-    Times are trio times; durations are seconds. `requests` counts lock calls by
+    Times are the event loop's times; durations are seconds. `requests` counts lock calls by
     ``(verb, outcome)``: verbs ``get``, ``create``, ``update``, ``watch``; outcomes ``ok``,
     ``conflict``, ``not_found``, ``error`` (retried), ``fatal``, ``cancelled``. `losses`
     counts terms lost, by kind (`LOSS_KINDS`).
@@ -174,7 +174,7 @@ class MeteredHandle:
             async with aclosing(self._inner.watch(after)) as events:
                 async for event in events:
                     yield event
-        except (GeneratorExit, trio.Cancelled):
+        except (GeneratorExit, anyio.get_cancelled_exc_class()):
             raise
         except BaseException as exc:  # counted, then raised unchanged
             outcome = _outcome(exc)

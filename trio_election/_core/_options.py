@@ -179,7 +179,7 @@ class ElectionOptions(Generic[ClientT]):
     clock: ElectionClock | None = field(
         default=None,
         metadata=_about(
-            "the clock the election reads time from (default: trio's); for tests",
+            "the clock the election reads time from (default: the event loop's); for tests",
             "the runner uses trio's clock",
         ),
     )

@@ -14,9 +14,9 @@ import random
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, final
 
-import trio
+import anyio
 
-from ._clock import trio_span
+from ._clock import loop_span
 from ._timing import JITTER_FACTOR, MAX_EXPIRY_DELAY_FRACTION
 
 if TYPE_CHECKING:
@@ -33,8 +33,8 @@ RENEW_SPREAD = 0.5
 this fraction of `retry_period` early (at random), spreading their renewals over the
 period instead of sending them all in the same instant."""
 
-_RENEWING: trio.lowlevel.RunVar[int] = trio.lowlevel.RunVar("trio_election_renewing", default=0)
-"""How many terms of this trio run are renewing (inside `Pacer.renewing()`)."""
+_RENEWING: anyio.lowlevel.RunVar[int] = anyio.lowlevel.RunVar("trio_election_renewing", default=0)
+"""How many terms of this event loop are renewing (inside `Pacer.renewing()`)."""
 
 
 @final
@@ -47,26 +47,26 @@ class Pacer:
         self._timing = timing
         self._clock = clock
         self._random = random.Random()
-        self._quiet_until = -math.inf  # trio time: the server asked us to wait until then
+        self._quiet_until = -math.inf  # loop time: the server asked us to wait until then
 
     def poll_delay(self) -> float:
         """A jittered `retry_period`, in seconds of our clock (client-go's polling)."""
         return self._timing.retry_period * (1 + JITTER_FACTOR * self._random.random())
 
     def poll_span(self) -> float:
-        """A poll delay in trio seconds."""
-        return trio_span(self._clock, self.poll_delay())
+        """A poll delay in seconds of the event loop's clock."""
+        return loop_span(self._clock, self.poll_delay())
 
     def retry_span(self) -> float:
-        """trio seconds to wait before the next read or campaign write: a poll delay, or
-        longer when the server asked for it (a 429's Retry-After)."""
-        asked = self._quiet_until - trio.current_time()
+        """Seconds (of the event loop's clock) to wait before the next read or campaign
+        write: a poll delay, or longer when the server asked for it (a 429's Retry-After)."""
+        asked = self._quiet_until - anyio.current_time()
         return max(self.poll_span(), asked)
 
     def heed(self, exc: LockError) -> None:
         """Remember a server's request to wait (Retry-After) for the next retry."""
         if exc.retry_after is not None:
-            self._quiet_until = max(self._quiet_until, trio.current_time() + exc.retry_after)
+            self._quiet_until = max(self._quiet_until, anyio.current_time() + exc.retry_after)
 
     def expiry_delay(self) -> float:
         """How long after a lease's expiry to wait before taking the lock (seconds of our
@@ -77,7 +77,7 @@ class Pacer:
     def renewing(self) -> Generator[float]:
         """Count a term as renewing while inside; give when its first renew comes, in
         seconds of our clock after it began: `retry_period`, or while other elections of
-        this trio run are renewing, at random between `1 - RENEW_SPREAD` times that and
+        this event loop are renewing, at random between `1 - RENEW_SPREAD` times that and
         the whole."""
         renewing = _RENEWING.get()
         _RENEWING.set(renewing + 1)

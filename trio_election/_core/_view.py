@@ -13,7 +13,7 @@ import math
 from collections import deque
 from typing import TYPE_CHECKING, final
 
-import trio
+import anyio
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -91,7 +91,7 @@ class LockView:
         self.own_version: str | None = None
         self._leader: str | None = None
         self._leader_seq = 0
-        self._changed = trio.Event()
+        self._changed = anyio.Event()
         self._warned_identity = False
         self._warned_raw: str | None = None
         self._sent: deque[LeaderRecord] = deque(maxlen=SENT_RECORDS_KEPT)
@@ -119,7 +119,7 @@ class LockView:
         return self._max_transitions
 
     @property
-    def changed(self) -> trio.Event:
+    def changed(self) -> anyio.Event:
         """Set by the next `wake()`."""
         return self._changed
 
@@ -167,7 +167,7 @@ class LockView:
     def wake(self) -> None:
         """Wake whoever waits for `changed`; the next waiters wait for the next change."""
         self._changed.set()
-        self._changed = trio.Event()
+        self._changed = anyio.Event()
 
     def sending(self, record: LeaderRecord) -> None:
         """Remember a record this process is about to write (a write that times out may

@@ -16,9 +16,10 @@
 - `MemoryLockHandle`: one candidate's access to a `MemoryLock` (`MemoryLock.handle()`),
   with its fault controls: `delay`, `fail()`, `conflict()`, `hang()` until `heal()`;
   `calls` counts its calls.
-- `ScaledClock`: a clock that runs `rate` times as fast as trio's, for candidates whose
-  clocks drift apart; `TrioClock`: trio's clock (the default) with the wall-clock time of
-  the records it writes given by a function (`TrioClock(wall=...)`), for exact records in
+- `ScaledClock`: a clock that runs `rate` times as fast as the event loop's, for candidates
+  whose clocks drift apart; `LoopClock`: the event loop's clock (the default; trio's under
+  trio, so virtual time works) with the wall-clock time of
+  the records it writes given by a function (`LoopClock(wall=...)`), for exact records in
   virtual time.
 """
 
@@ -32,8 +33,8 @@ from trio_election._controlplane._control_plane import ControlPlane as ControlPl
 from trio_election._controlplane._control_plane import TestUser as TestUser
 from trio_election._controlplane._processes import PortInUseError as PortInUseError
 from trio_election._controlplane._processes import StartupError as StartupError
+from trio_election._core._clock import LoopClock as LoopClock
 from trio_election._core._clock import ScaledClock as ScaledClock
-from trio_election._core._clock import TrioClock as TrioClock
 from trio_election._core._memory import MemoryLockHandle as MemoryLockHandle
 from trio_election._history import History as History
 from trio_election._history import Interval as Interval
@@ -47,13 +48,13 @@ __all__ = [
     "FakeKubeApi",
     "History",
     "Interval",
+    "LoopClock",
     "MemoryLockHandle",
     "MissingBinaries",
     "PortInUseError",
     "ScaledClock",
     "StartupError",
     "TestUser",
-    "TrioClock",
     "find_binaries",
     "missing_message",
 ]
