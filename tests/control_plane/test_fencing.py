@@ -1,0 +1,217 @@
+"""Fencing on the real apiserver: the policy of ``trio-election fence policy`` refuses a stale
+leader's writes and deletes, and lets the current leader's through.
+
+The leaders are candidate processes (`_fenced_writer.py`) with exactly the RBAC of
+deploy/rbac.yaml on the Lease, plus the verbs on ConfigMaps that their own work needs; the
+policy is applied by the administrator. A leader is frozen with SIGSTOP until a successor
+leads; the successor's stamped write being accepted shows that the policy sees the new
+term, so the old leader's writes after it are judged against it (no sleeps).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import yaml
+from harness.event_lines import EventProcess
+
+import trio_election as te
+
+if TYPE_CHECKING:
+    from trio_election.testing import ControlPlane, TestUser
+
+pytestmark = pytest.mark.control_plane
+
+ROOT = Path(__file__).resolve().parents[2]
+WRITER = Path(__file__).with_name("_fenced_writer.py")
+CONFIGMAP_VERBS = ["get", "create", "update", "patch", "delete"]
+
+
+def lease_verbs() -> list[str]:
+    """The verbs deploy/rbac.yaml grants the app on leases."""
+    for document in yaml.safe_load_all((ROOT / "deploy" / "rbac.yaml").read_text()):
+        if document["kind"] == "Role":
+            for rule in document["rules"]:
+                if rule["resources"] == ["leases"]:
+                    verbs: list[str] = rule["verbs"]
+                    return verbs
+    raise AssertionError("deploy/rbac.yaml grants nothing on leases")
+
+
+def fence_policy(*args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "trio_election", "fence", "policy", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def apply(control_plane: ControlPlane, text: str, folder: Path, *flags: str) -> str:
+    path = folder / "policy.yaml"
+    path.write_text(text)
+    done = control_plane.kubectl("apply", *flags, "-f", str(path))
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def configmap(name: str, fence: te.Fence | None = None, **labels: str) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "labels": labels},
+        "data": {"value": "x"},
+    }
+    return body if fence is None else fence.stamp(body)
+
+
+def wait_until_enforced(control_plane: ControlPlane, user: TestUser, fence: te.Fence) -> None:
+    """Until an unstamped fenced create (dry run) is refused: a new policy takes a moment."""
+    body = configmap("probe", **fence.labels)
+    path = f"/api/v1/namespaces/{user.namespace}/configmaps"
+    deadline = time.monotonic() + 30
+    with control_plane.http_client(user.token) as client:
+        while time.monotonic() < deadline:
+            answer = client.post(path, params={"dryRun": "All"}, json=body)
+            if answer.status_code in (403, 422):
+                assert "ValidatingAdmissionPolicy" in answer.text, answer.text
+                return
+            assert answer.status_code == 201, answer.text
+            time.sleep(0.05)  # the poll's interval; the refusal is what is waited for
+    raise AssertionError("the policy was not enforced within 30 s")
+
+
+class Fenced:
+    def __init__(self, control_plane: ControlPlane, namespace: str, user: TestUser) -> None:
+        self.control_plane = control_plane
+        self.namespace = namespace
+        self.user = user
+        self.lock = f"leases/{namespace}/app"
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        with self.control_plane.http_client() as admin:
+            answer = admin.get(f"/api/v1/namespaces/{self.namespace}/configmaps/{name}")
+        if answer.status_code == 404:
+            return None
+        assert answer.status_code == 200, answer.text
+        found: dict[str, Any] = answer.json()
+        return found
+
+
+@pytest.fixture(scope="module")
+def fenced(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Fenced:
+    namespace = control_plane.create_namespace("fence")
+    user = control_plane.user(
+        "app",
+        namespace=namespace,
+        verbs={"leases": lease_verbs(), "configmaps": CONFIGMAP_VERBS, "events": ["create"]},
+    )
+    fenced = Fenced(control_plane, namespace, user)
+    text = fence_policy(fenced.lock, "--resource", "configmaps")
+    apply(control_plane, text, tmp_path_factory.mktemp("policy"))
+    wait_until_enforced(control_plane, user, te.Fence(fenced.lock, "probe", 0))
+    return fenced
+
+
+def leading(process: EventProcess) -> int:
+    event = process.find("started-leading", within=30)
+    assert event is not None, process.events
+    _, term = event.arg.split()
+    return int(term)
+
+
+def test_the_policy_applies_with_server_dry_run(
+    control_plane: ControlPlane, tmp_path: Path
+) -> None:
+    text = fence_policy(
+        "leases/default/my-app", "--resource", "configmaps", "--resource", "deployments.apps"
+    )
+    out = apply(control_plane, text, tmp_path, "--dry-run=server")
+    assert out.count("(server dry run)") == 2, out
+
+
+def test_deploy_holds_the_commands_policy(control_plane: ControlPlane, tmp_path: Path) -> None:
+    shown = (ROOT / "deploy" / "fence-policy.yaml").read_text()
+    assert shown == fence_policy(
+        "leases/trio-election-example/my-app-library", "--resource", "configmaps"
+    )
+    out = apply(control_plane, shown, tmp_path, "--dry-run=server")
+    assert out.count("(server dry run)") == 2, out
+
+
+def test_a_stale_leaders_writes_and_deletes_are_refused(fenced: Fenced, tmp_path: Path) -> None:
+    env = {**os.environ, "KUBECONFIG": str(fenced.user.kubeconfig)}
+    processes: list[EventProcess] = []
+
+    def start(identity: str) -> EventProcess:
+        process = EventProcess(
+            [sys.executable, str(WRITER), fenced.lock, identity],
+            log=tmp_path / f"{identity}.log",
+            env=env,
+            name=identity,
+            stdin=True,
+        )
+        processes.append(process)
+        return process
+
+    def run(process: EventProcess, line: str) -> None:
+        process.tell(line)  # each line is given once per process
+        assert process.find("done", line, within=30) is not None, process.events
+
+    try:
+        old = start("old")
+        old_term = leading(old)
+        run(old, "write shared from-old")
+        run(old, "write mine from-old")
+        old.send(signal.SIGSTOP)
+        new = start("new")
+        new_term = leading(new)
+        assert new_term > old_term
+        # accepted only if the policy sees the new term: the stale writes below are judged
+        # against it
+        run(new, "write shared from-new")
+        for line in (
+            "write shared from-old-again",
+            "delete mine",
+            "delete-only mine",
+            "write fresh from-old",
+        ):
+            old.tell(line)
+        old.send(signal.SIGCONT)
+        refusals = [old.find("refused", within=30, count=n) for n in (1, 2, 3, 4)]
+        assert None not in refusals, old.events
+        assert old.count("done") == 2
+        lock = fenced.lock
+        for event in refusals:
+            assert event is not None
+            assert event.arg.startswith("403 "), event.arg
+            assert f"fenced by {lock}: stale leader" in event.arg, event.arg
+            assert f"with term {old_term} of old" in event.arg, event.arg
+            assert f"the Lease is in term {new_term} held by new" in event.arg, event.arg
+        assert refusals[2] is not None
+        assert "the object to delete is stamped" in refusals[2].arg
+
+        shared = fenced.get("shared")
+        assert shared is not None
+        assert shared["data"] == {"value": "from-new"}
+        assert shared["metadata"]["annotations"] == te.Fence(lock, "new", new_term).annotations
+        mine = fenced.get("mine")
+        assert mine is not None, "a stale leader deleted an object"
+        assert mine["data"] == {"value": "from-old"}
+        assert fenced.get("fresh") is None
+
+        # the successor restamps the object in its own term and deletes it
+        run(new, "delete mine")
+        assert fenced.get("mine") is None
+    finally:
+        for process in processes:
+            process.kill()
