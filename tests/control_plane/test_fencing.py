@@ -215,3 +215,37 @@ def test_a_stale_leaders_writes_and_deletes_are_refused(fenced: Fenced, tmp_path
     finally:
         for process in processes:
             process.kill()
+
+
+def post(control_plane: ControlPlane, token: str | None, namespace: str, body: Any) -> Any:
+    with control_plane.http_client(token) as client:
+        return client.post(f"/api/v1/namespaces/{namespace}/configmaps", json=body)
+
+
+def test_who_and_what_is_judged(fenced: Fenced) -> None:
+    """The writers' (the lock namespace's service accounts') unstamped writes of fenced
+    objects are refused; anyone else's (here the administrator's) and writes of unlabelled
+    objects are not judged."""
+    plane, namespace, token = fenced.control_plane, fenced.namespace, fenced.user.token
+    labels = te.Fence(fenced.lock, "x", 0).labels
+    refused = post(plane, token, namespace, configmap("unstamped", **labels))
+    assert refused.status_code == 403, refused.text
+    assert (
+        f"fenced by {fenced.lock}: the object carries no trio-election.io/holder and "
+        "trio-election.io/term annotations: write it with leadership.fence.stamp(body)"
+    ) in refused.json()["message"]
+    assert post(plane, token, namespace, configmap("unfenced")).status_code == 201
+    by_admin = post(plane, None, namespace, configmap("by-admin", **labels))
+    assert by_admin.status_code == 201, by_admin.text
+
+
+def test_a_missing_lease_refuses_every_fenced_write(
+    control_plane: ControlPlane, fenced: Fenced, tmp_path: Path
+) -> None:
+    lock = f"leases/{fenced.namespace}/never-created"
+    apply(control_plane, fence_policy(lock, "--resource", "configmaps"), tmp_path)
+    fence = te.Fence(lock, "anyone", 0)
+    wait_until_enforced(control_plane, fenced.user, fence)
+    refused = post(control_plane, fenced.user.token, fenced.namespace, configmap("m", fence))
+    assert refused.status_code == 422, refused.text
+    assert "no params found" in refused.json()["message"]
