@@ -6,7 +6,8 @@ lost the lease: a process that cannot be trusted to stop, as a frozen or partiti
 Each stdin line is a command for the leader, run with the fence of the term it began:
 ``write NAME VALUE`` (a stamped merge patch of ``data.value``, or a stamped create when
 NAME is missing), ``delete NAME`` (stamp it, then delete that version: a fenced delete),
-``delete-only NAME`` (a plain delete). Stdout: the event lines of `harness.event_lines`,
+``delete-only NAME`` (a plain delete), ``store PATH KEY VALUE`` (a write to the SQLite
+store at PATH, `harness.fenced_store`). Stdout: the event lines of `harness.event_lines`,
 ``started-leading`` (argument: ``<holder> <term>``), then for each command ``done`` or
 ``refused`` with the apiserver's message.
 """
@@ -17,12 +18,21 @@ import json
 import logging
 import sys
 import time
+from pathlib import Path
 
 import anyio
 import trio
 
 import trio_election as te
 from trio_election.kube import ApiError, KubeClient, KubeConfig, NotFoundError
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for the harness
+from harness.fenced_store import FencedStore
+
+
+class Stale(Exception):
+    """The store refused a write: a later term wrote to it."""
+
 
 MERGE = "application/merge-patch+json"
 
@@ -54,6 +64,13 @@ async def command(client: KubeClient, fence: te.Fence, namespace: str, line: str
         version = stamped["metadata"]["resourceVersion"]
         options = {"preconditions": {"resourceVersion": version}}
         await client.request("DELETE", f"{path}/{name}", json=options)
+    elif verb == "store":
+        store = FencedStore(name)
+        try:
+            if not store.write(fence.term, rest[0], rest[1]):
+                raise Stale(f"stale term {fence.term}: the store is at term {store.term}")
+        finally:
+            store.close()
     elif verb == "delete-only":
         await client.request("DELETE", f"{path}/{name}")
     else:
@@ -80,6 +97,8 @@ async def main(lock: str, identity: str) -> None:
                         await command(client, fence, namespace, line)
                     except ApiError as exc:
                         emit("refused", f"{exc.status} {exc.message}")
+                    except Stale as exc:
+                        emit("refused", str(exc))
                     else:
                         emit("done", line.strip())
 

@@ -21,10 +21,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 from harness.event_lines import EventProcess
+from harness.fenced_store import FencedStore
 
 import trio_election as te
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
     from trio_election.testing import ControlPlane, TestUser
 
 pytestmark = pytest.mark.control_plane
@@ -148,13 +151,15 @@ def test_deploy_holds_the_commands_policy(control_plane: ControlPlane, tmp_path:
     assert out.count("(server dry run)") == 2, out
 
 
-def test_a_stale_leaders_writes_and_deletes_are_refused(fenced: Fenced, tmp_path: Path) -> None:
+@pytest.fixture
+def start(fenced: Fenced, tmp_path: Path) -> Iterator[Callable[[str, str], EventProcess]]:
+    """Starts a candidate on a lock with an identity; all are killed at the end."""
     env = {**os.environ, "KUBECONFIG": str(fenced.user.kubeconfig)}
     processes: list[EventProcess] = []
 
-    def start(identity: str) -> EventProcess:
+    def start(lock: str, identity: str) -> EventProcess:
         process = EventProcess(
-            [sys.executable, str(WRITER), fenced.lock, identity],
+            [sys.executable, str(WRITER), lock, identity],
             log=tmp_path / f"{identity}.log",
             env=env,
             name=identity,
@@ -163,58 +168,88 @@ def test_a_stale_leaders_writes_and_deletes_are_refused(fenced: Fenced, tmp_path
         processes.append(process)
         return process
 
-    def run(process: EventProcess, line: str) -> None:
-        process.tell(line)  # each line is given once per process
-        assert process.find("done", line, within=30) is not None, process.events
+    yield start
+    for process in processes:
+        process.kill()
 
+
+def run(process: EventProcess, line: str) -> None:
+    process.tell(line)  # each line is given once per process
+    assert process.find("done", line, within=30) is not None, process.events
+
+
+def test_a_stale_leaders_writes_and_deletes_are_refused(
+    fenced: Fenced, start: Callable[[str, str], EventProcess]
+) -> None:
+    old = start(fenced.lock, "old")
+    old_term = leading(old)
+    run(old, "write shared from-old")
+    run(old, "write mine from-old")
+    old.send(signal.SIGSTOP)
+    new = start(fenced.lock, "new")
+    new_term = leading(new)
+    assert new_term > old_term
+    # accepted only if the policy sees the new term: the stale writes below are judged
+    # against it
+    run(new, "write shared from-new")
+    for line in (
+        "write shared from-old-again",
+        "delete mine",
+        "delete-only mine",
+        "write fresh from-old",
+    ):
+        old.tell(line)
+    old.send(signal.SIGCONT)
+    refusals = [old.find("refused", within=30, count=n) for n in (1, 2, 3, 4)]
+    assert None not in refusals, old.events
+    assert old.count("done") == 2
+    lock = fenced.lock
+    for event in refusals:
+        assert event is not None
+        assert event.arg.startswith("403 "), event.arg
+        assert f"fenced by {lock}: stale leader" in event.arg, event.arg
+        assert f"with term {old_term} of old" in event.arg, event.arg
+        assert f"the Lease is in term {new_term} held by new" in event.arg, event.arg
+    assert refusals[2] is not None
+    assert "the object to delete is stamped" in refusals[2].arg
+
+    shared = fenced.get("shared")
+    assert shared is not None
+    assert shared["data"] == {"value": "from-new"}
+    assert shared["metadata"]["annotations"] == te.Fence(lock, "new", new_term).annotations
+    mine = fenced.get("mine")
+    assert mine is not None, "a stale leader deleted an object"
+    assert mine["data"] == {"value": "from-old"}
+    assert fenced.get("fresh") is None
+
+    # the successor restamps the object in its own term and deletes it
+    run(new, "delete mine")
+    assert fenced.get("mine") is None
+
+
+def test_a_stale_leaders_write_to_a_fenced_store_changes_nothing(
+    fenced: Fenced, start: Callable[[str, str], EventProcess], tmp_path: Path
+) -> None:
+    lock = f"leases/{fenced.namespace}/store"
+    path = tmp_path / "store.sqlite"
+    old = start(lock, "old")
+    old_term = leading(old)
+    run(old, f"store {path} owner old")
+    old.send(signal.SIGSTOP)
+    new = start(lock, "new")
+    new_term = leading(new)
+    run(new, f"store {path} owner new")
+    old.tell(f"store {path} owner old-again")
+    old.send(signal.SIGCONT)
+    refused = old.find("refused", within=30)
+    assert refused is not None, old.events
+    assert refused.arg == f"stale term {old_term}: the store is at term {new_term}"
+    store = FencedStore(path)
     try:
-        old = start("old")
-        old_term = leading(old)
-        run(old, "write shared from-old")
-        run(old, "write mine from-old")
-        old.send(signal.SIGSTOP)
-        new = start("new")
-        new_term = leading(new)
-        assert new_term > old_term
-        # accepted only if the policy sees the new term: the stale writes below are judged
-        # against it
-        run(new, "write shared from-new")
-        for line in (
-            "write shared from-old-again",
-            "delete mine",
-            "delete-only mine",
-            "write fresh from-old",
-        ):
-            old.tell(line)
-        old.send(signal.SIGCONT)
-        refusals = [old.find("refused", within=30, count=n) for n in (1, 2, 3, 4)]
-        assert None not in refusals, old.events
-        assert old.count("done") == 2
-        lock = fenced.lock
-        for event in refusals:
-            assert event is not None
-            assert event.arg.startswith("403 "), event.arg
-            assert f"fenced by {lock}: stale leader" in event.arg, event.arg
-            assert f"with term {old_term} of old" in event.arg, event.arg
-            assert f"the Lease is in term {new_term} held by new" in event.arg, event.arg
-        assert refusals[2] is not None
-        assert "the object to delete is stamped" in refusals[2].arg
-
-        shared = fenced.get("shared")
-        assert shared is not None
-        assert shared["data"] == {"value": "from-new"}
-        assert shared["metadata"]["annotations"] == te.Fence(lock, "new", new_term).annotations
-        mine = fenced.get("mine")
-        assert mine is not None, "a stale leader deleted an object"
-        assert mine["data"] == {"value": "from-old"}
-        assert fenced.get("fresh") is None
-
-        # the successor restamps the object in its own term and deletes it
-        run(new, "delete mine")
-        assert fenced.get("mine") is None
+        assert store.read("owner") == ("new", new_term)
+        assert store.term == new_term
     finally:
-        for process in processes:
-            process.kill()
+        store.close()
 
 
 def post(control_plane: ControlPlane, token: str | None, namespace: str, body: Any) -> Any:
