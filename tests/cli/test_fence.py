@@ -3,13 +3,15 @@ works is shown on the real apiserver (tests/control_plane/test_fencing.py)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import yaml
 
 from trio_election._cli import main
 
 
-def policy(capsys: pytest.CaptureFixture[str], *args: str) -> list[dict[str, object]]:
+def policy(capsys: pytest.CaptureFixture[str], *args: str) -> list[dict[str, Any]]:
     assert main(["fence", "policy", *args]) == 0
     return list(yaml.safe_load_all(capsys.readouterr().out))
 
@@ -22,10 +24,9 @@ def test_the_policy_names_the_lease_the_resources_and_the_label(
     )
     assert policy_doc["kind"] == "ValidatingAdmissionPolicy"
     spec = policy_doc["spec"]
-    assert isinstance(spec, dict)
     assert spec["paramKind"] == {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease"}
     assert spec["failurePolicy"] == "Fail"
-    rules = spec["matchConstraints"]["resourceRules"]
+    rules: list[dict[str, list[str]]] = spec["matchConstraints"]["resourceRules"]
     assert [(r["apiGroups"], r["resources"]) for r in rules] == [
         (["*"], ["configmaps"]),
         (["apps"], ["deployments"]),
@@ -39,7 +40,6 @@ def test_the_policy_names_the_lease_the_resources_and_the_label(
     ]
     assert binding["kind"] == "ValidatingAdmissionPolicyBinding"
     bspec = binding["spec"]
-    assert isinstance(bspec, dict)
     assert bspec["paramRef"] == {
         "name": "my-app",
         "namespace": "team",
@@ -63,7 +63,6 @@ def test_writers_are_named_users(capsys: pytest.CaptureFixture[str]) -> None:
         'odd"name',
     )
     spec = policy_doc["spec"]
-    assert isinstance(spec, dict)
     assert spec["matchConditions"][0]["expression"] == (
         'request.userInfo.username in ["system:serviceaccount:team:my-app", "odd\\"name"]'
     )

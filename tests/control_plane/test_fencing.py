@@ -67,11 +67,13 @@ def apply(control_plane: ControlPlane, text: str, folder: Path, *flags: str) -> 
     return done.stdout
 
 
-def configmap(name: str, fence: te.Fence | None = None, **labels: str) -> dict[str, Any]:
+def configmap(
+    name: str, *, fence: te.Fence | None = None, labels: dict[str, str] | None = None
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {"name": name, "labels": labels},
+        "metadata": {"name": name, "labels": labels or {}},
         "data": {"value": "x"},
     }
     return body if fence is None else fence.stamp(body)
@@ -79,7 +81,7 @@ def configmap(name: str, fence: te.Fence | None = None, **labels: str) -> dict[s
 
 def wait_until_enforced(control_plane: ControlPlane, user: TestUser, fence: te.Fence) -> None:
     """Until an unstamped fenced create (dry run) is refused: a new policy takes a moment."""
-    body = configmap("probe", **fence.labels)
+    body = configmap("probe", labels=fence.labels)
     path = f"/api/v1/namespaces/{user.namespace}/configmaps"
     deadline = time.monotonic() + 30
     with control_plane.http_client(user.token) as client:
@@ -263,14 +265,14 @@ def test_who_and_what_is_judged(fenced: Fenced) -> None:
     objects are not judged."""
     plane, namespace, token = fenced.control_plane, fenced.namespace, fenced.user.token
     labels = te.Fence(fenced.lock, "x", 0).labels
-    refused = post(plane, token, namespace, configmap("unstamped", **labels))
+    refused = post(plane, token, namespace, configmap("unstamped", labels=labels))
     assert refused.status_code == 403, refused.text
     assert (
         f"fenced by {fenced.lock}: the object carries no trio-election.io/holder and "
         "trio-election.io/term annotations: write it with leadership.fence.stamp(body)"
     ) in refused.json()["message"]
     assert post(plane, token, namespace, configmap("unfenced")).status_code == 201
-    by_admin = post(plane, None, namespace, configmap("by-admin", **labels))
+    by_admin = post(plane, None, namespace, configmap("by-admin", labels=labels))
     assert by_admin.status_code == 201, by_admin.text
 
 
@@ -281,6 +283,6 @@ def test_a_missing_lease_refuses_every_fenced_write(
     apply(control_plane, fence_policy(lock, "--resource", "configmaps"), tmp_path)
     fence = te.Fence(lock, "anyone", 0)
     wait_until_enforced(control_plane, fenced.user, fence)
-    refused = post(control_plane, fenced.user.token, fenced.namespace, configmap("m", fence))
+    refused = post(control_plane, fenced.user.token, fenced.namespace, configmap("m", fence=fence))
     assert refused.status_code == 422, refused.text
     assert "no params found" in refused.json()["message"]

@@ -33,6 +33,8 @@ from ._runner import seed_trio_scheduler, seeded_engines
 from ._settings import budget
 
 if TYPE_CHECKING:
+    from contextlib import AbstractAsyncContextManager
+
     from trio_election.testing import MemoryLockHandle
 
 LEASE, RENEW, RETRY = 4.0, 3.0, 1.0
@@ -168,8 +170,20 @@ async def test_a_late_write_of_a_cut_off_leader_is_refused(
     store = FencedStore(":memory:")
     lock = te.MemoryLock("fenced")
     a, b = lock.handle(), lock.handle()
-    timing = {"lease_duration": LEASE, "renew_deadline": RENEW, "retry_period": RETRY}
     landed: list[bool] = []
+    old: list[te.Fence] = []
+
+    def elect(
+        handle: MemoryLockHandle, identity: str
+    ) -> AbstractAsyncContextManager[te.Leadership]:
+        return te.elect(
+            handle,
+            identity=identity,
+            lease_duration=LEASE,
+            renew_deadline=RENEW,
+            retry_period=RETRY,
+            stop_on_sigterm=False,
+        )
 
     async def late(fence: te.Fence) -> None:
         await trio.sleep(3 * LEASE)
@@ -177,15 +191,15 @@ async def test_a_late_write_of_a_cut_off_leader_is_refused(
 
     async with trio.open_nursery() as nursery:
         with pytest.raises(te.LeadershipLost):
-            async with te.elect(a, identity="a", stop_on_sigterm=False, **timing) as leadership:
-                old = leadership.fence
-                assert store.write(old.term, "key", "a")
-                nursery.start_soon(late, old)
+            async with elect(a, "a") as leadership:
+                old.append(leadership.fence)
+                assert store.write(old[0].term, "key", "a")
+                nursery.start_soon(late, old[0])
                 a.hang()
                 await trio.sleep_forever()
-        async with te.elect(b, identity="b", stop_on_sigterm=False, **timing) as leadership:
+        async with elect(b, "b") as leadership:
             new = leadership.fence
-            assert new.term > old.term
+            assert new.term > old[0].term
             assert store.write(new.term, "key", "b")
             await trio.sleep(3 * LEASE)  # past the late write
     assert landed == [False]

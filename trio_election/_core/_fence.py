@@ -15,7 +15,7 @@ import copy
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, final
+from typing import TYPE_CHECKING, Any, cast, final
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -82,14 +82,15 @@ class Fence:
         (or its labels or annotations) is not a mapping.
         """
         stamped: dict[str, Any] = copy.deepcopy(dict(body))
-        metadata = stamped.setdefault("metadata", {})
+        metadata: object = stamped.setdefault("metadata", {})
         if not isinstance(metadata, dict):
             raise TypeError(f"cannot stamp a body whose metadata is {type(metadata).__name__}")
+        fields = cast("dict[str, object]", metadata)
         for key, added in (("labels", self.labels), ("annotations", self.annotations)):
-            present = metadata.get(key)
+            present = fields.get(key)
             if present is None:
-                present = metadata[key] = {}
+                present = fields[key] = {}
             if not isinstance(present, dict):
                 raise TypeError(f"cannot stamp metadata.{key} of type {type(present).__name__}")
-            present.update(added)
+            cast("dict[str, object]", present).update(added)
         return stamped
