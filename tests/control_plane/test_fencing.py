@@ -24,6 +24,7 @@ from harness.event_lines import EventProcess
 from harness.fenced_store import FencedStore
 
 import trio_election as te
+from trio_election.kube import KubeClient, KubeConfig
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -286,3 +287,26 @@ def test_a_missing_lease_refuses_every_fenced_write(
     refused = post(control_plane, fenced.user.token, fenced.namespace, configmap("m", fence=fence))
     assert refused.status_code == 422, refused.text
     assert "no params found" in refused.json()["message"]
+
+
+async def test_every_term_is_the_leases_transitions_after_our_acquisition(
+    fenced: Fenced,
+) -> None:
+    """What the policy compares: our term is the Lease's `leaseTransitions` as the apiserver
+    stores it, and it grows with every acquisition, also the same holder's next one."""
+    lock = f"leases/{fenced.namespace}/terms"
+    terms: list[tuple[int, int, str]] = []
+    async with (
+        KubeClient(KubeConfig.load(fenced.user.kubeconfig)) as client,
+        te.open_election(lock, identity="me", client=client, stop_on_sigterm=False) as election,
+    ):
+        for _ in range(3):
+            async with election.leading() as leadership:
+                with fenced.control_plane.http_client() as admin:
+                    lease = admin.get(
+                        f"/apis/coordination.k8s.io/v1/namespaces/{fenced.namespace}/leases/terms"
+                    ).json()
+                spec = lease["spec"]
+                assert leadership.fence == te.Fence(lock, "me", leadership.term)
+                terms.append((leadership.term, spec["leaseTransitions"], spec["holderIdentity"]))
+    assert terms == [(0, 0, "me"), (1, 1, "me"), (2, 2, "me")]
