@@ -16,18 +16,22 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+import httpx
 import pytest
 import yaml
 from harness.event_lines import EventProcess
 from harness.fenced_store import FencedStore
+from harness.toxiproxy import Toxiproxy
 
 import trio_election as te
+from trio_election._controlplane._binaries import find_toxiproxy
+from trio_election._controlplane._kubeconfig import write_kubeconfig
 from trio_election.kube import KubeClient, KubeConfig
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
 
     from trio_election.testing import ControlPlane, TestUser
 
@@ -154,17 +158,24 @@ def test_deploy_holds_the_commands_policy(control_plane: ControlPlane, tmp_path:
     assert out.count("(server dry run)") == 2, out
 
 
+class Start(Protocol):
+    def __call__(
+        self, lock: str, identity: str, kubeconfig: Path | None = None
+    ) -> EventProcess: ...
+
+
 @pytest.fixture
-def start(fenced: Fenced, tmp_path: Path) -> Iterator[Callable[[str, str], EventProcess]]:
-    """Starts a candidate on a lock with an identity; all are killed at the end."""
-    env = {**os.environ, "KUBECONFIG": str(fenced.user.kubeconfig)}
+def start(fenced: Fenced, tmp_path: Path) -> Iterator[Start]:
+    """Starts a candidate on a lock with an identity (as the app's account, through
+    `kubeconfig` if given); all are killed at the end."""
     processes: list[EventProcess] = []
 
-    def start(lock: str, identity: str) -> EventProcess:
+    def start(lock: str, identity: str, kubeconfig: Path | None = None) -> EventProcess:
+        config = kubeconfig or fenced.user.kubeconfig
         process = EventProcess(
             [sys.executable, str(WRITER), lock, identity],
             log=tmp_path / f"{identity}.log",
-            env=env,
+            env={**os.environ, "KUBECONFIG": str(config)},
             name=identity,
             stdin=True,
         )
@@ -181,9 +192,7 @@ def run(process: EventProcess, line: str) -> None:
     assert process.find("done", line, within=30) is not None, process.events
 
 
-def test_a_stale_leaders_writes_and_deletes_are_refused(
-    fenced: Fenced, start: Callable[[str, str], EventProcess]
-) -> None:
+def test_a_stale_leaders_writes_and_deletes_are_refused(fenced: Fenced, start: Start) -> None:
     old = start(fenced.lock, "old")
     old_term = leading(old)
     run(old, "write shared from-old")
@@ -231,7 +240,7 @@ def test_a_stale_leaders_writes_and_deletes_are_refused(
 
 
 def test_a_stale_leaders_write_to_a_fenced_store_changes_nothing(
-    fenced: Fenced, start: Callable[[str, str], EventProcess], tmp_path: Path
+    fenced: Fenced, start: Start, tmp_path: Path
 ) -> None:
     lock = f"leases/{fenced.namespace}/store"
     path = tmp_path / "store.sqlite"
@@ -310,3 +319,51 @@ async def test_every_term_is_the_leases_transitions_after_our_acquisition(
                 assert leadership.fence == te.Fence(lock, "me", leadership.term)
                 terms.append((leadership.term, spec["leaseTransitions"], spec["holderIdentity"]))
     assert terms == [(0, 0, "me"), (1, 1, "me"), (2, 2, "me")]
+
+
+@pytest.fixture(scope="module")
+def toxiproxy() -> Iterator[Toxiproxy]:
+    if find_toxiproxy() is None:
+        message = "Toxiproxy's server is missing: run `python scripts/build_control_plane.py`"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true: {message}", pytrace=False)
+        pytest.skip(message)
+    with Toxiproxy.start() as server:
+        yield server
+
+
+def test_a_cut_off_leaders_write_after_the_partition_heals_is_refused(
+    fenced: Fenced, start: Start, toxiproxy: Toxiproxy, tmp_path: Path
+) -> None:
+    lock = fenced.lock
+    server = httpx.URL(fenced.control_plane.server)
+    proxy = toxiproxy.create_proxy("fence-old", upstream=f"{server.host}:{server.port}")
+    kubeconfig = write_kubeconfig(
+        tmp_path / "old.kubeconfig",
+        server=f"https://{proxy.listen}",
+        ca_pem=fenced.control_plane.ca_pem,
+        user="app",
+        token=fenced.user.token,
+        namespace=fenced.namespace,
+    )
+    try:
+        old = start(lock, "old", kubeconfig)
+        old_term = leading(old)
+        name = "cut-off-object"
+        run(old, f"write {name} from-old")
+        proxy.set_enabled(False)  # every connection closed, new ones refused
+        new = start(lock, "new")
+        new_term = leading(new)
+        run(new, f"write {name} from-new")
+        proxy.set_enabled(True)
+        old.tell(f"write {name} from-old-again")
+        refused = old.find("refused", within=60)
+        assert refused is not None, old.events
+        assert refused.arg.startswith("403 "), refused.arg
+        assert f"with term {old_term} of old" in refused.arg, refused.arg
+        assert f"the Lease is in term {new_term} held by new" in refused.arg, refused.arg
+        found = fenced.get(name)
+        assert found is not None
+        assert found["data"] == {"value": "from-new"}
+    finally:
+        proxy.delete()
