@@ -143,7 +143,15 @@ def test_the_policy_applies_with_server_dry_run(
     control_plane: ControlPlane, tmp_path: Path
 ) -> None:
     text = fence_policy(
-        "leases/default/my-app", "--resource", "configmaps", "--resource", "deployments.apps"
+        "leases/default/my-app",
+        "--resource",
+        "configmaps",
+        "--resource",
+        "deployments.apps",
+        "--resource",
+        "deployments/status.apps",
+        "--writer",
+        "system:serviceaccount:default:my-app",
     )
     out = apply(control_plane, text, tmp_path, "--dry-run=server")
     assert out.count("(server dry run)") == 2, out
