@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shlex
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -82,7 +83,11 @@ def add_parser(subparsers: Subcommands) -> None:
 
 def main(options: argparse.Namespace) -> int:
     documents = fence_policy(options.lock, options.resource, options.writer)
-    print(f"# trio-election fence policy {options.lock}: apply with kubectl apply -f -")
+    given = [options.lock]
+    given += [f"--resource {resource}" for resource in options.resource]
+    given += [f"--writer {shlex.quote(writer)}" for writer in options.writer]
+    print(f"# made by: trio-election fence policy {' '.join(given)}")
+    print("# an administrator applies it: kubectl apply -f <this file>; docs/fencing.md")
     print(yaml.safe_dump_all(documents, sort_keys=False, width=4096), end="")
     return 0
 
