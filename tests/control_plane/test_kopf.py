@@ -176,3 +176,41 @@ def test_only_the_leader_handles_and_sigterm_hands_over(operator: Operator) -> N
     assert [v.holder for v in operator.lease.holders()] == ["replica-a", "", "replica-b"]
     operator.check_handled_inside_terms()
     operator.history().assert_one_leader()
+
+
+def test_a_loss_stops_kopf_and_the_next_term_runs_it_again(operator: Operator) -> None:
+    a = operator.start("replica-a")
+    a.wait_for("started-leading", within=STARTUP_WITHIN)
+    operator.create_configmap("settings", {"round": "1"})
+    a.wait_for("handled", "settings", within=REACT_WITHIN)
+    operator.wait_handled_by("settings", "replica-a", within=REACT_WITHIN)
+
+    # another holder takes the Lease (as a peer that misjudged the time would): a's term
+    # ends at once, kopf with it, and a takes the Lease back when that holder's 3 s lease
+    # has run out
+    path = f"/apis/coordination.k8s.io/v1/namespaces/{operator.namespace}/leases/{LEASE}"
+    lease = operator.admin.get(path).json()
+    now = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+    lease["spec"].update(
+        holderIdentity="foreign-holder",
+        leaseDurationSeconds=3,
+        acquireTime=now,
+        renewTime=now,
+        leaseTransitions=lease["spec"].get("leaseTransitions", 0) + 1,
+    )
+    written = time.monotonic()
+    operator.admin.put(path, json=lease).raise_for_status()
+    stopped = a.wait_for("stopped-leading", since=written, within=REACT_WITHIN)
+    a.wait_for("lost", since=written, within=REACT_WITHIN)
+
+    # a change while no replica of ours leads waits for the next term
+    operator.change_configmap("settings", {"round": "2"})
+    again = a.wait_for("started-leading", since=stopped.time, within=REACT_WITHIN)
+    late = a.wait_for("handled", "settings", since=again.time, within=REACT_WITHIN)
+    assert late.time > again.time
+    assert handled(a) == ["settings", "settings"], a.describe()
+    operator.wait_handled_by("settings", "replica-a", within=REACT_WITHIN)
+    holders = [v.holder for v in operator.lease.holders()]
+    assert holders == ["replica-a", "foreign-holder", "replica-a"], holders
+    operator.check_handled_inside_terms()
+    assert a.process.poll() is None, a.describe()  # kopf's stop did not end the process
