@@ -15,7 +15,8 @@ priority, which is not an election (a paused replica can still be handling an ev
 On a loss of the lease the term's work is cancelled: kopf is told to stop (its
 `stop_flag`) and gets `STOP_WITHIN` seconds to finish before the lock is released; then
 the replica campaigns again. SIGTERM (how Kubernetes stops a pod) does the same, releases
-the lock so that a stand-by leads at once, and exits with status 143. kopf installs
+the lock so that a stand-by leads at once, and exits with status 143; Ctrl-C stops kopf
+and releases the lock too, then `asyncio.run()` raises KeyboardInterrupt. kopf installs
 SIGINT and SIGTERM handlers of its own that would stop only kopf; they are taken back as
 soon as kopf has started (`take_back_signals`). docs/kopf.md says more.
 
