@@ -6,7 +6,8 @@ Run one copy per replica. Each campaigns for the Lease `leases/NAMESPACE/kopf-op
 the leader runs kopf's operator for the ConfigMaps of NAMESPACE labelled
 ``kopf-operator.example.com/watched=yes``: on a ConfigMap's creation and on every change
 of its `data`, its handler writes the annotation ``kopf-operator.example.com/handled-by:
-<identity>``. The stand-bys run no handler at all. kopf and this library read the same
+<identity>`` and posts an Event "handled by <identity>" about it (`kopf.info`).
+The stand-bys run no handler at all. kopf and this library read the same
 configuration, the way kubectl does: `$KUBECONFIG`, the pod's service account, or
 `~/.kube/config`.
 
@@ -70,8 +71,9 @@ def emit(event: str, arg: str) -> None:
 
 @kopf.on.create("configmaps", labels={LABEL: "yes"})
 @kopf.on.update("configmaps", labels={LABEL: "yes"}, field="data")
-async def handle(name: str | None, patch: kopf.Patch, **_: Any) -> None:
+async def handle(name: str | None, body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
     patch.metadata.annotations[ANNOTATION] = identity
+    kopf.info(body, reason="Handled", message=f"handled by {identity}")  # an Event
     emit("handled", name or "")
 
 
@@ -160,6 +162,6 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
     asyncio.run(main(parse()))

@@ -13,6 +13,7 @@ namespace.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 import time
@@ -123,6 +124,16 @@ class Operator:
                     f"terms {terms}\n{replica.describe()}"
                 )
 
+    def check_kopf_had_every_right(self) -> None:
+        """kopf logged no warning or error: RIGHTS are all it needed (without `events`,
+        kopf logs an ERROR for each attempt to post the handler's Event)."""
+        for replica in self.replicas:
+            log = replica.log_path.read_text(errors="replace").splitlines()
+            complaints = [
+                line for line in log if re.search(r" (WARNING|ERROR|CRITICAL) kopf", line)
+            ]
+            assert complaints == [], "\n".join(complaints)
+
     def close(self) -> None:
         for replica in self.replicas:
             replica.kill()
@@ -181,6 +192,7 @@ def test_only_the_leader_handles_and_sigterm_hands_over(operator: Operator) -> N
     assert [v.holder for v in operator.lease.holders()] == ["replica-a", "", "replica-b"]
     operator.check_handled_inside_terms()
     operator.history().assert_one_leader()
+    operator.check_kopf_had_every_right()
 
 
 def test_a_loss_stops_kopf_and_the_next_term_runs_it_again(operator: Operator) -> None:
@@ -219,3 +231,4 @@ def test_a_loss_stops_kopf_and_the_next_term_runs_it_again(operator: Operator) -
     assert holders == ["replica-a", "foreign-holder", "replica-a"], holders
     operator.check_handled_inside_terms()
     assert a.process.poll() is None, a.describe()  # kopf's stop did not end the process
+    operator.check_kopf_had_every_right()
