@@ -7,12 +7,11 @@ the leader runs kopf's operator for the ConfigMaps of NAMESPACE labelled
 ``kopf-operator.example.com/watched=yes``: on a ConfigMap's creation and on every change
 of its `data`, its handler writes the annotation ``kopf-operator.example.com/handled-by:
 <identity>`` and posts an Event "handled by <identity>" about it (`kopf.info`).
-The stand-bys run no handler at all. kopf and this library read the same
-configuration, the way kubectl does: `$KUBECONFIG`, the pod's service account, or
-`~/.kube/config`.
+The stand-bys run no handler at all. kopf and this library both find the configuration
+as kubectl does: in a pod its service account, elsewhere `$KUBECONFIG` or `~/.kube/config`.
 
-kopf runs standalone (``standalone=True``): its own peering would pause replicas by
-priority, which is not an election (a paused replica can still be handling an event).
+kopf runs standalone (``standalone=True``): its own peering pauses replicas by priority,
+which is not an election (a paused replica can still be handling work).
 On a loss of the lease the term's work is cancelled: kopf is told to stop (its
 `stop_flag`) and gets `STOP_WITHIN` seconds to finish before the lock is released; then
 the replica campaigns again. SIGTERM (how Kubernetes stops a pod) does the same, releases
