@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, TypedDict
 
 import anyio
 import pytest
-import sniffio
+from harness.backends import BACKENDS, Backend, loop_of, running_loop
 
 import trio_election as te
 from trio_election.testing import ScaledClock
@@ -46,9 +46,10 @@ FAST: Timings = {"lease_duration": 5.0, "renew_deadline": 3.0, "retry_period": 0
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+@pytest.fixture(params=BACKENDS)
+def anyio_backend(request: pytest.FixtureRequest) -> Backend:
+    value: Backend = request.param
+    return value
 
 
 async def wait_for(predicate: Any) -> None:
@@ -58,17 +59,17 @@ async def wait_for(predicate: Any) -> None:
             await anyio.sleep(0.01)
 
 
-async def test_elect_leads_and_releases_at_exit(anyio_backend: str) -> None:
+async def test_elect_leads_and_releases_at_exit(anyio_backend: Backend) -> None:
     lock = te.MemoryLock()
     async with te.elect(lock, identity="a", **FAST) as leadership:
-        assert sniffio.current_async_library() == anyio_backend
+        assert running_loop() == loop_of(anyio_backend)
         assert lock.observe().holder == "a"
         assert not leadership.lost
         assert leadership.deadline > anyio.current_time()
     assert lock.observe().holder is None
 
 
-async def test_a_second_candidate_takes_over_at_once(anyio_backend: str) -> None:
+async def test_a_second_candidate_takes_over_at_once(anyio_backend: Backend) -> None:
     lock = te.MemoryLock()
     seen: list[str | None] = []
     led_at: list[float] = []
@@ -90,7 +91,7 @@ async def test_a_second_candidate_takes_over_at_once(anyio_backend: str) -> None
 
 
 async def test_a_foreign_write_cancels_the_body_and_raises_leadership_lost(
-    anyio_backend: str,
+    anyio_backend: Backend,
 ) -> None:
     lock = te.MemoryLock()
     caught: list[BaseException] = []
@@ -109,13 +110,13 @@ async def test_a_foreign_write_cancels_the_body_and_raises_leadership_lost(
     # the body saw the backend's own cancellation: asyncio.CancelledError under asyncio
     assert len(caught) == 1
     assert type(caught[0]) is anyio.get_cancelled_exc_class()
-    if anyio_backend == "asyncio":
+    if loop_of(anyio_backend) != "trio":
         assert isinstance(caught[0], asyncio.CancelledError)
     assert lock.observe().holder == "intruder"  # not ours: nothing released
 
 
 async def test_leadership_lost_even_if_the_body_swallows_the_cancellation(
-    anyio_backend: str,
+    anyio_backend: Backend,
 ) -> None:
     lock = te.MemoryLock()
     held: list[te.Leadership] = []
@@ -130,7 +131,7 @@ async def test_leadership_lost_even_if_the_body_swallows_the_cancellation(
     assert held[0].cancel_scope.cancel_called
 
 
-async def test_the_body_exception_comes_out_unchanged(anyio_backend: str) -> None:
+async def test_the_body_exception_comes_out_unchanged(anyio_backend: Backend) -> None:
     lock = te.MemoryLock()
     error = ValueError("the work failed")
     with pytest.raises(ValueError, match="the work failed") as raised:
@@ -140,7 +141,7 @@ async def test_the_body_exception_comes_out_unchanged(anyio_backend: str) -> Non
     assert lock.observe().holder is None
 
 
-async def test_open_election_changes_and_leading(anyio_backend: str) -> None:
+async def test_open_election_changes_and_leading(anyio_backend: Backend) -> None:
     lock = te.MemoryLock()
     holders: list[str | None] = []
     async with (
@@ -174,7 +175,7 @@ async def test_open_election_changes_and_leading(anyio_backend: str) -> None:
     assert lock.observe().holder is None
 
 
-async def test_leader_elector_runs_the_callbacks(anyio_backend: str) -> None:
+async def test_leader_elector_runs_the_callbacks(anyio_backend: Backend) -> None:
     lock = te.MemoryLock()
     calls: list[str] = []
 
@@ -201,7 +202,7 @@ async def test_leader_elector_runs_the_callbacks(anyio_backend: str) -> None:
     assert elector.get_leader() in ("", "a")
 
 
-async def test_run_or_die_with_an_error_of_the_work(anyio_backend: str) -> None:
+async def test_run_or_die_with_an_error_of_the_work(anyio_backend: Backend) -> None:
     lock = te.MemoryLock()
 
     async def on_started_leading(leadership: te.Leadership) -> None:
@@ -218,7 +219,7 @@ async def test_run_or_die_with_an_error_of_the_work(anyio_backend: str) -> None:
     assert lock.observe().holder is None
 
 
-async def test_sigterm_cancels_releases_and_raises_terminated(anyio_backend: str) -> None:
+async def test_sigterm_cancels_releases_and_raises_terminated(anyio_backend: Backend) -> None:
     lock = te.MemoryLock()
     before = signal.getsignal(signal.SIGTERM)
     unwound = False
@@ -236,7 +237,7 @@ async def test_sigterm_cancels_releases_and_raises_terminated(anyio_backend: str
     assert signal.getsignal(signal.SIGTERM) == before  # put back
 
 
-async def test_stop_on_sigterm_false_installs_nothing(anyio_backend: str) -> None:
+async def test_stop_on_sigterm_false_installs_nothing(anyio_backend: Backend) -> None:
     before = signal.getsignal(signal.SIGTERM)
     async with te.elect(te.MemoryLock(), identity="a", stop_on_sigterm=False, **FAST):
         assert signal.getsignal(signal.SIGTERM) == before
@@ -245,6 +246,7 @@ async def test_stop_on_sigterm_false_installs_nothing(anyio_backend: str) -> Non
 SIGTERM_PROGRAM = textwrap.dedent(
     """
     import asyncio, signal, sys
+    import uvloop
     import trio_election as te
 
     lock = te.MemoryLock()
@@ -262,17 +264,22 @@ SIGTERM_PROGRAM = textwrap.dedent(
                 raise
 
     try:
-        asyncio.run(main())
+        RUN(main())
     finally:
         print("holder", lock.observe().holder, flush=True)
     """
 )
 
 
-def run_and_signal(signum: int) -> tuple[int, list[str], str]:
-    """Run SIGTERM_PROGRAM, send `signum` once it leads; its status, stdout lines, stderr."""
+RUNNERS = ["asyncio.run", "uvloop.run"]
+"""How the program starts its loop: asyncio's own, or uvloop's (its own signal handling)."""
+
+
+def run_and_signal(signum: int, runner: str) -> tuple[int, list[str], str]:
+    """Run SIGTERM_PROGRAM with `runner`, send `signum` once it leads; its status, stdout
+    lines, stderr."""
     process = subprocess.Popen(
-        [sys.executable, "-c", SIGTERM_PROGRAM],
+        [sys.executable, "-c", SIGTERM_PROGRAM.replace("RUN(", f"{runner}(")],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -289,9 +296,10 @@ def run_and_signal(signum: int) -> tuple[int, list[str], str]:
     return process.returncode, out.splitlines(), err
 
 
-def test_sigterm_under_asyncio_run_exits_143_released() -> None:
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_sigterm_under_asyncio_run_exits_143_released(runner: str) -> None:
     """The program as a user writes it: asyncio.run(main()), SIGTERM from outside."""
-    status, lines, err = run_and_signal(signal.SIGTERM)
+    status, lines, err = run_and_signal(signal.SIGTERM, runner)
     assert status == 143, err
     assert "cancelled" in lines
     assert "app handler" in lines  # the handler installed before is chained
@@ -299,17 +307,18 @@ def test_sigterm_under_asyncio_run_exits_143_released() -> None:
     assert "Traceback" not in err
 
 
-def test_sigint_under_asyncio_run_is_asyncio_s_own() -> None:
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_sigint_under_asyncio_run_is_asyncio_s_own(runner: str) -> None:
     """Ctrl-C: asyncio.run cancels the main task; the block unwinds, the lock is released,
     and KeyboardInterrupt ends the program as asyncio makes it (never caught here)."""
-    status, lines, err = run_and_signal(signal.SIGINT)
+    status, lines, err = run_and_signal(signal.SIGINT, runner)
     assert status in (-signal.SIGINT, 130), err
     assert "cancelled" in lines
     assert "holder None" in lines
     assert "KeyboardInterrupt" in err
 
 
-async def test_candidates_on_clocks_at_different_rates(anyio_backend: str) -> None:
+async def test_candidates_on_clocks_at_different_rates(anyio_backend: Backend) -> None:
     lock = te.MemoryLock()
     fast = ScaledClock(1.1)
     slow = ScaledClock(0.9, offset=100.0)
