@@ -1,7 +1,8 @@
 """Kubernetes access and a Lease lock on the real kube-apiserver, under asyncio as under
 trio: real TLS, a real token and RBAC, real watches, an exec plugin. Real time.
 
-Each test runs once per backend (anyio's pytest plugin, `anyio_backend`).
+Each test runs once per event loop: trio, asyncio and asyncio on uvloop (anyio's pytest
+plugin, `anyio_backend`, tests/harness/backends.py).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import pytest
 import sniffio
-from harness.backends import BACKENDS, Backend
 import yaml
+from harness.backends import BACKENDS, Backend
 
 import trio_election as te
 from trio_election._kube_locks import _detached, _streams
@@ -188,7 +189,9 @@ async def test_a_lease_lock_gets_creates_updates_and_watches(
     assert holders == ["b"]
 
 
-async def test_locks_of_one_client_share_one_watch(anyio_backend: Backend, holder: TestUser) -> None:
+async def test_locks_of_one_client_share_one_watch(
+    anyio_backend: Backend, holder: TestUser
+) -> None:
     names = [unique(f"shared-{i}") for i in range(3)]
     last_seen: dict[str, str] = {}
     async with KubeClient(KubeConfig.load(holder.kubeconfig)) as client:

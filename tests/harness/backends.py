@@ -26,7 +26,6 @@ BACKENDS = [
 ]
 
 
-
 def loop_of(backend: Backend) -> str:
     """``"trio"``, ``"asyncio"`` or ``"uvloop"``: the event loop `backend` asks for."""
     if isinstance(backend, str):

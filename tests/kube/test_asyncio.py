@@ -212,7 +212,9 @@ async def test_an_exec_plugin_gives_the_token(anyio_backend: Backend, tmp_path: 
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-async def test_a_cancelled_exec_plugin_is_asked_to_stop(anyio_backend: Backend, tmp_path: Path) -> None:
+async def test_a_cancelled_exec_plugin_is_asked_to_stop(
+    anyio_backend: Backend, tmp_path: Path
+) -> None:
     stopped = tmp_path / "stopped"
     started = tmp_path / "started"
     script = write_script(
@@ -240,7 +242,9 @@ async def test_a_cancelled_exec_plugin_is_asked_to_stop(anyio_backend: Backend, 
     assert stopped.read_text() == str(int(signal.SIGTERM))
 
 
-async def test_a_token_file_is_read_again_after_a_401(anyio_backend: Backend, tmp_path: Path) -> None:
+async def test_a_token_file_is_read_again_after_a_401(
+    anyio_backend: Backend, tmp_path: Path
+) -> None:
     token = tmp_path / "token"
     token.write_text("old\n")
     valid = {"Bearer old"}
