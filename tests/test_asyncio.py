@@ -1,6 +1,8 @@
 """The faces behave the same under asyncio as under trio, on a MemoryLock, in real time.
 
-Every test here runs on both backends (anyio's pytest plugin, `anyio_backend` below). The
+Every test here runs on trio, asyncio and asyncio on uvloop (anyio's pytest plugin,
+`anyio_backend` below, tests/harness/backends.py); the programs run under `asyncio.run()`
+and `uvloop.run()`. The
 durations are short and the tests wait on what they can observe (a holder, a callback),
 never on a sleep; the virtual-time tests of the same behaviour stay on trio elsewhere.
 pytest-trio's `trio_mode` would claim these tests too: tests/conftest.py takes the trio mark
