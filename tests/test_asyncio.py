@@ -1,12 +1,12 @@
-"""The faces behave the same under asyncio as under trio, on a MemoryLock, in real time.
+"""The faces behave the same under asyncio as under trio, on a MemoryLock.
 
 Every test here runs on trio, asyncio and asyncio on uvloop (anyio's pytest plugin,
 `anyio_backend` below, tests/harness/backends.py); the programs run under `asyncio.run()`
-and `uvloop.run()`. The
-durations are short and the tests wait on what they can observe (a holder, a callback),
-never on a sleep; the virtual-time tests of the same behaviour stay on trio elsewhere.
-pytest-trio's `trio_mode` would claim these tests too: tests/conftest.py takes the trio mark
-off the tests that carry anyio's.
+and `uvloop.run()`. In real time the durations are short and the tests wait on what they
+can observe (a holder, a callback), never on a sleep; the timing guarantees run exact in
+virtual time at the end (`TestVirtualTime`: trio's MockClock, looptime's loop under
+asyncio). pytest-trio's `trio_mode` would claim these tests too: tests/conftest.py takes
+the trio mark off the tests that carry anyio's.
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ import subprocess
 import sys
 import textwrap
 import threading
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import anyio
 import pytest
+import trio.testing
 from harness.backends import BACKENDS, Backend, loop_of, running_loop
 
 import trio_election as te
@@ -31,7 +32,6 @@ from trio_election.testing import ScaledClock
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine
-    from typing import Any
 
 pytestmark = pytest.mark.anyio
 
@@ -392,3 +392,114 @@ def test_no_event_loop_is_one_clear_line() -> None:
     thread.join()
     assert isinstance(errors[0], RuntimeError)
     assert "asyncio.run" in str(errors[0])
+
+
+# -- virtual time ----------------------------------------------------------------------------
+#
+# The timing guarantees, exact, on both runtimes: trio's MockClock (autojump) and, under
+# asyncio, looptime's event loop (`looptime.new_event_loop`, given to anyio's asyncio
+# backend as its `loop_factory`), whose clock jumps to the next timer whenever the loop has
+# nothing else to do. looptime's own pytest plugin is for pytest-asyncio, which this project
+# does not use (anyio's plugin runs these tests): without pytest-asyncio it fails the setup
+# of every fixture of every test (looptime 0.9, `_should_patch` reads the `asyncio` plugin
+# that is not there), so pyproject's addopts blocks it with `-p no:looptime_plugin`; the
+# loop itself works with anyio unchanged. uvloop's loop is not a selector loop that looptime
+# can patch: the virtual-time tests run on asyncio's own loop. Timing: the defaults, lease
+# 15 s, renew deadline 10 s, retry 2 s; an expiry-based takeover waits at most 0.2 s more.
+
+MAX_DELAY = 0.2
+
+
+def virtual_time_loop() -> Any:
+    """looptime's `new_event_loop`; the test is skipped without looptime (fails under CI)."""
+    try:
+        import looptime
+    except ImportError:
+        message = "looptime is not installed (it is in the test dependency group)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true: {message}", pytrace=False)
+        pytest.skip(message)
+    return looptime.new_event_loop
+
+
+class TestVirtualTime:
+    @pytest.fixture(params=["trio", "asyncio"])
+    def anyio_backend(self, request: pytest.FixtureRequest) -> Backend:
+        if request.param == "trio":
+            return ("trio", {"clock": trio.testing.MockClock(autojump_threshold=0)})
+        return ("asyncio", {"loop_factory": virtual_time_loop()})
+
+    async def test_the_clock_is_virtual(self, anyio_backend: Backend) -> None:
+        start = anyio.current_time()
+        await anyio.sleep(3600)
+        assert anyio.current_time() - start == pytest.approx(3600)
+
+    @pytest.mark.parametrize(("stored", "waited"), [(15, 15), (30, 30), (0, 15)])
+    async def test_a_follower_takes_over_at_observed_time_plus_the_records_duration(
+        self, anyio_backend: Backend, stored: int, waited: float
+    ) -> None:
+        lock = te.MemoryLock()
+        lock.put_record(te.LeaderRecord("dead", stored, NOW, NOW, 3))
+        start = anyio.current_time()
+        async with te.elect(lock, identity="b") as leadership:
+            took = anyio.current_time() - start
+            assert waited <= took <= waited + MAX_DELAY
+            assert leadership.term == 4
+
+    async def test_renewals_keep_the_lease_and_the_follower_out(
+        self, anyio_backend: Backend
+    ) -> None:
+        lock = te.MemoryLock()
+        follower_led: list[float] = []
+
+        async def follower() -> None:
+            async with te.open_election(lock, identity="b") as election, election.leading():
+                follower_led.append(anyio.current_time())
+
+        async with anyio.create_task_group() as tg:
+            async with te.elect(lock, identity="a") as leadership:
+                tg.start_soon(follower)
+                await anyio.sleep(600)
+                assert not leadership.lost
+                # renewed every 2 s, each renew moving the deadline to send time + 10 s
+                now = anyio.current_time()
+                assert now + 8 <= leadership.deadline <= now + 10
+                assert follower_led == []
+            released_at = anyio.current_time()
+        assert follower_led
+        assert follower_led[0] - released_at < MAX_DELAY  # the release hands over at once
+
+    async def test_failing_renewals_cancel_the_body_at_the_deadline(
+        self, anyio_backend: Backend
+    ) -> None:
+        handle = te.MemoryLock().handle()
+        start = anyio.current_time()
+        cancelled_at = math.nan
+        with pytest.raises(te.LeadershipLost, match="renew deadline"):
+            async with te.elect(handle, identity="a") as leadership:
+                await anyio.sleep(5)
+                handle.fail()  # renews at 2 and 4 succeeded: deadline 4 + 10
+                try:
+                    await anyio.sleep_forever()
+                finally:
+                    cancelled_at = anyio.current_time() - start
+                    assert leadership.lost
+        assert cancelled_at == pytest.approx(14)
+
+    async def test_a_hanging_lock_call_cannot_delay_the_deadline(
+        self, anyio_backend: Backend
+    ) -> None:
+        handle = te.MemoryLock().handle()
+        start = anyio.current_time()
+        cancelled_at = math.nan
+        with pytest.raises(te.LeadershipLost):
+            async with te.elect(handle, identity="a"):
+                await anyio.sleep(5)
+                handle.hang()
+                try:
+                    await anyio.sleep_forever()
+                finally:
+                    cancelled_at = anyio.current_time() - start
+        assert cancelled_at == pytest.approx(14)
+        # after a loss the release is one try bounded by retry_period: it gave up 2 s later
+        assert anyio.current_time() - start == pytest.approx(16)

@@ -1,9 +1,9 @@
 """Kubernetes access and the Kubernetes locks under asyncio as under trio.
 
 Each test runs once per event loop, trio, asyncio and asyncio on uvloop (anyio's pytest
-plugin, `anyio_backend`, tests/harness/backends.py), in real time: requests and watches on the in-memory API (`FakeKubeApi`, behind an
-`httpx.MockTransport`), cancel scopes around them, the shared watch of a collection, exec
-plugins (a real process) and token files.
+plugin, `anyio_backend`, tests/harness/backends.py), in real time: requests and watches on
+the in-memory API (`FakeKubeApi`, behind an `httpx.MockTransport`), cancel scopes around
+them, the shared watch of a collection, exec plugins (a real process) and token files.
 """
 
 from __future__ import annotations
