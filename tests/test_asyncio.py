@@ -456,6 +456,7 @@ class TestVirtualTime:
             async with te.open_election(lock, identity="b") as election, election.leading():
                 follower_led.append(anyio.current_time())
 
+        released_at = math.nan
         async with anyio.create_task_group() as tg:
             async with te.elect(lock, identity="a") as leadership:
                 tg.start_soon(follower)
