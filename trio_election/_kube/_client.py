@@ -16,6 +16,7 @@ import httpx
 
 from .._version import __version__
 from ._auth import Credentials
+from ._backend import use_closing_backend
 from ._errors import ApiConnectionError, error_from_response
 from ._failures import connection_error
 from ._json import as_mapping
@@ -181,17 +182,20 @@ class KubeClient:
         )
 
         def transport() -> httpx.AsyncBaseTransport:
-            return httpx.AsyncHTTPTransport(
-                verify=context,
-                proxy=self._proxy,
-                trust_env=False,  # the proxy is chosen above, once
-                limits=httpx.Limits(
-                    max_connections=1,
-                    max_keepalive_connections=1,
-                    # kept until the server closes it: a follower sends nothing for as long
-                    # as it follows, then takes a released lock at once, with no handshake
-                    keepalive_expiry=None,
-                ),
+            # a cancelled TLS handshake closes its socket (httpcore leaves it to the GC)
+            return use_closing_backend(
+                httpx.AsyncHTTPTransport(
+                    verify=context,
+                    proxy=self._proxy,
+                    trust_env=False,  # the proxy is chosen above, once
+                    limits=httpx.Limits(
+                        max_connections=1,
+                        max_keepalive_connections=1,
+                        # kept until the server closes it: a follower sends nothing for as long
+                        # as it follows, then takes a released lock at once, with no handshake
+                        keepalive_expiry=None,
+                    ),
+                )
             )
 
         if self._transport is not None:  # one transport makes every connection
