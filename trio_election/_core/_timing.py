@@ -39,10 +39,11 @@ Biersack 1998): whatever the number of followers, the first one's delay is about
 from the next one's as a write takes to reach the others' watches, and in a small fleet
 the first delay is still well under the maximum."""
 
-RELEASER_DELAY = 0.05
+RELEASER_DELAY = MAX_RELEASE_DELAY + 0.04
 """A candidate that has just released the lock itself (and campaigns again) waits this many
 seconds before taking it back, so that another candidate, whose release delay ends within
-`MAX_RELEASE_DELAY` of seeing the release on its watch, takes it instead."""
+`MAX_RELEASE_DELAY` of seeing the release on its watch, takes it instead (40 ms more: for
+its write to come back to us on our watch)."""
 
 
 def _seconds(name: str, value: object) -> float:
