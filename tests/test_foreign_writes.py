@@ -19,6 +19,7 @@ import trio
 import trio.testing
 
 import trio_election as te
+from trio_election._core._timing import MAX_RELEASE_DELAY
 from trio_election.testing import History, MemoryLockHandle
 
 if TYPE_CHECKING:
@@ -138,7 +139,7 @@ async def test_a_foreign_release_cancels_the_leader_before_a_follower_writes(
                 await trio.sleep(5)
                 lock.put_record(released_by_another(0))  # the healed client-go leader
                 await trio.sleep_forever()
-    assert follower_started == 5
+    assert 5 <= follower_started <= 5 + MAX_RELEASE_DELAY  # the release delay only
     assert follower_handle.writes >= 1
 
 
@@ -282,7 +283,7 @@ async def test_a_foreign_release_while_the_leader_is_cut_off_overlaps_until_its_
     (first, second), *_ = history.overlaps()
     assert (first.identity, second.identity) == ("l", "f")
     overlap = first.end - second.start
-    assert overlap == 14 - 5
+    assert 14 - 5 - MAX_RELEASE_DELAY <= overlap <= 14 - 5  # taken after the release delay
     assert overlap <= 10  # at most renew_deadline
 
 

@@ -20,7 +20,10 @@ How it decides (the safety rules):
   written by this process is waited out like any other. A record that is exactly one this
   process sent (a write the server applied late) is ours. A missing object after a holder
   was seen is waited out for that holder's lease. Expiry-based takeovers wait a random
-  delay of at most `MAX_EXPIRY_DELAY_FRACTION * retry_period` first.
+  delay of at most `MAX_EXPIRY_DELAY_FRACTION * retry_period` first; a released lock is
+  taken after a random delay of at most `MAX_RELEASE_DELAY` (a few milliseconds, drawn so
+  that of many watching followers one writes, and the others see its write first), and
+  by the candidate that released it only after `RELEASER_DELAY`.
 - Every write carries the version it was based on; a conflict means someone else wrote first.
 - A term's deadline is the send time of the last renew that changed the record, plus
   `renew_deadline`; the leader's cancel scope fires then, even if a lock call hangs.
@@ -469,6 +472,7 @@ class Engine:
                     return False
                 view.own_version = None
                 self._observe(result)
+                view.released()  # before any waiter wakes: no checkpoint in between
                 logger.info("%s: %s released the lock", self.handle.description, self.identity)
                 return True
         logger.warning(

@@ -10,7 +10,15 @@ from typing import final
 
 from ._exceptions import ConfigError
 
-__all__ = ["JITTER_FACTOR", "MAX_EXPIRY_DELAY_FRACTION", "Timing", "default_identity"]
+__all__ = [
+    "JITTER_FACTOR",
+    "MAX_EXPIRY_DELAY_FRACTION",
+    "MAX_RELEASE_DELAY",
+    "RELEASER_DELAY",
+    "RELEASE_DELAY_SHAPE",
+    "Timing",
+    "default_identity",
+]
 
 JITTER_FACTOR = 1.2
 """client-go's jitter: a polling candidate waits `retry_period * (1 + JITTER_FACTOR * rand)`."""
@@ -18,6 +26,24 @@ JITTER_FACTOR = 1.2
 MAX_EXPIRY_DELAY_FRACTION = 0.1
 """At a lease's expiry a watching follower waits a random delay of at most this fraction of
 `retry_period` (0.2 s at the defaults), so that many followers do not write in one instant."""
+
+MAX_RELEASE_DELAY = 0.012
+"""When a watching follower sees the lock released, it waits a random delay of at most this
+many seconds before it writes, and writes only if no one has taken the lock meanwhile: of
+100 followers, one or two write, not 100 (a conflict for each but one)."""
+
+RELEASE_DELAY_SHAPE = 5.0
+"""How the release delay is drawn: with the density growing as `exp(SHAPE * t / MAX)`
+over `[0, MAX]` (the exponential timers of feedback suppression, Nonnenmacher and
+Biersack 1998): whatever the number of followers, the first one's delay is about as far
+from the next one's as a write takes to reach the others' watches, and in a small fleet
+the first delay is still well under the maximum."""
+
+RELEASER_DELAY = MAX_RELEASE_DELAY + 0.04
+"""A candidate that has just released the lock itself (and campaigns again) waits this many
+seconds before taking it back, so that another candidate, whose release delay ends within
+`MAX_RELEASE_DELAY` of seeing the release on its watch, takes it instead (40 ms more: for
+its write to come back to us on our watch)."""
 
 
 def _seconds(name: str, value: object) -> float:

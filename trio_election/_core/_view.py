@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, final
 
 import anyio
 
+from ._timing import RELEASER_DELAY
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -58,6 +60,7 @@ class LockView:
         "_meter",
         "_on_leader_change",
         "_pacer",
+        "_release_delay",
         "_sent",
         "_timing",
         "_warned_identity",
@@ -87,6 +90,7 @@ class LockView:
         self._current: Observation | None = None
         self.observed_time = 0.0
         self._expiry_delay = 0.0
+        self._release_delay = 0.0
         self._last_held: tuple[LeaderRecord | None, float] | None = None
         self.own_version: str | None = None
         self._leader: str | None = None
@@ -138,6 +142,8 @@ class LockView:
         ):
             self.observed_time = now
             self._expiry_delay = self._pacer.expiry_delay()
+            if obs.exists and obs.record is not None and not obs.record.holder_identity:
+                self._release_delay = self._pacer.release_delay()
         if obs.exists and obs.holder is not None:
             self._last_held = (obs.record, self.observed_time)
         if obs.record is not None:
@@ -169,6 +175,11 @@ class LockView:
         self._changed.set()
         self._changed = anyio.Event()
 
+    def released(self) -> None:
+        """We have just released the lock (and `take()`n our release): give the other
+        candidates the first turn at it (`RELEASER_DELAY`)."""
+        self._release_delay = RELEASER_DELAY
+
     def sending(self, record: LeaderRecord) -> None:
         """Remember a record this process is about to write (a write that times out may
         still be applied: seeing it later, we know it is ours)."""
@@ -188,7 +199,9 @@ class LockView:
             return seen_at + self._duration_of(record) + self._expiry_delay
         record = obs.record
         if record is not None and not record.holder_identity:
-            return now
+            # released: taken at once, after a short random delay (`Pacer.release_delay`)
+            # that lets the first of many followers take it before the others write
+            return self.observed_time + self._release_delay
         if record is not None and record.holder_identity == self._identity:
             if obs.version == self.own_version:
                 return now

@@ -72,8 +72,11 @@ class _ClosingBackend(httpcore.AsyncNetworkBackend):
         library = sniffio.current_async_library()
         backend = self._backends.get(library)
         if backend is None:
-            backend = httpcore.TrioBackend() if library == "trio" else httpcore.AnyIOBackend()
-            self._backends[library] = backend
+            # httpcore defines a stand-in of each when its library is missing, which type
+            # checkers see too: the check tells them which one this is
+            made: object = httpcore.TrioBackend() if library == "trio" else httpcore.AnyIOBackend()
+            assert isinstance(made, httpcore.AsyncNetworkBackend)
+            backend = self._backends[library] = made
         return backend
 
     async def connect_tcp(
