@@ -1,10 +1,10 @@
-"""A graceful handover on the real apiserver costs one taking write, not one per follower.
+"""A graceful handover on the real apiserver, with N followers writing at once.
 
 N followers watch one Lease, each as a replica of its own would (its own `KubeClient`: its
 own connections and its own watch); the leader leaves `leading()` (a release) and
-campaigns again. Each follower waits its own short random release delay, and the first
-one's write reaches the others' watches before their delays end, so that they do not
-write. The writes are counted by the apiserver (`apiserver_request_total`, PATCH on
+campaigns again. Each follower waits its short random release delay (at most
+`MAX_RELEASE_DELAY`) and writes unless its watch has shown a new holder by then: exactly one
+write may take the lock, every other must be refused by its precondition. The writes are counted by the apiserver (`apiserver_request_total`, PATCH on
 Leases, by code): per handover, the release, the renewals made meanwhile (counted by the
 candidates), and what remains: the writes that took the lock, or tried to.
 """
@@ -162,8 +162,9 @@ async def test_a_graceful_handover_is_taken_by_one_write_the_others_refused(
     control_plane: ControlPlane, user: TestUser, followers: int
 ) -> None:
     """Every handover gives a new term, taken by exactly one write; any other follower's
-    write was refused by its precondition. How many write at all is the goal of the
-    release delay: at most two (the xfail below says when a run misses it)."""
+    write was refused by its precondition. How many write at all is printed: on a real
+    apiserver a write takes longer to reach the other watches than the spread of the
+    delays, so most followers still write (docs/benchmarks.md, "Writes at a handover")."""
     results = await handovers(control_plane, user, followers)
     writes = [r.writes for r in results]
     times = sorted(r.seconds * 1000 for r in results)
@@ -175,9 +176,3 @@ async def test_a_graceful_handover_is_taken_by_one_write_the_others_refused(
     print(f"\n{summary}")
     assert all(r.writes >= 1 for r in results), results  # the one that took it
     assert all(r.refused == r.writes - 1 for r in results), results
-    if statistics.median(writes) > 2:
-        # before the release delay, every follower wrote: `followers` writes, all but one
-        # refused; with it, the first follower's write must reach the others' watches
-        # within the spread of their delays (at most MAX_RELEASE_DELAY), which a loaded
-        # machine's apiserver does not do (docs/benchmarks.md, "Writes at a handover")
-        pytest.xfail(f"more than 2 writes per handover: {summary}")
