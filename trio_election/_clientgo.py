@@ -20,6 +20,7 @@ from ._core._exceptions import ConfigError
 from ._core._options import ElectionOptions, option_specs
 from ._core._timing import Timing, check_identity
 from ._election import Election, open_election_with
+from ._kube_locks._spec import check_lock_string
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -111,6 +112,8 @@ class LeaderElector:
         Timing.validate(config.lease_duration, config.renew_deadline, config.retry_period)
         if config.identity is not None:
             check_identity(config.identity)
+        if isinstance(config.lock, str):
+            check_lock_string(config.lock)
         callbacks = config.callbacks
         if callbacks is None or callbacks.on_started_leading is None:  # pyright: ignore[reportUnnecessaryComparison]
             raise ConfigError("callbacks.on_started_leading is required (an async function)")
