@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 import trio_election as te
+from trio_election._kube_locks._spec import check_lock_string
 
 from ._options import (
     CommandError,
@@ -82,6 +83,7 @@ def main(options: argparse.Namespace) -> int:
     if options.command is not None:
         raise CommandError("status takes no command after --", 2)
     spec = lock_spec(options)
+    check_lock_string(spec)  # before the kubeconfig: a bad string needs no cluster to tell
     client = open_client(options)
     lock = te.lock_from_string(spec, client)
     return trio.run(_status, lock, client, options.output, options.watch)
