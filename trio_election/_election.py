@@ -34,7 +34,14 @@ if TYPE_CHECKING:
     from ._kube import KubeClient
     from ._sigterm import SigtermWatch
 
-__all__ = ["Election", "LockSpec", "elect", "open_election", "open_election_with"]
+__all__ = [
+    "Election",
+    "LockSpec",
+    "elect",
+    "open_election",
+    "open_election_engine",
+    "open_election_with",
+]
 
 
 @final
@@ -239,6 +246,15 @@ async def open_election_with(
     """`open_election(lock, **options)`, for the faces that hold the options as one value."""
     async with _open(lock, options) as (election, _):
         yield election
+
+
+@asynccontextmanager
+async def open_election_engine(
+    lock: LockSpec, options: ElectionOptions[KubeClient]
+) -> AsyncGenerator[tuple[Election, Engine]]:
+    """`open_election_with`, and the engine too, for the faces built on this one."""
+    async with _open(lock, options) as opened:
+        yield opened
 
 
 @asynccontextmanager

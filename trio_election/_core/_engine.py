@@ -139,6 +139,11 @@ class Engine:
         """True when `obs` holds a record this election wrote."""
         return self._view.wrote(obs)
 
+    def current_is_ours(self) -> bool:
+        """True when the lock as last observed holds a record this election wrote."""
+        current = self._view.current
+        return current is not None and self._view.wrote(current)
+
     def _written_here(self, obs: Observation) -> str | None:
         """Another election of this process on this lock that wrote `obs`, described."""
         writer = registry.writer_of(self.lock_key, obs, self)
