@@ -13,7 +13,8 @@ import pytest
 import trio
 
 import trio_election as te
-from trio_election.kube import KubeConfig
+from trio_election.kube import KubeConfig, KubeConfigError
+from trio_election.testing import FakeKubeApi
 
 
 @pytest.fixture
@@ -29,8 +30,8 @@ def no_kubeconfig(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
 async def test_a_nested_election_of_the_same_lock_raises_naming_both(
     lock_kind: str, autojump_clock: trio.testing.MockClock
 ) -> None:
-    api = te.testing.FakeKubeApi() if lock_kind == "lease" else None
-    lock: te.LockSpec = te.MemoryLock() if api is None else "leases/default/x"
+    api = FakeKubeApi() if lock_kind == "lease" else None
+    lock: te.MemoryLock | str = te.MemoryLock() if api is None else "leases/default/x"
     client = None if api is None else api.client()
     with pytest.raises(RuntimeError) as raised:
         async with te.elect(lock, identity="outer", client=client):  # noqa: SIM117 - nested is the point
@@ -140,7 +141,7 @@ async def _work(leadership: te.Leadership) -> None:
 
 
 async def test_a_missing_kubeconfig_names_parameters_that_exist(no_kubeconfig: None) -> None:
-    with pytest.raises(te.kube.KubeConfigError) as raised:
+    with pytest.raises(KubeConfigError) as raised:
         async with te.elect("leases/default/x"):
             pass  # pragma: no cover
     message = str(raised.value)
@@ -150,15 +151,15 @@ async def test_a_missing_kubeconfig_names_parameters_that_exist(no_kubeconfig: N
         "set KUBECONFIG=PATH, or pass client=KubeClient(KubeConfig.load(PATH)) "
         "(both from trio_election.kube)"
     )
-    with pytest.raises(te.kube.KubeConfigError, match=r"give the path: KubeConfig.load\(PATH\)$"):
+    with pytest.raises(KubeConfigError, match=r"give the path: KubeConfig.load\(PATH\)$"):
         KubeConfig.load()
 
 
 def test_lock_from_string_names_the_bad_string_then_the_missing_client() -> None:
     with pytest.raises(te.ConfigError, match=r"^invalid lock 'pods/a/b': unknown resource 'pods'"):
-        te.lock_from_string("pods/a/b")  # type: ignore[call-arg]
+        te.lock_from_string("pods/a/b")
     with pytest.raises(TypeError, match=r"^lock_from_string\('leases/a/b', client\) needs client="):
-        te.lock_from_string("leases/a/b")  # type: ignore[call-arg]
+        te.lock_from_string("leases/a/b")
     with pytest.raises(TypeError, match=r"a trio_election\.kube\.KubeClient"):
         te.lock_from_string("leases/a/b", "not a client")  # type: ignore[arg-type]
 

@@ -135,7 +135,8 @@ class Election:
             )
 
     def _close(self) -> None:
-        """Mark the election as ended (its block has exited) and wake its waiters."""
+        """Mark the election as ended (its `open_election()` block has exited) and wake the
+        waiters of `changes()`; called by the block's owner (`_open`)."""
         self._closed = True
         self._engine.wake()
 
@@ -291,7 +292,7 @@ async def _open(
                 except BaseException as exc:  # re-raised below, outside the nursery, unwrapped
                     raised = exc
                 finally:
-                    election._close()  # noqa: SLF001 - the election's owner closes it
+                    election._close()  # noqa: SLF001  # pyright: ignore[reportPrivateUsage]
                     nursery.cancel_scope.cancel()
         if watch is not None and watch.received:
             raise Terminated from raised

@@ -38,7 +38,7 @@ from ._options import (
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Iterator
+    from collections.abc import Generator
 
     from trio_election.kube import KubeClient
 
@@ -92,7 +92,7 @@ def main(options: argparse.Namespace) -> int:
 
 
 @contextmanager
-def _library_quiet() -> Iterator[None]:
+def _library_quiet() -> Generator[None]:
     """The library's WARNINGs held back (its errors still shown) unless -v asked for more:
     they speak of the retries of an election, and status reads once."""
     library = logging.getLogger("trio_election")
