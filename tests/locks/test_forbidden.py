@@ -123,6 +123,18 @@ async def test_a_401_is_retried_until_it_has_lasted_the_window(
     await lock.get()
 
 
+async def test_a_401_before_any_success_is_final_at_once(
+    autojump_clock: trio.testing.MockClock, api: FakeKubeApi, lock: KubeLock
+) -> None:
+    """A mistyped or revoked token at start: the client read the credentials again and
+    retried before raising; no grace (it would only delay the error by 15 s)."""
+    api.fail_next(FOREVER, status=401)
+    started = trio.current_time()
+    with pytest.raises(UnauthorizedError, match="The credentials were refused"):
+        await lock.get()
+    assert trio.current_time() == started
+
+
 async def test_403_on_patch_after_it_worked_is_retried_not_a_switch_to_put(
     autojump_clock: trio.testing.MockClock, api: FakeKubeApi, lock: KubeLock
 ) -> None:

@@ -123,7 +123,6 @@ def _report(exc: BaseException) -> int:
         status = first.status
     elif isinstance(first, te.ConfigError):  # KubeConfigError too: bad input
         status = 2
-        message = message.replace("pass kubeconfig=PATH", "pass --kubeconfig PATH")
         if message.startswith(("lease_duration", "renew_deadline", "retry_period")):
             message += _TIMING_HINT
     else:

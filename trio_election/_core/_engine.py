@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, final
 
 import anyio
 
+from ._campaigns import lock_key, registry
 from ._clock import loop_span, sleep_until
 from ._exceptions import ElectionError, LockConflict, LockError, LockNotFound
 from ._following import Follower
@@ -51,7 +52,7 @@ from ._pacing import Pacer
 from ._view import LockView
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Hashable
 
     from ._clock import ElectionClock
     from ._lock import LockHandle, Observation
@@ -96,6 +97,8 @@ class Engine:
         on_leader_change: Callable[[str | None], None] | None = None,
     ) -> None:
         self.meter = Meter()
+        self.lock_key: Hashable = lock_key(handle)
+        """What identifies the lock among the elections of this process (`_campaigns`)."""
         self.handle: LockHandle = MeteredHandle(handle, self.meter)
         self.identity = identity
         self.timing = timing
@@ -110,6 +113,7 @@ class Engine:
             pacer=self._pacer,
             meter=self.meter,
             on_leader_change=on_leader_change,
+            written_here=self._written_here,
         )
         self._fatal: BaseException | None = None
         self._renew_failing = False
@@ -129,6 +133,25 @@ class Engine:
         )
 
     # ------------------------------------------------------------------ queries
+    @property
+    def description(self) -> str:
+        """This election in a few words: ``'<identity>' on <lock>``."""
+        return f"{self.identity!r} on {self.handle.description}"
+
+    def wrote(self, obs: Observation) -> bool:
+        """True when `obs` holds a record this election wrote."""
+        return self._view.wrote(obs)
+
+    def current_is_ours(self) -> bool:
+        """True when the lock as last observed holds a record this election wrote."""
+        current = self._view.current
+        return current is not None and self._view.wrote(current)
+
+    def _written_here(self, obs: Observation) -> str | None:
+        """Another election of this process on this lock that wrote `obs`, described."""
+        writer = registry.writer_of(self.lock_key, obs, self)
+        return None if writer is None else writer.description
+
     @property
     def leader(self) -> str | None:
         return self._view.leader
@@ -178,6 +201,10 @@ class Engine:
         self.raise_fatal()
         await self._view.changed.wait()
         self.raise_fatal()
+
+    def wake(self) -> None:
+        """Wake every waiter of `wait_changed()` (to look at something other than the lock)."""
+        self._view.wake()
 
     @property
     def fatal(self) -> BaseException | None:

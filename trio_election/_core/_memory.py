@@ -154,6 +154,11 @@ class MemoryLockHandle:
     def description(self) -> str:
         return f"memory/{self._lock.name}"
 
+    @property
+    def lock_key(self) -> MemoryLock:
+        """The lock itself: every handle of one `MemoryLock` is on the same lock."""
+        return self._lock
+
     # faults
     def fail(self, count: int | None = None) -> None:
         """Make the next `count` calls (all calls until `heal()` if None) raise `LockError`."""

@@ -13,10 +13,12 @@ from ._exceptions import ConfigError
 __all__ = [
     "JITTER_FACTOR",
     "MAX_EXPIRY_DELAY_FRACTION",
+    "MAX_IDENTITY_LENGTH",
     "MAX_RELEASE_DELAY",
     "RELEASER_DELAY",
     "RELEASE_DELAY_SHAPE",
     "Timing",
+    "check_identity",
     "default_identity",
 ]
 
@@ -111,9 +113,35 @@ def default_identity() -> str:
     return f"{socket.gethostname()}_{uuid.uuid4()}"
 
 
+MAX_IDENTITY_LENGTH = 512
+"""The longest identity a candidate may use: a pod name (at most 253 characters) with a
+UUID appended fits many times over; a longer one is a mistake, not a name."""
+
+
 def check_identity(identity: object) -> str:
+    """`identity` if this candidate may use it, else `ConfigError`.
+
+    The rule (client-go has none): a non-empty string of at most `MAX_IDENTITY_LENGTH`
+    printable characters (no newline, tab or other control or formatting character). The
+    identity goes into every log line about the lock, into Kubernetes Events and into
+    metric labels, where a newline forges a log line and 64 KiB floods each. It applies to
+    our own identity only: a record written by a peer is read whatever its holder.
+    """
     if not isinstance(identity, str):
         raise ConfigError(f"identity must be a string, got {identity!r}")
     if not identity:
         raise ConfigError("identity is empty: give each candidate a unique, non-empty identity")
+    if len(identity) > MAX_IDENTITY_LENGTH:
+        raise ConfigError(
+            f"identity is {len(identity)} characters long, more than {MAX_IDENTITY_LENGTH}: it "
+            f"goes into every log line, Event and metric label; use a short unique name "
+            f"(e.g. <pod name>_<uuid4>), starting {identity[:40]!r}"
+        )
+    if not identity.isprintable():
+        bad = next(c for c in identity if not c.isprintable())
+        shown = identity if len(identity) <= 80 else identity[:80] + "..."
+        raise ConfigError(
+            f"identity {shown!r} holds the unprintable character {bad!r} (U+{ord(bad):04X}): "
+            f"it goes into log lines, Events and metric labels; use printable characters only"
+        )
     return identity

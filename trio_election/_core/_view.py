@@ -65,6 +65,7 @@ class LockView:
         "_timing",
         "_warned_identity",
         "_warned_raw",
+        "_written_here",
         "observed_time",
         "own_version",
     )
@@ -79,8 +80,10 @@ class LockView:
         pacer: Pacer,
         meter: Meter,
         on_leader_change: Callable[[str | None], None] | None = None,
+        written_here: Callable[[Observation], str | None] | None = None,
     ) -> None:
         self._handle = handle  # for its description, in the log
+        self._written_here = written_here
         self._identity = identity
         self._timing = timing
         self._clock = clock
@@ -180,6 +183,13 @@ class LockView:
         candidates the first turn at it (`RELEASER_DELAY`)."""
         self._release_delay = RELEASER_DELAY
 
+    def wrote(self, obs: Observation) -> bool:
+        """True when `obs` holds a record that this candidate wrote (its latest, or one of
+        the last it sent)."""
+        if obs.record is None or not obs.exists:
+            return False
+        return (bool(obs.version) and obs.version == self.own_version) or obs.record in self._sent
+
     def sending(self, record: LeaderRecord) -> None:
         """Remember a record this process is about to write (a write that times out may
         still be applied: seeing it later, we know it is ours)."""
@@ -215,12 +225,23 @@ class LockView:
                 return now
             if not self._warned_identity:
                 self._warned_identity = True
-                logger.warning(
-                    "%s names our identity %r but this process did not write it: waiting it "
-                    "out (give every candidate process a unique identity)",
-                    self._handle.description,
-                    self._identity,
-                )
+                writer = None if self._written_here is None else self._written_here(obs)
+                if writer is not None:
+                    logger.warning(
+                        "%s names our identity %r, written by another election of this "
+                        "process with the same identity (%s): waiting it out (give each "
+                        "election a unique identity)",
+                        self._handle.description,
+                        self._identity,
+                        writer,
+                    )
+                else:
+                    logger.warning(
+                        "%s names our identity %r but no election of this process wrote it: "
+                        "waiting it out (give every candidate process a unique identity)",
+                        self._handle.description,
+                        self._identity,
+                    )
         return self.observed_time + self._duration_of(record) + self._expiry_delay
 
     def _duration_of(self, record: LeaderRecord | None) -> float:

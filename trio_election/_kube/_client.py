@@ -133,6 +133,8 @@ class KubeClient:
         self._http_cert: bytes | None = None
         self._in_use: dict[_Pools, int] = {}
         self._warned: set[str] = set()
+        self._answered = False
+        """Whether the server has answered once (any status) since this client started."""
         where = config.source or "KubeConfig"
         check_server_url(config.server, f"{where}: server")
         self._base = config.server.rstrip("/")
@@ -235,6 +237,8 @@ class KubeClient:
                     await http.aclose()
 
     def _note_warnings(self, response: httpx.Response) -> None:
+        """Note that the server answered, and log each new warning it sent."""
+        self._answered = True
         for header in response.headers.get_list("warning"):
             for text in _warning_texts(header):
                 if text not in self._warned:
@@ -263,7 +267,7 @@ class KubeClient:
                     async with _exchange(transport, request) as response:
                         await response.aread()
                 except httpx.HTTPError as exc:
-                    raise connection_error(self.config, exc) from None
+                    raise connection_error(self.config, exc, answered=self._answered) from None
             self._note_warnings(response)
             if response.status_code == 401 and attempt == 0 and self._credentials.refreshable:
                 await self._credentials.refresh(generation)
@@ -331,7 +335,7 @@ class KubeClient:
                                     )
                         return
                 except httpx.HTTPError as exc:
-                    raise connection_error(self.config, exc) from None
+                    raise connection_error(self.config, exc, answered=self._answered) from None
 
     def _request(
         self,

@@ -16,6 +16,14 @@ A 403 for a verb that has worked before through this handle is most likely an ap
 warming up (or a Role just removed): its WARNING says so. 401s are judged as one streak for
 every verb (credentials are not per verb), ended by any success.
 
+A 401 before anything has worked through this handle is final at once, with no grace: the
+client has already read the credentials again (token file, exec plugin) and retried once
+before it raised, so these are the credentials as they are now, refused. A token that is
+being rotated does not look like this: kubelet writes the new token while the old one is
+still valid, and a client only ever sends one that was valid when written. The grace is
+for 401s after a success: a token rotated away mid-term, read again on the next tries.
+Waiting 15 s at start to report a mistyped token helps nobody.
+
 Each streak is logged once (WARNING), and its end once (INFO).
 
 Memory is kept per lock handle, not per client: RBAC can grant a verb on some object names
@@ -123,6 +131,8 @@ class Permissions:
         streak.last = now
         if now - streak.since >= grace:
             return None
+        if key == AUTHENTICATE and not self._worked:
+            return None  # refused before any success: final at once (module docstring)
         if not streak.warned:
             streak.warned = True
             logger.warning("%s: %s", self._description, self._why(key, verb, exc, grace))
