@@ -300,3 +300,45 @@ async def test_the_same_garbage_written_again_is_waited_out_again(
         lock.put_raw("{garbage")  # the same bytes again, a new version
         async with election.leading():
             assert trio.current_time() >= 10 + 15  # counted from the second garbage
+
+
+async def test_a_release_never_clears_a_term_that_another_process_of_our_identity_began(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The lock of a leader is deleted; while the leader's work unwinds, its successor with
+    the same identity (a restarted container keeps its hostname) finds no lock and creates
+    it. The old leader's release then reads a record naming its identity, but not of the
+    term it led: it must leave it, or a follower would lead beside the successor."""
+    lock = te.MemoryLock()
+    successor_leads = trio.Event()
+    old_cancelled = trio.Event()
+    old_released = trio.Event()
+
+    async def old_leader() -> None:
+        with pytest.raises(te.LeadershipLost, match="deleted"):
+            async with te.elect(lock, identity="pod-0"):
+                lock.delete()  # by another process: the work is cancelled
+                try:
+                    await trio.sleep_forever()
+                finally:
+                    old_cancelled.set()
+                    with trio.CancelScope(shield=True):
+                        await successor_leads.wait()  # its clean-up outlasts the restart
+        old_released.set()
+
+    async def successor() -> None:
+        async with te.elect(lock, identity="pod-0") as leadership:
+            successor_leads.set()
+            await old_released.wait()
+            await trio.sleep(30)
+            assert not leadership.lost
+            record = lock.observe().record
+            assert record is not None
+            assert record.holder_identity == "pod-0"
+
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(old_leader)
+            await old_cancelled.wait()  # the deletion was seen (by its watch or a renew)
+            assert lock.observe().record is None
+            nursery.start_soon(successor)

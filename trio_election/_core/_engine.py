@@ -52,6 +52,7 @@ from ._pacing import Pacer
 from ._view import LockView
 
 if TYPE_CHECKING:
+    import datetime as dt
     from collections.abc import Callable, Hashable
 
     from ._clock import ElectionClock
@@ -121,6 +122,9 @@ class Engine:
         # our terms
         self._term: Term | None = None
         self._term_ended = anyio.Event()
+        # the acquire time of the record our last write of the current term left: a record
+        # naming our identity with another one is a term some other process began
+        self._acquired: dt.datetime | None = None
         self._follower = Follower(
             self.handle,
             view=self._view,
@@ -335,6 +339,7 @@ class Engine:
             return _Outcome.FAILED, None
         self._view.own_version = result.version
         taken = result.record if result.record is not None else record
+        self._acquired = taken.acquire_time
         term = Term(
             identity=self.identity,
             lock=self.handle.description,
@@ -430,6 +435,7 @@ class Engine:
                 return
         self._renew_failing = False
         self._last_renew_error = ""
+        self._acquired = (result.record if result.record is not None else record).acquire_time
         changed = result.version != cached.version and result.raw != cached.raw
         self.meter.renewed(sent, self.clock.now(), moved_deadline=changed and not term.lost)
         view.own_version = result.version
@@ -457,7 +463,10 @@ class Engine:
             self._view.wake()
 
     async def release(self, term: Term) -> bool:
-        """Write an empty holder if the record still names us; True if released.
+        """Write an empty holder if the record is still the one our term wrote (it names
+        our identity, with our term's acquire time: another process of the same identity
+        may have begun a term of its own since, after the lock was deleted); True if
+        released.
 
         Shielded from cancellation. A healthy leader's release is bounded by
         `renew_deadline` and retries conflicts and failures; after a loss, or while the
@@ -474,7 +483,11 @@ class Engine:
                     if cached is None or cached.version != view.own_version:
                         cached = await self.handle.get()
                         self._observe(cached)
-                    if cached.holder != self.identity or cached.record is None:
+                    if (
+                        cached.holder != self.identity
+                        or cached.record is None
+                        or cached.record.acquire_time != self._acquired
+                    ):
                         return False
                     wall = self.clock.wall()
                     record = dataclasses.replace(

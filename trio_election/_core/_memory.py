@@ -168,6 +168,12 @@ class MemoryLockHandle:
         """Make the next `count` writes raise `LockConflict` without writing."""
         self._conflicts = count
 
+    @property
+    def faults_pending(self) -> float:
+        """How many injected failures and conflicts are still to come (`math.inf` after
+        `fail(None)`): a fault of the next calls is over only once they have been made."""
+        return self._failures + self._conflicts
+
     def hang(self) -> None:
         """Make calls block until `heal()`, like requests to a server that stopped answering."""
         self._hanging = True

@@ -8,7 +8,8 @@ bad credentials either: a rotated service-account token is re-read by the client
 
 - refusals that have not yet persisted for `FORBIDDEN_GRACE_SECONDS` (counted on the event loop's
   clock from the first refusal of an unbroken streak; a streak ends with a success, or
-  after a quiet gap of four windows, except a watch's) are transient: `LockError`, retried;
+  after a quiet gap of four windows, except a watch's or a patch's) are transient:
+  `LockError`, retried;
 - refusals that have: the error comes out unchanged (a `ForbiddenError` naming the RBAC
   rule to grant, an `UnauthorizedError`).
 
@@ -61,13 +62,20 @@ tried meanwhile): an old refusal must not make a new one fatal at once. Longer t
 engine's retry interval of a read or a write, so a refusal that lasts is not split into new
 streaks (see `GAPLESS_VERBS` for the watch)."""
 
-GAPLESS_VERBS = frozenset({"watch"})
-"""Verbs whose streak only a success ends, however long the verb was not tried. After a few
-failed watches the engine polls for a while (30 poll delays: 60-132 s at the defaults, more
-than the quiet gap) before it watches again; with a gap, every such try would start a new
-streak, and a watch that is never allowed would never be taken as such. Taking a watch's
-refusal for a missing permission costs nothing that the gap would spare: the engine polls
-(`WatchUnavailable`) and tries to watch again later."""
+GAPLESS_VERBS = frozenset({"watch", "patch"})
+"""Verbs whose streak only a success ends, however long the verb was not tried.
+
+A watch: after a few failed watches the engine polls for a while (30 poll delays: 60-132 s
+at the defaults, more than the quiet gap) before it watches again; with a gap, every such
+try would start a new streak, and a watch that is never allowed would never be taken as
+such. Taking a watch's refusal for a missing permission costs nothing that the gap would
+spare: the engine polls (`WatchUnavailable`) and tries to watch again later.
+
+A patch: once its refusals have lasted the window, the handle writes with ``PUT`` and tries
+``PATCH`` again only every ``PATCH_RETRY_SECONDS`` (minutes, more than the quiet gap). With
+a gap, each such try would start a new streak and be retried as a transient error for the
+whole window, longer than the renew deadline: a leader whose Role lost ``patch`` would lose
+its term at every try."""
 
 AUTHENTICATE = "authenticate"
 """The streak key of 401s: one for every verb."""
