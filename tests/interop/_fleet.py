@@ -1,12 +1,13 @@
 """A fleet of candidate processes of different kinds on one lock of a real control plane.
 
-Three kinds of candidate, each a process of its own that prints one line per event,
+Several kinds of candidate, each a process of its own that prints one line per event,
 ``<CLOCK_MONOTONIC seconds> <event> <JSON string>`` (see tests/peers/):
 
 - ``trio``: this library (tests/peers/trio_candidate.py);
 - ``clientgo``: client-go's tools/leaderelection with a LeaseLock and ReleaseOnCancel
   (tests/peers/clientgo, built by scripts/build_control_plane.py);
 - ``kubepy``: the `kubernetes` Python client's leaderelection (tests/peers/kubepy_candidate.py);
+- ``kasyncio``: kubernetes_asyncio's leaderelection (tests/peers/kasyncio_candidate.py);
 - ``clientgo-v0.23``, ``clientgo-v0.27``: an old client-go's tools/leaderelection with
   `resourcelock.New` and the lock type of the candidate (``endpoints``,
   ``endpointsleases``, ``leases``; tests/peers/clientgo_old).
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
     from trio_election import LeaderRecord
     from trio_election.testing import ControlPlane
 
-Kind = Literal["trio", "clientgo", "kubepy", "clientgo-v0.23", "clientgo-v0.27"]
+Kind = Literal["trio", "clientgo", "kubepy", "kasyncio", "clientgo-v0.23", "clientgo-v0.27"]
 Resource = Literal["leases", "configmaps", "endpoints"]
 LockType = Literal["leases", "configmaps", "endpoints", "endpointsleases"]
 """client-go's lock type names; ``endpointsleases`` writes both an Endpoints and a Lease."""
@@ -75,7 +76,7 @@ STARTUP_WITHIN = 30.0
 
 @dataclass(frozen=True, slots=True)
 class Timing:
-    """Whole seconds: the `kubernetes` Python client cannot take anything else."""
+    """Whole seconds: the `kubernetes` Python clients cannot take anything else."""
 
     lease: int = 4
     renew: int = 3
@@ -384,10 +385,10 @@ class Fleet:
         if kind == "trio":
             script = program or PEERS / "trio_candidate.py"
             args = [sys.executable, str(script), f"--lock={self.lock_of(lock_type)}"]
-        elif kind == "kubepy":
+        elif kind in ("kubepy", "kasyncio"):
             args = [
                 sys.executable,
-                str(PEERS / "kubepy_candidate.py"),
+                str(PEERS / f"{kind}_candidate.py"),
                 f"--namespace={self.namespace}",
                 f"--name={self.name}",
                 f"--lock={lock_type}",
