@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from ._fleet import Fleet, Peer
+from ._fleet import Fleet
 from .test_mixed_fleet import HOLD, check_versions, finish, first_leader, follower, handover
+from .test_peer_faults import cut_off_leader, frozen_leader, overlap, peer_overlaps
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -55,3 +56,129 @@ def test_trio_and_kubernetes_asyncio_hand_over_both_ways(fleet: Fleet) -> None:
     assert [v.holder for v in fleet.recorder.holders()] == [
         "trio-1", "", "ka-1", "trio-2", "ka-2", "trio-3", "",
     ]  # fmt: skip
+
+
+def test_cancelling_its_election_leaves_the_work_running_and_the_lease_held(
+    fleet: Fleet,
+) -> None:
+    """What its maintainers advise for SIGTERM (kubernetes_asyncio#411): cancel the task
+    that runs `LeaderElection.run()`. That stops the renewing, but nothing is released and
+    the work, a task of its own that `run()` cancels only when renewing *fails*, runs on
+    until the program ends: into its successor's term when the program takes longer than
+    the lease to shut down (12 s here, with a 4 s lease)."""
+    grace = 3 * fleet.timing.lease
+    theirs = fleet.start("kasyncio", "ka-1", extra_args=["--on-sigterm=cancel", f"--grace={grace}"])
+    theirs.wait_for("started-leading", within=10)
+    ours = follower(fleet, "trio", "trio-1", theirs)
+    time.sleep(HOLD)
+    sent = theirs.send(signal.SIGTERM)
+    theirs.wait_for("cancelled", "run", since=sent, within=5)
+    started = ours.wait_for(
+        "started-leading", since=sent, within=fleet.timing.crash_bound("trio") + 5
+    )
+    assert theirs.leading, "its work stopped before the successor started"
+    stopped = theirs.wait_for("stopped-leading", since=sent, within=grace + 5).time
+    theirs.wait_exit()
+    took, late = started.time - sent, stopped - started.time
+    print(
+        f"\n  run() cancelled; ours took over {took:.3f} s after SIGTERM (no release), "
+        f"while its work ran on {late:.3f} s into our term, until the program ended"
+    )
+    # it waited out the lease from its last renew (ours counts from when it saw it)
+    last = [v for v in fleet.recorder.versions if v.holder == "ka-1"][-1]
+    assert started.time - last.time > fleet.timing.lease - 0.5
+    assert theirs.count("lost") == 0, "onstopped_leading was called"
+    # no release, and nothing written after the cancel: the Lease went from it to us
+    between = [v.holder for v in fleet.recorder.versions if v.time >= sent]
+    assert "" not in between, between
+    assert between[-1] == "trio-1"
+    assert "ka-1" not in between[between.index("trio-1") :]
+    assert peer_overlaps(fleet, theirs) == [pytest.approx(late, abs=0.05)]
+    assert ours.leading
+
+
+def test_a_frozen_kubernetes_asyncio_leader_keeps_working_after_it_resumes(
+    fleet: Fleet,
+) -> None:
+    """A leader stopped with SIGSTOP past its lease (a paused VM, a long pause): ours takes
+    over after the lease; when it resumes, its work runs on until its renew deadline has
+    passed on its renew attempts (it reads our record, sees a lease it counts from now, and
+    retries), well into our term. It writes nothing over our term."""
+    theirs = first_leader(fleet, "kasyncio", "ka-1")
+    ours = follower(fleet, "trio", "trio-1", theirs)
+    _, started, resumed = frozen_leader(fleet, theirs, ours)
+    stopped = theirs.wait_for("stopped-leading", since=resumed, within=15).time
+    late = stopped - resumed
+    print(f"  kubernetes_asyncio kept working {late:.3f} s after SIGCONT, inside our term")
+    theirs.wait_for("lost", since=resumed, within=5)
+    overlaps = peer_overlaps(fleet, theirs)
+    assert overlaps, "it stopped before it resumed work: the failure mode is gone"
+    assert sum(overlaps) == pytest.approx(late, abs=0.05)
+    assert late >= fleet.timing.renew - 0.5  # its renew deadline, counted after it resumed
+    theirs.wait_exit()
+    assert ours.leading, "the successor lost its lease"
+    assert [v.holder for v in fleet.recorder.holders() if v.time > started] in ([], ["trio-1"])
+
+
+def test_a_partitioned_kubernetes_asyncio_leader_leads_as_long_as_the_partition(
+    fleet: Fleet,
+) -> None:
+    """Its requests have no timeout (aiohttp's `ClientTimeout()` without limits): a
+    partitioned leader's renew hangs until the partition heals, and only then does it see
+    that its renew deadline passed. Ours takes over after the lease; after the partition
+    heals the held request cannot write over our term (a stale PUT gets 409, a late GET
+    reads our record)."""
+    theirs = fleet.start("kasyncio", "ka-1", proxied=True)
+    theirs.wait_for("started-leading", within=10)
+    ours = follower(fleet, "trio", "trio-1", theirs)
+    _, started = cut_off_leader(fleet, theirs, ours)
+    time.sleep(2.0)
+    assert theirs.leading, "it noticed while cut off"
+    assert theirs.proxy is not None
+    theirs.proxy.heal()
+    healed = time.monotonic()
+    late = overlap(theirs, started)
+    print(
+        f"  healed {healed - started:.3f} s into our term; "
+        f"kubernetes_asyncio led {late:.3f} s into it"
+    )
+    assert late >= healed - started
+    assert peer_overlaps(fleet, theirs) == [pytest.approx(late)]
+    theirs.wait_exit()
+    assert ours.leading
+    assert [v.holder for v in fleet.recorder.versions if v.time > started] in (
+        [],
+        ["trio-1"] * len([v for v in fleet.recorder.versions if v.time > started]),
+    )
+
+
+def test_an_apiserver_restart_ends_its_election_with_the_work_left_running(
+    control_plane: ControlPlane, fleet: Fleet
+) -> None:
+    """Its lock catches only `ApiException`: a refused connection while the apiserver
+    restarts is an `aiohttp.ClientConnectorError` that comes out of `run()`, with the
+    work's task neither cancelled nor told (`onstopped_leading` is not called). The peer
+    then returns from `asyncio.run`, which cancels the work. Ours, following, rides the
+    restart out and takes over once the Lease expires."""
+    theirs = first_leader(fleet, "kasyncio", "ka-1")
+    ours = follower(fleet, "trio", "trio-1", theirs)
+    time.sleep(HOLD)
+    began = time.monotonic()
+    control_plane.restart_apiserver(down_for=2 * fleet.timing.retry)
+    back = time.monotonic()
+    error = theirs.wait_for("error", since=began, within=10)
+    print(f"\n  apiserver down for {back - began:.3f} s; run() raised {error.arg}")
+    assert error.arg.startswith(
+        ("ClientConnectorError", "ServerDisconnectedError", "ClientOSError")
+    )
+    stopped = theirs.wait_for("stopped-leading", since=began, within=5)
+    assert stopped.time >= error.time, "the work stopped before run() raised"
+    assert theirs.count("lost") == 0, "onstopped_leading was called"
+    theirs.wait_exit()
+    started = ours.wait_for("started-leading", since=began, within=back - began + 15)
+    print(
+        f"  it raised {error.time - began:.3f} s after the restart began; ours took over "
+        f"{started.time - back:.3f} s after the apiserver was back"
+    )
+    assert ours.count("lost") == 0
+    fleet.history().assert_one_leader()

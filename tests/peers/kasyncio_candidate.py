@@ -138,9 +138,11 @@ def main() -> None:
     options = parser.parse_args()
     logging.basicConfig(
         stream=sys.stderr,
-        level=logging.DEBUG,
+        level=logging.INFO,
         format="%(relativeCreated)8.0f %(name)s %(levelname)s %(message)s",
     )
+    # what the elector decides, without the REST client's DEBUG lines (response bodies)
+    logging.getLogger("kubernetes_asyncio.leaderelection").setLevel(logging.DEBUG)
     sys.exit(asyncio.run(campaign(options)))
 
 
