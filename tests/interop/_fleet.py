@@ -51,7 +51,7 @@ from trio_election.testing import History, Interval
 from ._proxy import Proxy
 
 if TYPE_CHECKING:
-    from collections.abc import Generator, Sequence
+    from collections.abc import Generator, Mapping, Sequence
     from types import TracebackType
 
     from harness.toxiproxy import ToxicProxy, ToxiproxyClient
@@ -337,6 +337,7 @@ class Fleet:
         lock: LockType | None = None,
         program: Path | None = None,
         extra_args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
     ) -> Peer:
         """Start a candidate with a service account of its own and wait until it is ready.
 
@@ -344,7 +345,8 @@ class Fleet:
         which can cut it off. `toxiproxy`: through a Toxiproxy proxy of its own instead
         (`peer.toxic`), named `<namespace>.<identity>`. `lock`: the lock type it campaigns
         for (default: the fleet's `resource`). `program` runs instead of the `trio` kind's
-        candidate script (same arguments, then `extra_args`)."""
+        candidate script (same arguments, then `extra_args`). `env`: variables set for it
+        (over the test's environment)."""
         resources = dict.fromkeys((self.resource, *self.rights))
         user = self.control_plane.user(
             identity, namespace=self.namespace, verbs=dict.fromkeys(resources, VERBS)
@@ -416,7 +418,8 @@ class Fleet:
             f"--retry-period={t.retry}",
         ]
         args += extra_args
-        peer = Peer(kind, identity, args, self.folder / f"{identity}.log", _child_env())
+        peer_env = _child_env() | dict(env or {})
+        peer = Peer(kind, identity, args, self.folder / f"{identity}.log", peer_env)
         peer.proxy = proxy
         peer.toxic = toxic
         self.peers.append(peer)

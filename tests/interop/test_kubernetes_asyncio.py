@@ -12,6 +12,7 @@ how long it lasted. Timing: lease 4 s, renew deadline 3 s, retry 1 s.
 
 from __future__ import annotations
 
+import datetime as dt
 import signal
 import time
 from typing import TYPE_CHECKING
@@ -95,6 +96,64 @@ def test_cancelling_its_election_leaves_the_work_running_and_the_lease_held(
     assert "ka-1" not in between[between.index("trio-1") :]
     assert peer_overlaps(fleet, theirs) == [pytest.approx(late, abs=0.05)]
     assert ours.leading
+
+
+def test_its_write_after_a_stale_read_gets_409_and_does_not_overwrite_our_term(
+    fleet: Fleet,
+) -> None:
+    """The answer to its leader's read is held back (as by a slow network) past the lease:
+    ours takes over meanwhile. Its write that follows goes out with the old
+    resourceVersion, the apiserver refuses it with 409, and the Lease stays ours; its
+    renew deadline passed while it waited, so it stops at its next check, one retry period
+    later. Its work runs into our term from our start until the answer comes, and that
+    retry period more."""
+    theirs = first_leader(fleet, "kasyncio", "ka-1")
+    ours = follower(fleet, "trio", "trio-1", theirs)
+    time.sleep(HOLD)
+    asked = theirs.send(signal.SIGUSR1)
+    stalled = theirs.wait_for("stalled", "ka-1", since=asked, within=5)
+    bound = fleet.timing.crash_bound("trio") + 5
+    started = ours.wait_for("started-leading", since=stalled.time, within=bound)
+    assert theirs.leading, "it stopped while its renew waited for an answer"
+    resumed = theirs.send(signal.SIGUSR2)
+    refused = theirs.wait_for("refused", since=resumed, within=5)
+    assert refused.arg.startswith("409"), refused.arg
+    stopped = theirs.wait_for("stopped-leading", since=resumed, within=5).time
+    theirs.wait_for("lost", since=resumed, within=5)
+    late = stopped - started.time
+    print(
+        f"\n  ours took over {started.time - stalled.time:.3f} s into its held read; its "
+        f"write got {refused.arg}; its work stopped {stopped - resumed:.3f} s after the "
+        f"answer came, {late:.3f} s into our term"
+    )
+    assert peer_overlaps(fleet, theirs) == [pytest.approx(late, abs=0.05)]
+    assert [v.holder for v in fleet.recorder.holders() if v.time > started.time] == []
+    theirs.wait_exit()
+    assert ours.leading
+
+
+def test_a_leader_in_another_time_zone_writes_its_local_time_as_utc(fleet: Fleet) -> None:
+    """It stamps `renewTime` with `datetime.fromtimestamp()` (local time) and appends "Z":
+    with TZ=JST-9 the Lease says the renew happened 9 h from now. Ours never judges a
+    lease by a peer's timestamps (only by when it saw the record change), so the
+    handovers both ways are those of a UTC peer."""
+    tokyo = {"TZ": "JST-9"}
+    theirs = fleet.start("kasyncio", "ka-1", env=tokyo)
+    theirs.wait_for("started-leading", within=10)
+    taken = fleet.recorder.wait_for_holder("ka-1", within=5)
+    assert taken.record is not None
+    assert taken.record.renew_time is not None
+    ahead = taken.record.renew_time - dt.datetime.now(dt.UTC)
+    print(f"\n  its renewTime is {ahead.total_seconds() / 3600:.3f} h ahead of the clock")
+    assert abs(ahead - dt.timedelta(hours=9)) < dt.timedelta(minutes=1)
+
+    ours = follower(fleet, "trio", "trio-1", theirs)
+    handover(fleet, theirs, ours, signal.SIGKILL)
+    theirs = fleet.start("kasyncio", "ka-2", env=tokyo)
+    theirs.wait_for("new-leader", "trio-1", within=10)
+    handover(fleet, ours, theirs, signal.SIGTERM)
+    finish(fleet, theirs)
+    check_versions(fleet)
 
 
 def test_a_frozen_kubernetes_asyncio_leader_keeps_working_after_it_resumes(

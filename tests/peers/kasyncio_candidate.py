@@ -15,6 +15,8 @@ cancelled. Each stdout line is ``<monotonic seconds> <event> <JSON string>``
     started-leading "<identity>"  `onstarted_leading` started: the leader's work starts
     stopped-leading "<identity>"  the work has ended (its task was cancelled)
     lost "<identity>"             `onstopped_leading` was called: renewing failed
+    refused "<status> <reason>"   its lock logged a write the apiserver refused (409 Conflict)
+    stalled "<holder>"            a read's answer is held back (after SIGUSR1), until SIGUSR2
     cancelled "run"               SIGTERM cancelled the task running `run()` (--on-sigterm
                                   cancel)
     error "<type>: <message>"     `run()` raised
@@ -28,6 +30,10 @@ a handler cancels the task that runs `run()`; the program then finishes its own 
 before `asyncio.run` returns and cancels what is left. The package has no release: the
 Lease stays held until it expires either way. Durations are whole seconds: its `LeaseLock`
 calls `int()` on the lease duration's text.
+
+SIGUSR1 holds back the answer of the next read of the Lease, as a slow network would, until
+SIGUSR2: the elector's write that follows the read then goes out with the resourceVersion
+read before whatever happened meanwhile.
 """
 
 from __future__ import annotations
@@ -61,21 +67,42 @@ def emit(event: str, arg: str) -> None:
 
 
 class WatchedLeaseLock(_leaselock.LeaseLock):
-    """Its `LeaseLock`, printing a `new-leader` line when a read names another holder."""
+    """Its `LeaseLock`, printing a `new-leader` line when a read names another holder, and
+    holding back a read's answer between SIGUSR1 and SIGUSR2."""
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self.seen: str | None = None
+        self.stall_next = False
+        self.resume = asyncio.Event()
+
+    def stall(self) -> None:
+        self.stall_next = True
+        self.resume.clear()
 
     async def get(self, name: str, namespace: str) -> Any:
         found: Any = await super().get(name, namespace)
         ok, record = found
-        if ok:
-            holder: str = getattr(record, "holder_identity", None) or ""
-            if holder != self.seen:
-                self.seen = holder
-                emit("new-leader", holder)
+        holder: str = (getattr(record, "holder_identity", None) or "") if ok else ""
+        if ok and holder != self.seen:
+            self.seen = holder
+            emit("new-leader", holder)
+        if self.stall_next:
+            self.stall_next = False
+            emit("stalled", holder)
+            await self.resume.wait()
         return found
+
+
+class RefusedWrites(logging.Handler):
+    """A `refused` line for each refused write its lock logs (it returns False and logs
+    the `ApiException`; the election sees only the False)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        error = record.exc_info[1] if record.exc_info else None
+        status = getattr(error, "status", None)
+        if status is not None:
+            emit("refused", f"{status} {getattr(error, 'reason', '')}")
 
 
 async def campaign(options: argparse.Namespace) -> int:
@@ -105,8 +132,11 @@ async def campaign(options: argparse.Namespace) -> int:
             )
         )
         running = asyncio.create_task(election.run())
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGUSR1, lock.stall)
+        loop.add_signal_handler(signal.SIGUSR2, lock.resume.set)
         if options.on_sigterm == "cancel":
-            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, running.cancel)
+            loop.add_signal_handler(signal.SIGTERM, running.cancel)
         emit("ready", identity)
         try:
             await running
@@ -143,6 +173,7 @@ def main() -> None:
     )
     # what the elector decides, without the REST client's DEBUG lines (response bodies)
     logging.getLogger("kubernetes_asyncio.leaderelection").setLevel(logging.DEBUG)
+    logging.getLogger("kubernetes_asyncio.leaderelection.resourcelock").addHandler(RefusedWrites())
     sys.exit(asyncio.run(campaign(options)))
 
 
