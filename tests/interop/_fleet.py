@@ -256,6 +256,20 @@ class LockRecorder:
                     pytest.fail(f"the lock never named {holder!r} within {within:g} s")
                 self._changed.wait(left)
 
+    def wait_for_new_holder(self, old: str, *, since: float, within: float) -> Version:
+        """The first version at or after `since` that names a holder other than `old`
+        (and not the empty one of a release)."""
+        deadline = time.monotonic() + within
+        with self._changed:
+            while True:
+                for version in self.versions:
+                    if version.time >= since and version.holder not in (None, "", old):
+                        return version
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    pytest.fail(f"no holder took over from {old!r} within {within:g} s")
+                self._changed.wait(left)
+
     def holders(self) -> list[Version]:
         """The versions that changed the holder (the first of each run of one holder)."""
         changes: list[Version] = []

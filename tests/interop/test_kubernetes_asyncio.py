@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from ._fleet import Fleet
+from ._fleet import Fleet, Kind
 from .test_mixed_fleet import HOLD, check_versions, finish, first_leader, follower, handover
 from .test_peer_faults import cut_off_leader, frozen_leader, overlap, peer_overlaps
 
@@ -57,6 +57,60 @@ def test_trio_and_kubernetes_asyncio_hand_over_both_ways(fleet: Fleet) -> None:
     assert [v.holder for v in fleet.recorder.holders()] == [
         "trio-1", "", "ka-1", "trio-2", "ka-2", "trio-3", "",
     ]  # fmt: skip
+
+
+def test_a_rolling_fleet_of_both_kinds_never_has_two_leaders(fleet: Fleet) -> None:
+    """Two of ours and two of its candidates on one Lease: the leader is stopped (SIGTERM
+    or SIGKILL) and replaced by a new replica of its kind, as in a rolling update, six
+    times. For the first four the followers of the other kind than the chosen successor's
+    are frozen around the handover (so that both kinds take over from both); for the last
+    two nobody is frozen and followers of both kinds race for the released or expired
+    Lease: the loser's write is refused (409) or it reads the winner's record. Whoever
+    takes over does so within the bound of its kind."""
+    ours = first_leader(fleet, "trio", "trio-1")
+    for kind, identity in (("kasyncio", "ka-1"), ("trio", "trio-2"), ("kasyncio", "ka-2")):
+        follower(fleet, kind, identity, ours)
+    made: dict[Kind, int] = {"trio": 2, "kasyncio": 2}
+    rounds: list[tuple[signal.Signals, Kind | None]] = [
+        (signal.SIGTERM, "kasyncio"),
+        (signal.SIGTERM, "trio"),
+        (signal.SIGKILL, "kasyncio"),
+        (signal.SIGKILL, "trio"),
+        (signal.SIGTERM, None),
+        (signal.SIGKILL, None),
+    ]
+    bound = max(fleet.timing.crash_bound(k) for k in ("trio", "kasyncio"))
+    for how, successor_kind in rounds:
+        leader = fleet.leader()
+        assert leader is not None
+        others = [p for p in fleet.peers if p is not leader and p.exited_at is None]
+        freeze = [p for p in others if successor_kind not in (None, p.kind)]
+        time.sleep(HOLD)
+        with fleet.frozen(*freeze):
+            sent = leader.send(how)
+            taken = fleet.recorder.wait_for_new_holder(
+                leader.identity, since=sent, within=bound + 5
+            )
+            successor = next(p for p in fleet.peers if p.identity == taken.holder)
+            started = successor.wait_for("started-leading", since=sent, within=5)
+        leader.wait_exit()
+        took = started.time - sent
+        print(
+            f"\n  {leader.kind} {leader.identity} --{how.name}--> {successor.kind} "
+            f"{successor.identity}: {took:.3f} s{'' if freeze else ' (a race)'}"
+        )
+        assert successor_kind in (None, successor.kind)
+        assert took < fleet.timing.crash_bound(successor.kind), took
+        made[leader.kind] += 1
+        prefix = "trio" if leader.kind == "trio" else "ka"
+        follower(fleet, leader.kind, f"{prefix}-{made[leader.kind]}", successor)
+    leader = fleet.leader()
+    assert leader is not None
+    finish(fleet, leader)
+    check_versions(fleet)
+    refused = [e.arg for p in fleet.peers for e in p.events if e.kind == "refused"]
+    print(f"  writes of its candidates refused: {refused}")
+    assert all(arg.startswith("409") for arg in refused), refused
 
 
 def test_cancelling_its_election_leaves_the_work_running_and_the_lease_held(
