@@ -68,7 +68,8 @@ def test_a_rolling_fleet_of_both_kinds_never_has_two_leaders(fleet: Fleet) -> No
     Lease: the loser's write is refused (409) or it reads the winner's record. Whoever
     takes over does so within the bound of its kind."""
     ours = first_leader(fleet, "trio", "trio-1")
-    for kind, identity in (("kasyncio", "ka-1"), ("trio", "trio-2"), ("kasyncio", "ka-2")):
+    more: list[tuple[Kind, str]] = [("kasyncio", "ka-1"), ("trio", "trio-2"), ("kasyncio", "ka-2")]
+    for kind, identity in more:
         follower(fleet, kind, identity, ours)
     made: dict[Kind, int] = {"trio": 2, "kasyncio": 2}
     rounds: list[tuple[signal.Signals, Kind | None]] = [
