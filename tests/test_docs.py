@@ -5,9 +5,10 @@ A block's kind is the HTML comment on the line before its fence (tests/README.md
 no comment is a program on `MemoryLock` or `FakeKubeApi`, run as a process that must exit 0
 and print nothing on stderr (a WARNING is a failure); `control plane` the same with
 KUBECONFIG set to the real apiserver's admin; `control plane: until it leads` a program that
-runs forever, stopped by SIGTERM once it logged that it leads; `control plane: pytest` a test
-module whose `test_*` functions get the `control_plane` fixture; `run by <path>` a block that
-the test file at <path> runs; `fragment` a block that is not meant to run.
+runs forever, stopped by SIGTERM once it logged that it leads and renewed its Lease;
+`control plane: pytest` a test module whose `test_*` functions get the `control_plane`
+fixture; `run by <path>` a block that the test file at <path> runs; `fragment` a block that
+is not meant to run (it must compile).
 
 Shell examples are run with the output they show compared line by line; `…` and `<…>` in the
 shown output stand for anything.
@@ -15,6 +16,7 @@ shown output stand for anything.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import queue
@@ -154,6 +156,12 @@ def test_a_block_run_elsewhere_names_a_test_that_reads_it(block: Block) -> None:
     read = [d for d in DOCUMENTS if d.name in text]
     same = [b for d in read for b in blocks_of(d) if b.code == block.code]
     assert block.document in read or same, f"{block.where}: {runner.name} does not read it"
+
+
+@pytest.mark.parametrize("block", by_kind(lambda m: m == "fragment"))
+def test_a_fragment_is_python_that_compiles(block: Block) -> None:
+    """Not run, but no pseudo-code: it compiles (an `await` may stand outside a function)."""
+    compile(block.code, block.where, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
 
 
 @pytest.mark.parametrize("block", by_kind(lambda m: m is None))
