@@ -32,7 +32,15 @@ if TYPE_CHECKING:
     from ._kube import KubeClient
     from ._sigterm import SigtermWatch
 
-__all__ = ["Election", "LockSpec", "elect", "open_election", "open_election_with"]
+__all__ = [
+    "Election",
+    "LockSpec",
+    "elect",
+    "open_election",
+    "open_election_with",
+    "open_with_engine",
+    "sigterm_scope",
+]
 
 
 @final
@@ -209,12 +217,12 @@ async def open_election_with(
     lock: LockSpec, options: ElectionOptions[KubeClient]
 ) -> AsyncGenerator[Election]:
     """`open_election(lock, **options)`, for the faces that hold the options as one value."""
-    async with _open(lock, options) as (election, _):
+    async with open_with_engine(lock, options) as (election, _):
         yield election
 
 
 @asynccontextmanager
-async def _open(
+async def open_with_engine(
     lock: LockSpec, options: ElectionOptions[KubeClient]
 ) -> AsyncGenerator[tuple[Election, Engine]]:
     """The election and its engine: what every face opens (see `open_election()`)."""
@@ -231,7 +239,7 @@ async def _open(
             on_leader_change=options.on_leader_change,
         )
         raised: BaseException | None = None
-        with _sigterm_scope(options.stop_on_sigterm) as (scope, watch), scope:
+        with sigterm_scope(options.stop_on_sigterm) as (scope, watch), scope:
             await engine.first_read()
             recorder = recorder_for(handle, options.events, identity)
             async with anyio.create_task_group() as nursery:
@@ -249,7 +257,7 @@ async def _open(
 
 
 @contextmanager
-def _sigterm_scope(
+def sigterm_scope(
     enabled: bool,
 ) -> Generator[tuple[anyio.CancelScope, SigtermWatch | None]]:
     """A cancel scope that SIGTERM cancels (while `enabled`), and the registration."""
@@ -305,7 +313,10 @@ async def elect(
         clock=clock,
         on_leader_change=on_leader_change,
     )
-    async with _open(lock, options) as (election, engine), election.leading() as leadership:
+    async with (
+        open_with_engine(lock, options) as (election, engine),
+        election.leading() as leadership,
+    ):
         yield leadership
     if leadership.lost:
         raise LeadershipLost(
