@@ -21,7 +21,7 @@ class Group:
         self.running: dict[int, str] = {}
         self.scopes: dict[str, trio.CancelScope] = {}
 
-    async def member(self, name: str, task_status: trio.TaskStatus[te.Shards]) -> None:
+    async def member(self, name: str, task_status: trio.TaskStatus[None]) -> None:
         with trio.CancelScope() as scope:
             self.scopes[name] = scope
             async with te.open_shards(
