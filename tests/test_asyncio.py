@@ -1,10 +1,12 @@
-"""The faces behave the same under asyncio as under trio, on a MemoryLock, in real time.
+"""The faces behave the same under asyncio as under trio, on a MemoryLock.
 
-Every test here runs on both backends (anyio's pytest plugin, `anyio_backend` below). The
-durations are short and the tests wait on what they can observe (a holder, a callback),
-never on a sleep; the virtual-time tests of the same behaviour stay on trio elsewhere.
-pytest-trio's `trio_mode` would claim these tests too: tests/conftest.py takes the trio mark
-off the tests that carry anyio's.
+Every test here runs on trio, asyncio and asyncio on uvloop (anyio's pytest plugin,
+`anyio_backend` below, tests/harness/backends.py); the programs run under `asyncio.run()`
+and `uvloop.run()`. In real time the durations are short and the tests wait on what they
+can observe (a holder, a callback), never on a sleep; the timing guarantees run exact in
+virtual time at the end (`TestVirtualTime`: trio's MockClock, looptime's loop under
+asyncio). pytest-trio's `trio_mode` would claim these tests too: tests/conftest.py takes
+the trio mark off the tests that carry anyio's.
 """
 
 from __future__ import annotations
@@ -18,18 +20,18 @@ import subprocess
 import sys
 import textwrap
 import threading
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import anyio
 import pytest
-import sniffio
+import trio.testing
+from harness.backends import BACKENDS, Backend, loop_of, running_loop
 
 import trio_election as te
 from trio_election.testing import ScaledClock
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine
-    from typing import Any
 
 pytestmark = pytest.mark.anyio
 
@@ -46,9 +48,10 @@ FAST: Timings = {"lease_duration": 5.0, "renew_deadline": 3.0, "retry_period": 0
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+@pytest.fixture(params=BACKENDS)
+def anyio_backend(request: pytest.FixtureRequest) -> Backend:
+    value: Backend = request.param
+    return value
 
 
 async def wait_for(predicate: Any) -> None:
@@ -58,17 +61,17 @@ async def wait_for(predicate: Any) -> None:
             await anyio.sleep(0.01)
 
 
-async def test_elect_leads_and_releases_at_exit(anyio_backend: str) -> None:
+async def test_elect_leads_and_releases_at_exit(anyio_backend: Backend) -> None:
     lock = te.MemoryLock()
     async with te.elect(lock, identity="a", **FAST) as leadership:
-        assert sniffio.current_async_library() == anyio_backend
+        assert running_loop() == loop_of(anyio_backend)
         assert lock.observe().holder == "a"
         assert not leadership.lost
         assert leadership.deadline > anyio.current_time()
     assert lock.observe().holder is None
 
 
-async def test_a_second_candidate_takes_over_at_once(anyio_backend: str) -> None:
+async def test_a_second_candidate_takes_over_at_once(anyio_backend: Backend) -> None:
     lock = te.MemoryLock()
     seen: list[str | None] = []
     led_at: list[float] = []
@@ -90,7 +93,7 @@ async def test_a_second_candidate_takes_over_at_once(anyio_backend: str) -> None
 
 
 async def test_a_foreign_write_cancels_the_body_and_raises_leadership_lost(
-    anyio_backend: str,
+    anyio_backend: Backend,
 ) -> None:
     lock = te.MemoryLock()
     caught: list[BaseException] = []
@@ -109,13 +112,13 @@ async def test_a_foreign_write_cancels_the_body_and_raises_leadership_lost(
     # the body saw the backend's own cancellation: asyncio.CancelledError under asyncio
     assert len(caught) == 1
     assert type(caught[0]) is anyio.get_cancelled_exc_class()
-    if anyio_backend == "asyncio":
+    if loop_of(anyio_backend) != "trio":
         assert isinstance(caught[0], asyncio.CancelledError)
     assert lock.observe().holder == "intruder"  # not ours: nothing released
 
 
 async def test_leadership_lost_even_if_the_body_swallows_the_cancellation(
-    anyio_backend: str,
+    anyio_backend: Backend,
 ) -> None:
     lock = te.MemoryLock()
     held: list[te.Leadership] = []
@@ -130,7 +133,7 @@ async def test_leadership_lost_even_if_the_body_swallows_the_cancellation(
     assert held[0].cancel_scope.cancel_called
 
 
-async def test_the_body_exception_comes_out_unchanged(anyio_backend: str) -> None:
+async def test_the_body_exception_comes_out_unchanged(anyio_backend: Backend) -> None:
     lock = te.MemoryLock()
     error = ValueError("the work failed")
     with pytest.raises(ValueError, match="the work failed") as raised:
@@ -140,7 +143,7 @@ async def test_the_body_exception_comes_out_unchanged(anyio_backend: str) -> Non
     assert lock.observe().holder is None
 
 
-async def test_open_election_changes_and_leading(anyio_backend: str) -> None:
+async def test_open_election_changes_and_leading(anyio_backend: Backend) -> None:
     lock = te.MemoryLock()
     holders: list[str | None] = []
     async with (
@@ -174,7 +177,7 @@ async def test_open_election_changes_and_leading(anyio_backend: str) -> None:
     assert lock.observe().holder is None
 
 
-async def test_leader_elector_runs_the_callbacks(anyio_backend: str) -> None:
+async def test_leader_elector_runs_the_callbacks(anyio_backend: Backend) -> None:
     lock = te.MemoryLock()
     calls: list[str] = []
 
@@ -201,7 +204,7 @@ async def test_leader_elector_runs_the_callbacks(anyio_backend: str) -> None:
     assert elector.get_leader() in ("", "a")
 
 
-async def test_run_or_die_with_an_error_of_the_work(anyio_backend: str) -> None:
+async def test_run_or_die_with_an_error_of_the_work(anyio_backend: Backend) -> None:
     lock = te.MemoryLock()
 
     async def on_started_leading(leadership: te.Leadership) -> None:
@@ -218,7 +221,7 @@ async def test_run_or_die_with_an_error_of_the_work(anyio_backend: str) -> None:
     assert lock.observe().holder is None
 
 
-async def test_sigterm_cancels_releases_and_raises_terminated(anyio_backend: str) -> None:
+async def test_sigterm_cancels_releases_and_raises_terminated(anyio_backend: Backend) -> None:
     lock = te.MemoryLock()
     before = signal.getsignal(signal.SIGTERM)
     unwound = False
@@ -236,7 +239,7 @@ async def test_sigterm_cancels_releases_and_raises_terminated(anyio_backend: str
     assert signal.getsignal(signal.SIGTERM) == before  # put back
 
 
-async def test_stop_on_sigterm_false_installs_nothing(anyio_backend: str) -> None:
+async def test_stop_on_sigterm_false_installs_nothing(anyio_backend: Backend) -> None:
     before = signal.getsignal(signal.SIGTERM)
     async with te.elect(te.MemoryLock(), identity="a", stop_on_sigterm=False, **FAST):
         assert signal.getsignal(signal.SIGTERM) == before
@@ -245,6 +248,7 @@ async def test_stop_on_sigterm_false_installs_nothing(anyio_backend: str) -> Non
 SIGTERM_PROGRAM = textwrap.dedent(
     """
     import asyncio, signal, sys
+    import uvloop
     import trio_election as te
 
     lock = te.MemoryLock()
@@ -262,17 +266,22 @@ SIGTERM_PROGRAM = textwrap.dedent(
                 raise
 
     try:
-        asyncio.run(main())
+        RUN(main())
     finally:
         print("holder", lock.observe().holder, flush=True)
     """
 )
 
 
-def run_and_signal(signum: int) -> tuple[int, list[str], str]:
-    """Run SIGTERM_PROGRAM, send `signum` once it leads; its status, stdout lines, stderr."""
+RUNNERS = ["asyncio.run", "uvloop.run"]
+"""How the program starts its loop: asyncio's own, or uvloop's (its own signal handling)."""
+
+
+def run_and_signal(signum: int, runner: str) -> tuple[int, list[str], str]:
+    """Run SIGTERM_PROGRAM with `runner`, send `signum` once it leads; its status, stdout
+    lines, stderr."""
     process = subprocess.Popen(
-        [sys.executable, "-c", SIGTERM_PROGRAM],
+        [sys.executable, "-c", SIGTERM_PROGRAM.replace("RUN(", f"{runner}(")],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -289,9 +298,10 @@ def run_and_signal(signum: int) -> tuple[int, list[str], str]:
     return process.returncode, out.splitlines(), err
 
 
-def test_sigterm_under_asyncio_run_exits_143_released() -> None:
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_sigterm_under_asyncio_run_exits_143_released(runner: str) -> None:
     """The program as a user writes it: asyncio.run(main()), SIGTERM from outside."""
-    status, lines, err = run_and_signal(signal.SIGTERM)
+    status, lines, err = run_and_signal(signal.SIGTERM, runner)
     assert status == 143, err
     assert "cancelled" in lines
     assert "app handler" in lines  # the handler installed before is chained
@@ -299,17 +309,18 @@ def test_sigterm_under_asyncio_run_exits_143_released() -> None:
     assert "Traceback" not in err
 
 
-def test_sigint_under_asyncio_run_is_asyncio_s_own() -> None:
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_sigint_under_asyncio_run_is_asyncio_s_own(runner: str) -> None:
     """Ctrl-C: asyncio.run cancels the main task; the block unwinds, the lock is released,
     and KeyboardInterrupt ends the program as asyncio makes it (never caught here)."""
-    status, lines, err = run_and_signal(signal.SIGINT)
+    status, lines, err = run_and_signal(signal.SIGINT, runner)
     assert status in (-signal.SIGINT, 130), err
     assert "cancelled" in lines
     assert "holder None" in lines
     assert "KeyboardInterrupt" in err
 
 
-async def test_candidates_on_clocks_at_different_rates(anyio_backend: str) -> None:
+async def test_candidates_on_clocks_at_different_rates(anyio_backend: Backend) -> None:
     lock = te.MemoryLock()
     fast = ScaledClock(1.1)
     slow = ScaledClock(0.9, offset=100.0)
@@ -381,3 +392,115 @@ def test_no_event_loop_is_one_clear_line() -> None:
     thread.join()
     assert isinstance(errors[0], RuntimeError)
     assert "asyncio.run" in str(errors[0])
+
+
+# -- virtual time ----------------------------------------------------------------------------
+#
+# The timing guarantees, exact, on both runtimes: trio's MockClock (autojump) and, under
+# asyncio, looptime's event loop (`looptime.new_event_loop`, given to anyio's asyncio
+# backend as its `loop_factory`), whose clock jumps to the next timer whenever the loop has
+# nothing else to do. looptime's own pytest plugin is for pytest-asyncio, which this project
+# does not use (anyio's plugin runs these tests): without pytest-asyncio it fails the setup
+# of every fixture of every test (looptime 0.9, `_should_patch` reads the `asyncio` plugin
+# that is not there), so pyproject's addopts blocks it with `-p no:looptime_plugin`; the
+# loop itself works with anyio unchanged. uvloop's loop is not a selector loop that looptime
+# can patch: the virtual-time tests run on asyncio's own loop. Timing: the defaults, lease
+# 15 s, renew deadline 10 s, retry 2 s; an expiry-based takeover waits at most 0.2 s more.
+
+MAX_DELAY = 0.2
+
+
+def virtual_time_loop() -> Any:
+    """looptime's `new_event_loop`; the test is skipped without looptime (fails under CI)."""
+    try:
+        import looptime
+    except ImportError:
+        message = "looptime is not installed (it is in the test dependency group)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true: {message}", pytrace=False)
+        pytest.skip(message)
+    return looptime.new_event_loop
+
+
+class TestVirtualTime:
+    @pytest.fixture(params=["trio", "asyncio"])
+    def anyio_backend(self, request: pytest.FixtureRequest) -> Backend:
+        if request.param == "trio":
+            return ("trio", {"clock": trio.testing.MockClock(autojump_threshold=0)})
+        return ("asyncio", {"loop_factory": virtual_time_loop()})
+
+    async def test_the_clock_is_virtual(self, anyio_backend: Backend) -> None:
+        start = anyio.current_time()
+        await anyio.sleep(3600)
+        assert anyio.current_time() - start == pytest.approx(3600)
+
+    @pytest.mark.parametrize(("stored", "waited"), [(15, 15), (30, 30), (0, 15)])
+    async def test_a_follower_takes_over_at_observed_time_plus_the_records_duration(
+        self, anyio_backend: Backend, stored: int, waited: float
+    ) -> None:
+        lock = te.MemoryLock()
+        lock.put_record(te.LeaderRecord("dead", stored, NOW, NOW, 3))
+        start = anyio.current_time()
+        async with te.elect(lock, identity="b") as leadership:
+            took = anyio.current_time() - start
+            assert waited <= took <= waited + MAX_DELAY
+            assert leadership.term == 4
+
+    async def test_renewals_keep_the_lease_and_the_follower_out(
+        self, anyio_backend: Backend
+    ) -> None:
+        lock = te.MemoryLock()
+        follower_led: list[float] = []
+
+        async def follower() -> None:
+            async with te.open_election(lock, identity="b") as election, election.leading():
+                follower_led.append(anyio.current_time())
+
+        released_at = math.nan
+        async with anyio.create_task_group() as tg:
+            async with te.elect(lock, identity="a") as leadership:
+                tg.start_soon(follower)
+                await anyio.sleep(600)
+                assert not leadership.lost
+                # renewed every 2 s, each renew moving the deadline to send time + 10 s
+                now = anyio.current_time()
+                assert now + 8 <= leadership.deadline <= now + 10
+                assert follower_led == []
+            released_at = anyio.current_time()
+        assert follower_led
+        assert follower_led[0] - released_at < MAX_DELAY  # the release hands over at once
+
+    async def test_failing_renewals_cancel_the_body_at_the_deadline(
+        self, anyio_backend: Backend
+    ) -> None:
+        handle = te.MemoryLock().handle()
+        start = anyio.current_time()
+        cancelled_at = math.nan
+        with pytest.raises(te.LeadershipLost, match="renew deadline"):
+            async with te.elect(handle, identity="a") as leadership:
+                await anyio.sleep(5)
+                handle.fail()  # renews at 2 and 4 succeeded: deadline 4 + 10
+                try:
+                    await anyio.sleep_forever()
+                finally:
+                    cancelled_at = anyio.current_time() - start
+                    assert leadership.lost
+        assert cancelled_at == pytest.approx(14)
+
+    async def test_a_hanging_lock_call_cannot_delay_the_deadline(
+        self, anyio_backend: Backend
+    ) -> None:
+        handle = te.MemoryLock().handle()
+        start = anyio.current_time()
+        cancelled_at = math.nan
+        with pytest.raises(te.LeadershipLost):
+            async with te.elect(handle, identity="a"):
+                await anyio.sleep(5)
+                handle.hang()
+                try:
+                    await anyio.sleep_forever()
+                finally:
+                    cancelled_at = anyio.current_time() - start
+        assert cancelled_at == pytest.approx(14)
+        # after a loss the release is one try bounded by retry_period: it gave up 2 s later
+        assert anyio.current_time() - start == pytest.approx(16)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 import pytest
 import trio
 import trio.testing
 
 import trio_election as te
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator
 
 
 def config(lock: object, identity: str = "me", **kwargs: object) -> te.ElectionConfig:
@@ -51,6 +55,50 @@ async def test_callbacks_in_order(autojump_clock: trio.testing.MockClock) -> Non
         "new leader ''",
     ]
     assert not elector.is_leader()
+
+
+class _SlowAnswers:
+    """A lock whose writes are applied at once but answered a second later: the watch
+    shows our own record before the write returns (as a Kubernetes watch may)."""
+
+    def __init__(self, lock: te.MemoryLock) -> None:
+        self._inner = lock.handle()
+        self.description = self._inner.description
+
+    async def get(self) -> te.Observation:
+        return await self._inner.get()
+
+    async def create(self, record: te.LeaderRecord) -> te.Observation:
+        obs = await self._inner.create(record)
+        await trio.sleep(1)
+        return obs
+
+    async def update(self, record: te.LeaderRecord, based_on: te.Observation) -> te.Observation:
+        obs = await self._inner.update(record, based_on)
+        await trio.sleep(1)
+        return obs
+
+    def watch(self, after: te.Observation) -> AsyncGenerator[te.Observation]:
+        return self._inner.watch(after)
+
+
+async def test_on_started_leading_comes_before_on_new_leader_of_our_identity(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The documented order (docs/client-go-api.md), even when the watch shows our record
+    before our write has returned: on_new_leader(us) waits until on_started_leading began."""
+    events: list[str] = []
+
+    async def started(leadership: te.Leadership) -> None:
+        events.append("started")
+        await trio.sleep(5)
+
+    def new_leader(identity: str) -> None:
+        events.append(f"new leader {identity!r}")
+
+    callbacks = te.LeaderCallbacks(started, on_new_leader=new_leader)
+    await te.LeaderElector(config(_SlowAnswers(te.MemoryLock()), callbacks=callbacks)).run()
+    assert events[:2] == ["started", "new leader 'me'"]
 
 
 async def test_returning_work_ends_the_term_and_releases(

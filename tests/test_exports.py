@@ -30,7 +30,7 @@ def test_all_is_sorted_and_complete() -> None:
 def test_the_top_level_is_the_election_api_the_errors_and_the_locks() -> None:
     # small enough to read at once: Kubernetes access is trio_election.kube, test tools
     # trio_election.testing
-    assert len(te.__all__) <= 39
+    assert len(te.__all__) <= 36
     assert not [name for name in te.__all__ if hasattr(kube, name)]
     assert not [name for name in te.__all__ if hasattr(testing, name)]
 

@@ -17,14 +17,17 @@ import os
 import time
 import tracemalloc
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import pytest
 import trio
 import trio.testing
 from property._runner import seed_trio_scheduler, seeded_engines
 
 import trio_election as te
 from trio_election.testing import History, MemoryLockHandle
+
+if TYPE_CHECKING:
+    import pytest
 
 CHAOS = os.environ.get("TRIO_ELECTION_HYPOTHESIS_PROFILE") == "chaos"
 LEASE, RENEW, RETRY = 15.0, 10.0, 2.0
@@ -48,6 +51,10 @@ class Fleet:
     duration: float
     history: History = field(default_factory=History)
     writes: int = 0
+    """Write calls at the lock's handles (refused ones too)."""
+    refused: int = 0
+    """Writes that the lock refused (a conflict: someone else wrote first), as the
+    candidates counted them (`Statistics.conflicts`)."""
     reads: int = 0
     crashes: list[float] = field(default_factory=list[float])
     real: float = 0.0
@@ -81,6 +88,7 @@ async def run_fleet(size: int, duration: float, *, release_every: float | None =
                 retry_period=RETRY,
                 stop_on_sigterm=False,
             ) as election:
+                elections.append(election)
                 while True:
                     async with election.leading():
                         with fleet.history.leading(identity):
@@ -92,6 +100,8 @@ async def run_fleet(size: int, duration: float, *, release_every: float | None =
         handle = lock.handle()
         handles.append(handle)
         nursery.start_soon(candidate, identity, handle)
+
+    elections: list[te.Election] = []
 
     def snapshot() -> None:
         for handle in handles:
@@ -123,6 +133,7 @@ async def run_fleet(size: int, duration: float, *, release_every: float | None =
             writes_before, reads_before = counted.get(handle, (0, 0))
             fleet.writes += handle.calls["create"] + handle.calls["update"] - writes_before
             fleet.reads += handle.calls["get"] - reads_before
+        fleet.refused = sum(election.statistics().conflicts for election in elections)
         nursery.cancel_scope.cancel()
     return fleet
 
@@ -171,27 +182,27 @@ def test_writes_per_minute_do_not_grow_with_the_fleet(capsys: pytest.CaptureFixt
     assert max(rates) <= 60 / RETRY + 60 / CRASH_EVERY
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "a release wakes every watching follower at once and each of them writes at once "
-        "(LockView.may_take_at returns 'now' for an empty holder, with no random delay as "
-        "at expiry): N - 1 writes refused with 409, each followed by a read, at every "
-        "graceful handover; writes per minute grow with the number of candidates"
-    ),
-)
-def test_graceful_handovers_do_not_make_every_follower_write(
+def test_graceful_handovers_make_one_follower_write(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """A release wakes every watching follower at once; each waits its own short random
+    release delay, and the first one's write reaches the others' watches before theirs
+    end: one write takes the lock, none is refused, with 10 followers as with 100 (in
+    virtual time a write reaches every watch in the instant it lands; on the real
+    apiserver, tests/control_plane/test_handover_writes.py counts them)."""
     small, large = run(10, 122.0, release_every=20.0), run(100, 122.0, release_every=20.0)
     with capsys.disabled():
         print(
             f"\nhandover every 20 s: {small.writes_per_minute:.1f} writes/min with 10 "
-            f"candidates, {large.writes_per_minute:.1f} with 100"
+            f"candidates, {large.writes_per_minute:.1f} with 100; refused writes: "
+            f"{small.refused} and {large.refused}"
         )
-    small.history.assert_one_leader()
-    large.history.assert_one_leader()
-    assert large.writes_per_minute <= 2 * small.writes_per_minute
+    for fleet in (small, large):
+        fleet.history.assert_one_leader()
+        handovers = len(fleet.history.intervals) - 1
+        assert handovers >= 5
+        assert fleet.refused == 0
+    assert large.writes_per_minute <= 1.1 * small.writes_per_minute
 
 
 def test_memory_per_candidate(capsys: pytest.CaptureFixture[str]) -> None:

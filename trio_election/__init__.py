@@ -46,6 +46,7 @@ from ._core._exceptions import LockError as LockError
 from ._core._exceptions import LockNotFound as LockNotFound
 from ._core._exceptions import Terminated as Terminated
 from ._core._exceptions import WatchUnavailable as WatchUnavailable
+from ._core._fence import Fence as Fence
 from ._core._leadership import Leadership as Leadership
 from ._core._lock import UNKNOWN_HOLDER as UNKNOWN_HOLDER
 from ._core._lock import LeaderRecord as LeaderRecord
@@ -79,6 +80,7 @@ __all__ = [
     "ElectionConfig",
     "ElectionError",
     "EndpointsLock",
+    "Fence",
     "HealthCheck",
     "KubeLock",
     "LeaderCallbacks",

@@ -16,13 +16,15 @@ from ._core._exceptions import ConfigError
 from ._core._lock import LockHandle
 from ._core._memory import MemoryLock
 from ._kube import KubeClient, KubeConfig
+from ._kube._errors import NoConfigFound
 from ._kube_locks import lock_from_string
 from ._kube_locks._events import EventRecorder, event_recorder
+from ._kube_locks._spec import check_lock_string
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
 
-__all__ = ["EventRecorder", "LockSpec", "open_lock_handle", "recorder_for"]
+__all__ = ["EventRecorder", "LockSpec", "check_client", "open_lock_handle", "recorder_for"]
 
 
 @runtime_checkable
@@ -50,11 +52,13 @@ async def open_lock_handle(lock: object, client: KubeClient | None) -> AsyncGene
         yield lock.handle()
         return
     if isinstance(lock, (str, _NeedsClient)):
+        if isinstance(lock, str):
+            check_lock_string(lock)  # what can be checked without a cluster, first
         given = client if client is not None or isinstance(lock, str) else lock.client
         if given is not None:
             yield _bind(lock, given)
             return
-        async with KubeClient(KubeConfig.load()) as own:
+        async with KubeClient(_load_config()) as own:
             yield _bind(lock, own)
         return
     if isinstance(lock, LockHandle):
@@ -65,6 +69,28 @@ async def open_lock_handle(lock: object, client: KubeClient | None) -> AsyncGene
         f"(LeaseLock, EndpointsLock, ConfigMapLock, MultiLock, MemoryLock), or a lock "
         f"handle; got {lock!r}"
     )
+
+
+def check_client(client: object) -> None:
+    """Raise `TypeError` unless `client` is None or a `KubeClient`."""
+    if client is not None and not isinstance(client, KubeClient):
+        raise TypeError(
+            f"client must be a trio_election.kube.KubeClient, e.g. "
+            f"KubeClient(KubeConfig.load()), or None to open one from the usual "
+            f"configuration; got {client!r}"
+        )
+
+
+def _load_config() -> KubeConfig:
+    """`KubeConfig.load()`, its "nothing found" hint in the election's terms."""
+    try:
+        return KubeConfig.load()
+    except NoConfigFound as exc:
+        raise NoConfigFound(
+            exc.where,
+            "set KUBECONFIG=PATH, or pass client=KubeClient(KubeConfig.load(PATH)) "
+            "(both from trio_election.kube)",
+        ) from None
 
 
 def _bind(lock: str | _NeedsClient, client: KubeClient) -> LockHandle:

@@ -19,7 +19,8 @@ import anyio
 from ._core._exceptions import ConfigError
 from ._core._options import ElectionOptions, option_specs
 from ._core._timing import Timing, check_identity
-from ._election import Election, open_election_with
+from ._election import Election, open_election_engine
+from ._kube_locks._spec import check_lock_string
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
     from ._binding import LockSpec
     from ._core._clock import ElectionClock
+    from ._core._engine import Engine
     from ._core._leadership import Leadership
     from ._kube import KubeClient
 
@@ -111,6 +113,8 @@ class LeaderElector:
         Timing.validate(config.lease_duration, config.renew_deadline, config.retry_period)
         if config.identity is not None:
             check_identity(config.identity)
+        if isinstance(config.lock, str):
+            check_lock_string(config.lock)
         callbacks = config.callbacks
         if callbacks is None or callbacks.on_started_leading is None:  # pyright: ignore[reportUnnecessaryComparison]
             raise ConfigError("callbacks.on_started_leading is required (an async function)")
@@ -124,6 +128,8 @@ class LeaderElector:
         self._callbacks = callbacks
         self._election: Election | None = None
         self._ran = False
+        self._started = anyio.Event()
+        """Set once on_started_leading has been called (or the run is ending)."""
 
     def is_leader(self) -> bool:
         """True only while this client leads a live term."""
@@ -153,17 +159,21 @@ class LeaderElector:
         self._ran = True
         config = self.config
         callbacks = self._callbacks
-        send, receive = anyio.create_memory_object_stream[str](math.inf)
+        send, receive = anyio.create_memory_object_stream[tuple[str, bool]](math.inf)
+        engines: list[Engine] = []
 
         def on_leader_change(holder: str | None) -> None:
             if callbacks.on_new_leader is not None:
+                # our own write: on_new_leader waits until on_started_leading has been called
+                ours = bool(engines) and engines[0].current_is_ours()
                 with contextlib.suppress(anyio.ClosedResourceError):
-                    send.send_nowait(holder or "")
+                    send.send_nowait((holder or "", ours))
 
         given: ElectionOptions[KubeClient] = ElectionOptions(on_leader_change=on_leader_change)
         options = dataclasses.replace(given, **config_options(config))
         with send, receive:
-            async with open_election_with(config.lock, options) as election:
+            async with open_election_engine(config.lock, options) as (election, engine):
+                engines.append(engine)
                 self._election = election
                 raised: BaseException | None = None
                 async with anyio.create_task_group() as nursery:
@@ -173,6 +183,7 @@ class LeaderElector:
                     except BaseException as exc:  # re-raised below, outside the group, unwrapped
                         raised = exc
                     finally:
+                        self._started.set()  # nothing waits for a term that did not begin
                         send.close()  # the deliveries already queued still go out, in order
                 if raised is not None:
                     raise raised
@@ -183,16 +194,19 @@ class LeaderElector:
         try:
             async with election.leading() as leadership:
                 led = True
+                self._started.set()  # on_new_leader(us) runs once this has begun
                 await callbacks.on_started_leading(leadership)
         finally:
             if led and callbacks.on_stopped_leading is not None:
                 await _call(callbacks.on_stopped_leading)
 
-    async def _deliver(self, receive: MemoryObjectReceiveStream[str]) -> None:
+    async def _deliver(self, receive: MemoryObjectReceiveStream[tuple[str, bool]]) -> None:
         callback = self._callbacks.on_new_leader
-        async for identity in receive:
+        async for identity, ours in receive:
             if callback is None:
                 continue
+            if ours:
+                await self._started.wait()
             try:
                 await _call(callback, identity)
             except Exception:

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, final
 import anyio
 import anyio.abc
 
-from ._binding import LockSpec, open_lock_handle, recorder_for
+from ._async_with import async_with_only
+from ._binding import LockSpec, check_client, open_lock_handle, recorder_for
+from ._core._campaigns import campaigning, registry
 from ._core._clock import LoopClock
 from ._core._engine import Engine
 from ._core._exceptions import LeadershipLost, Terminated
@@ -37,8 +39,8 @@ __all__ = [
     "LockSpec",
     "elect",
     "open_election",
+    "open_election_engine",
     "open_election_with",
-    "open_with_engine",
     "sigterm_scope",
 ]
 
@@ -58,6 +60,7 @@ class Election:
         self._nursery = nursery
         self._events = events
         self._in_leading = False
+        self._closed = False
 
     def __repr__(self) -> str:
         return (
@@ -102,7 +105,11 @@ class Election:
 
         A slow reader gets the latest value: changes that came and went while it was busy
         are skipped. Raises an error that retrying cannot cure (e.g. a missing permission).
+        An iteration still running when the `open_election()` block ends stops there (the
+        ``async for`` loop ends); calling `changes()` after the block has ended raises
+        `RuntimeError`.
         """
+        self._check_open("changes()")
         engine = self._engine
         engine.raise_fatal()
         seq = engine.leader_seq
@@ -110,12 +117,31 @@ class Election:
         yield last
         while True:
             while engine.leader_seq == seq:
+                if self._closed:
+                    return
                 await engine.wait_changed()
+            if self._closed:
+                return
             seq = engine.leader_seq
             if engine.leader != last:
                 last = engine.leader
                 yield last
 
+    def _check_open(self, call: str) -> None:
+        if self._closed:
+            raise RuntimeError(
+                f"election.{call} was called after the open_election() block of "
+                f"{self._engine.identity!r} on {self.lock} ended: the election is closed; "
+                f"call it inside `async with open_election(...) as election:`"
+            )
+
+    def _close(self) -> None:
+        """Mark the election as ended (its `open_election()` block has exited) and wake the
+        waiters of `changes()`; called by the block's owner (`_open`)."""
+        self._closed = True
+        self._engine.wake()
+
+    @async_with_only("election.leading")
     @asynccontextmanager
     async def leading(self) -> AsyncGenerator[Leadership]:
         """Campaign until leader, then run the block as the leader's work.
@@ -124,8 +150,9 @@ class Election:
         cancelled when the lease can no longer be held safely; then `leadership.lost` is
         True. Leaving the block releases the lock (when `release_on_exit`), whether it
         returned, raised or was cancelled; its exception comes out unchanged. One task at a
-        time may be inside `leading()`.
+        time may be inside `leading()`; `RuntimeError` after the `open_election()` block ended.
         """
+        self._check_open("leading()")
         if self._in_leading:
             raise RuntimeError(
                 "another task is already inside leading() of this election; "
@@ -134,32 +161,34 @@ class Election:
         self._in_leading = True
         engine = self._engine
         try:
-            term = await engine.acquire()
-            renewing = anyio.CancelScope()
+            with campaigning(engine.lock_key, engine):
+                term = await engine.acquire()
+                renewing = anyio.CancelScope()
 
-            async def renew() -> None:
-                with renewing:
-                    await engine.renew_loop(term)
+                async def renew() -> None:
+                    with renewing:
+                        await engine.renew_loop(term)
 
-            self._nursery.start_soon(renew)
-            if self._events is not None:
-                self._nursery.start_soon(self._events.became_leader)
-            try:
-                with term.cancel_scope:
-                    yield term.leadership
-            finally:
-                renewing.cancel()
-                engine.end_term(term)
-                if engine.release_on_exit:
-                    await engine.release(term)
+                self._nursery.start_soon(renew)
                 if self._events is not None:
-                    span = engine.timing.retry_period
-                    with anyio.move_on_after(span, shield=True):
-                        await self._events.stopped_leading()
+                    self._nursery.start_soon(self._events.became_leader)
+                try:
+                    with term.cancel_scope:
+                        yield term.leadership
+                finally:
+                    renewing.cancel()
+                    engine.end_term(term)
+                    if engine.release_on_exit:
+                        await engine.release(term)
+                    if self._events is not None:
+                        span = engine.timing.retry_period
+                        with anyio.move_on_after(span, shield=True):
+                            await self._events.stopped_leading()
         finally:
             self._in_leading = False
 
 
+@async_with_only("open_election")
 @asynccontextmanager
 async def open_election(
     lock: LockSpec,
@@ -217,16 +246,26 @@ async def open_election_with(
     lock: LockSpec, options: ElectionOptions[KubeClient]
 ) -> AsyncGenerator[Election]:
     """`open_election(lock, **options)`, for the faces that hold the options as one value."""
-    async with open_with_engine(lock, options) as (election, _):
+    async with _open(lock, options) as (election, _):
         yield election
 
 
 @asynccontextmanager
-async def open_with_engine(
+async def open_election_engine(
+    lock: LockSpec, options: ElectionOptions[KubeClient]
+) -> AsyncGenerator[tuple[Election, Engine]]:
+    """`open_election_with`, and the engine too, for the faces built on this one."""
+    async with _open(lock, options) as opened:
+        yield opened
+
+
+@asynccontextmanager
+async def _open(
     lock: LockSpec, options: ElectionOptions[KubeClient]
 ) -> AsyncGenerator[tuple[Election, Engine]]:
     """The election and its engine: what every face opens (see `open_election()`)."""
     require_event_loop()
+    check_client(options.client)
     timing = Timing.validate(options.lease_duration, options.renew_deadline, options.retry_period)
     identity = default_identity() if options.identity is None else check_identity(options.identity)
     async with open_lock_handle(lock, options.client) as handle:
@@ -239,16 +278,22 @@ async def open_with_engine(
             on_leader_change=options.on_leader_change,
         )
         raised: BaseException | None = None
-        with sigterm_scope(options.stop_on_sigterm) as (scope, watch), scope:
+        with (
+            registry.joined(engine.lock_key, engine),
+            sigterm_scope(options.stop_on_sigterm) as (scope, watch),
+            scope,
+        ):
             await engine.first_read()
             recorder = recorder_for(handle, options.events, identity)
             async with anyio.create_task_group() as nursery:
                 nursery.start_soon(engine.run_follower)
+                election = Election(engine, nursery, recorder)
                 try:
-                    yield Election(engine, nursery, recorder), engine
+                    yield election, engine
                 except BaseException as exc:  # re-raised below, outside the nursery, unwrapped
                     raised = exc
                 finally:
+                    election._close()  # noqa: SLF001  # pyright: ignore[reportPrivateUsage]
                     nursery.cancel_scope.cancel()
         if watch is not None and watch.received:
             raise Terminated from raised
@@ -269,6 +314,7 @@ def sigterm_scope(
         yield scope, watch
 
 
+@async_with_only("elect")
 @asynccontextmanager
 async def elect(
     lock: LockSpec,
@@ -313,10 +359,7 @@ async def elect(
         clock=clock,
         on_leader_change=on_leader_change,
     )
-    async with (
-        open_with_engine(lock, options) as (election, engine),
-        election.leading() as leadership,
-    ):
+    async with _open(lock, options) as (election, engine), election.leading() as leadership:
         yield leadership
     if leadership.lost:
         raise LeadershipLost(

@@ -22,6 +22,7 @@ import pytest
 import trio
 import trio.testing
 
+from trio_election._core._timing import MAX_IDENTITY_LENGTH, MAX_RELEASE_DELAY
 from trio_election.testing import FakeKubeApi
 
 from ._fleet import LEASE, NO_SPEC, Fleet, put_annotation, put_lease_spec
@@ -169,16 +170,24 @@ async def test_a_lease_of_68_years_is_honoured(autojump_clock: trio.testing.Mock
         await trio.sleep(1)
         nursery.cancel_scope.cancel()
     (term,) = fleet.history.closed()
-    assert term.start == 24 * 3600
+    assert 24 * 3600 <= term.start <= 24 * 3600 + MAX_RELEASE_DELAY
 
 
-@pytest.mark.parametrize("identity", [ODD, LONG], ids=["odd-unicode", "64-KiB"])
+ODD_ALLOWED = "l\u0302eader\U0001f642-\u00e9\u4e2d"  # combining, emoji: printable
+"""`ODD` without its formatting characters (RTL override, ZWJ), which our own identity may
+not hold (tests/test_misuse.py); a peer's record may, and is read (`CASES`)."""
+
+
+@pytest.mark.parametrize(
+    "identity", [ODD_ALLOWED, "x" * MAX_IDENTITY_LENGTH], ids=["odd-unicode", "longest"]
+)
 @pytest.mark.parametrize("resource", ["leases", "configmaps"])
 async def test_our_own_odd_identity_round_trips(
     identity: str, resource: str, autojump_clock: trio.testing.MockClock
 ) -> None:
-    """An identity with odd characters, or of 64 KiB, is written and read back as itself:
-    the other candidate sees it as the holder and waits, and the holder keeps its lease."""
+    """An identity with odd printable characters, or of the longest length allowed, is
+    written and read back as itself: the other candidate sees it as the holder and waits,
+    and the holder keeps its lease."""
     api = FakeKubeApi()
     fleet = Fleet(api, resource)
     async with trio.open_nursery() as nursery:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from typing import TYPE_CHECKING
@@ -11,6 +12,8 @@ import pytest
 from trio_election._cli import main
 from trio_election._cli._http import parse_address
 from trio_election._cli._options import parse_duration
+
+from ._runner import Runner, child_env, command, get, wait_until
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -227,3 +230,107 @@ def test_http_addresses(text: str, address: tuple[str | None, int]) -> None:
 def test_bad_http_addresses(text: str) -> None:
     with pytest.raises(ValueError, match="invalid address"):
         parse_address(text)
+
+
+# ------------------------------------------------------------------ misuse, in order of need
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [
+        ("256.1.1.1:80", "cannot listen on '256.1.1.1:80': the host '256.1.1.1' is not an address"),
+        (
+            "no.such.host.invalid:8080",
+            "cannot listen on 'no.such.host.invalid:8080': the host 'no.such.host.invalid' is "
+            "not an address",
+        ),
+    ],
+)
+def test_an_http_address_that_cannot_be_bound_is_one_line(
+    kubeconfig: Path, capsys: pytest.CaptureFixture[str], address: str, expected: str
+) -> None:
+    message = error_of(capsys, "run", "leases/x", "--http", address, "--", "true")
+    assert message.startswith(f"argument --http: {expected}")
+    assert "e.g. 127.0.0.1:4040, or :4040 for every interface" in message
+
+
+def test_a_port_in_use_fails_at_once_while_the_apiserver_cannot_be_reached(
+    kubeconfig: Path,
+) -> None:
+    """The kubeconfig's server (127.0.0.1:1) refuses connections: the election would retry
+    forever; the --http address is bound first, so the conflict ends the command."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            command("run", "leases/x", "--kubeconfig", str(kubeconfig), "--http",
+                    f"127.0.0.1:{port}", "--", "true"),
+            capture_output=True, text=True, timeout=60, check=False, env=child_env(),
+        )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == (
+        f"trio-election: error: argument --http: cannot listen on '127.0.0.1:{port}': the "
+        "address is already in use (another process listens there); pick a free port, or "
+        "port 0 for any\n"
+    )
+
+
+def test_healthz_answers_while_the_apiserver_cannot_be_reached(
+    kubeconfig: Path, tmp_path: Path
+) -> None:
+    runner = Runner(
+        tmp_path, "outage", ["run", "leases/x", "--kubeconfig", str(kubeconfig), "--http",
+                             "127.0.0.1:0"],
+    )  # fmt: skip
+    try:
+        base = runner.http_base()
+        wait_until("a failed read", lambda: "cannot read the lock yet" in runner.stderr() or None)
+        assert get(f"{base}/healthz").status_code == 200
+        assert get(f"{base}/").json() == {"name": ""}
+        metrics = get(f"{base}/metrics")
+        assert metrics.status_code == 200
+        assert 'trio_election_command_running{name="x"} 0' in metrics.text
+    finally:
+        runner.close()
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (
+            ["--lease-duration", "1"],
+            "lease_duration must be greater than renew_deadline (got lease_duration=1.0, "
+            "renew_deadline=3.0); set them with --lease-duration, --renew-deadline and "
+            "--retry-period",
+        ),
+        (["--candidates", "0"], "argument --candidates: give at least 2, got '0'"),
+        (["--candidates", "1"], "argument --candidates: give at least 2, got '1'"),
+    ],
+)
+def test_bad_demo_options_are_one_line(
+    capsys: pytest.CaptureFixture[str], argv: list[str], expected: str
+) -> None:
+    message = error_of(capsys, "demo", "--memory", *argv)
+    assert message.startswith(expected)
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["status", "pods/a/b"], "invalid lock 'pods/a/b': unknown resource 'pods'"),
+        (["run", "leases/a/b/c", "--", "./worker"], "invalid lock 'leases/a/b/c': expected two"),
+        (["status", "leases/Default/My_App"], "invalid lock 'leases/Default/My_App': invalid "
+         "namespace 'Default'"),
+    ],
+)  # fmt: skip
+def test_a_bad_lock_is_named_before_the_missing_kubeconfig(
+    kubeconfig: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    expected: str,
+) -> None:
+    monkeypatch.delenv("TRIO_ELECTION_KUBECONFIG")  # no configuration anywhere now
+    monkeypatch.chdir(kubeconfig.parent)  # where no ./worker exists
+    message = error_of(capsys, *argv)
+    assert message.startswith(expected)
+    assert "where <resource> is one of leases, endpoints, configmaps" in message

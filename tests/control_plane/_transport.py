@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 import httpx
 import trio
 
+from trio_election._kube._backend import use_closing_backend
+
 if TYPE_CHECKING:
     from trio_election.testing import ControlPlane
 
@@ -17,7 +19,10 @@ class Recorder(httpx.AsyncBaseTransport):
     election scenarios."""
 
     def __init__(self, control_plane: ControlPlane) -> None:
-        self._inner = httpx.AsyncHTTPTransport(verify=control_plane.ssl_context())
+        # as KubeClient's own transports: a cancelled TLS handshake closes its socket
+        self._inner = use_closing_backend(
+            httpx.AsyncHTTPTransport(verify=control_plane.ssl_context())
+        )
         self.requests: list[tuple[str, str, int]] = []
         self.hanging = False
         self._healed = trio.Event()

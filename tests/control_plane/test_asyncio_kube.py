@@ -1,7 +1,8 @@
 """Kubernetes access and a Lease lock on the real kube-apiserver, under asyncio as under
 trio: real TLS, a real token and RBAC, real watches, an exec plugin. Real time.
 
-Each test runs once per backend (anyio's pytest plugin, `anyio_backend`).
+Each test runs once per event loop: trio, asyncio and asyncio on uvloop (anyio's pytest
+plugin, `anyio_backend`, tests/harness/backends.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import anyio
 import pytest
 import sniffio
 import yaml
+from harness.backends import BACKENDS, Backend
 
 import trio_election as te
 from trio_election._kube_locks import _detached, _streams
@@ -35,10 +37,10 @@ LEASE_RIGHTS = {"leases": ["get", "create", "update", "patch", "delete", "list",
 T0 = dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC)
 
 
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    backend: str = request.param
-    return backend
+@pytest.fixture(params=BACKENDS)
+def anyio_backend(request: pytest.FixtureRequest) -> Backend:
+    value: Backend = request.param
+    return value
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +76,7 @@ async def until(condition: Any, within: float = 20.0) -> None:
             await anyio.sleep(0.02)
 
 
-async def test_requests_and_a_watch(anyio_backend: str, holder: TestUser) -> None:
+async def test_requests_and_a_watch(anyio_backend: Backend, holder: TestUser) -> None:
     path = leases(holder.namespace)
     name = unique("watched")
     seen: list[tuple[str, str]] = []
@@ -111,7 +113,7 @@ async def test_requests_and_a_watch(anyio_backend: str, holder: TestUser) -> Non
 
 
 async def test_an_exec_plugin(
-    anyio_backend: str, tmp_path: Path, control_plane: ControlPlane, holder: TestUser
+    anyio_backend: Backend, tmp_path: Path, control_plane: ControlPlane, holder: TestUser
 ) -> None:
     plugin = tmp_path / "print-token"
     credential = {
@@ -158,7 +160,7 @@ async def test_an_exec_plugin(
 
 
 async def test_a_lease_lock_gets_creates_updates_and_watches(
-    anyio_backend: str, holder: TestUser
+    anyio_backend: Backend, holder: TestUser
 ) -> None:
     name = unique("lock")
     async with KubeClient(KubeConfig.load(holder.kubeconfig)) as client:
@@ -187,7 +189,9 @@ async def test_a_lease_lock_gets_creates_updates_and_watches(
     assert holders == ["b"]
 
 
-async def test_locks_of_one_client_share_one_watch(anyio_backend: str, holder: TestUser) -> None:
+async def test_locks_of_one_client_share_one_watch(
+    anyio_backend: Backend, holder: TestUser
+) -> None:
     names = [unique(f"shared-{i}") for i in range(3)]
     last_seen: dict[str, str] = {}
     async with KubeClient(KubeConfig.load(holder.kubeconfig)) as client:

@@ -219,6 +219,49 @@ async def test_refused_token(control_plane: ControlPlane) -> None:
     assert "not-a-real-token" not in str(info.value)
 
 
+async def test_a_refused_token_at_start_ends_an_election_at_once(
+    control_plane: ControlPlane, namespace: str, tmp_path: Path
+) -> None:
+    """No 15 s grace for a token refused before anything worked (docs/locks.md): elect()
+    and `status` fail on the first answer. Before, both waited out the grace."""
+    user = {"token": "not-a-real-token"}
+    path = kubeconfig_for(tmp_path / "kc", control_plane, user, namespace)
+    with trio.fail_after(10):  # the grace was 15 s; one request is well under 10
+        async with KubeClient(KubeConfig.load(path)) as client:
+            with pytest.raises(UnauthorizedError, match="The credentials were refused"):
+                async with te.elect(f"leases/{namespace}/refused", client=client):
+                    pytest.fail("a refused token cannot lead")  # pragma: no cover
+    done = await trio.run_process(
+        [sys.executable, "-m", "trio_election", "status", f"leases/{namespace}/refused",
+         "--kubeconfig", str(path)],
+        capture_stdout=True, capture_stderr=True, check=False,
+    )  # fmt: skip
+    err = done.stderr.decode()
+    assert done.returncode == 1, err
+    assert err.startswith(f"trio-election: error: cannot read leases/{namespace}/refused: 401")
+    assert err.count("\n") == 1, err
+    assert "retried" not in err
+    assert "not-a-real-token" not in err
+
+
+async def test_status_reports_a_403_at_once_without_promising_retries(
+    control_plane: ControlPlane, namespace: str, tmp_path: Path
+) -> None:
+    """status reads once: the lock's "retried for up to 15 s" would not be true there."""
+    nobody = control_plane.user("status-nobody", namespace=namespace, verbs={})
+    path = kubeconfig_for(tmp_path / "kc", control_plane, {"token": nobody.token}, namespace)
+    done = await trio.run_process(
+        [sys.executable, "-m", "trio_election", "status", f"leases/{namespace}/x",
+         "--kubeconfig", str(path)],
+        capture_stdout=True, capture_stderr=True, check=False,
+    )  # fmt: skip
+    err = done.stderr.decode()
+    assert done.returncode == 1, err
+    assert err.startswith(f"trio-election: error: cannot read leases/{namespace}/x: 403"), err
+    assert err.count("\n") == 1, err
+    assert "retried" not in err
+
+
 async def test_forbidden_names_verb_and_resource(
     control_plane: ControlPlane, namespace: str
 ) -> None:

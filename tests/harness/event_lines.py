@@ -36,9 +36,17 @@ class Event:
 
 class EventProcess:
     """A process in a session of its own, its stdout's events in `events` as it prints
-    them, its stderr appended to `log`."""
+    them, its stderr appended to `log`; with `stdin`, `tell()` writes lines to its stdin."""
 
-    def __init__(self, args: list[str], *, log: Path, env: dict[str, str], name: str) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        *,
+        log: Path,
+        env: dict[str, str],
+        name: str,
+        stdin: bool = False,
+    ) -> None:
         self.events: list[Event] = []
         self.started_at = time.monotonic()
         self.exited_at: float | None = None
@@ -46,7 +54,7 @@ class EventProcess:
         self._log: IO[bytes] = log.open("ab")
         self.process = subprocess.Popen(
             args,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=self._log,
             start_new_session=True,
@@ -121,6 +129,13 @@ class EventProcess:
                     state = False
             return state
 
+    def tell(self, line: str) -> None:
+        """Write `line` and a newline to its stdin (a pipe holds it while the process is
+        stopped)."""
+        assert self.process.stdin is not None, "started without stdin=True"
+        self.process.stdin.write(f"{line}\n".encode())
+        self.process.stdin.flush()
+
     def send(self, signum: signal.Signals) -> float:
         """Send a signal; returns when it was sent (time.monotonic())."""
         sent = time.monotonic()
@@ -135,6 +150,8 @@ class EventProcess:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(10)
         self._reader.join(5)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
         self._log.close()

@@ -1,12 +1,13 @@
 """A fleet of candidate processes of different kinds on one lock of a real control plane.
 
-Three kinds of candidate, each a process of its own that prints one line per event,
+Several kinds of candidate, each a process of its own that prints one line per event,
 ``<CLOCK_MONOTONIC seconds> <event> <JSON string>`` (see tests/peers/):
 
 - ``trio``: this library (tests/peers/trio_candidate.py);
 - ``clientgo``: client-go's tools/leaderelection with a LeaseLock and ReleaseOnCancel
   (tests/peers/clientgo, built by scripts/build_control_plane.py);
 - ``kubepy``: the `kubernetes` Python client's leaderelection (tests/peers/kubepy_candidate.py);
+- ``kasyncio``: kubernetes_asyncio's leaderelection (tests/peers/kasyncio_candidate.py);
 - ``clientgo-v0.23``, ``clientgo-v0.27``: an old client-go's tools/leaderelection with
   `resourcelock.New` and the lock type of the candidate (``endpoints``,
   ``endpointsleases``, ``leases``; tests/peers/clientgo_old).
@@ -50,7 +51,7 @@ from trio_election.testing import History, Interval
 from ._proxy import Proxy
 
 if TYPE_CHECKING:
-    from collections.abc import Generator, Sequence
+    from collections.abc import Generator, Mapping, Sequence
     from types import TracebackType
 
     from harness.toxiproxy import ToxicProxy, ToxiproxyClient
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
     from trio_election import LeaderRecord
     from trio_election.testing import ControlPlane
 
-Kind = Literal["trio", "clientgo", "kubepy", "clientgo-v0.23", "clientgo-v0.27"]
+Kind = Literal["trio", "clientgo", "kubepy", "kasyncio", "clientgo-v0.23", "clientgo-v0.27"]
 Resource = Literal["leases", "configmaps", "endpoints"]
 LockType = Literal["leases", "configmaps", "endpoints", "endpointsleases"]
 """client-go's lock type names; ``endpointsleases`` writes both an Endpoints and a Lease."""
@@ -75,7 +76,7 @@ STARTUP_WITHIN = 30.0
 
 @dataclass(frozen=True, slots=True)
 class Timing:
-    """Whole seconds: the `kubernetes` Python client cannot take anything else."""
+    """Whole seconds: the `kubernetes` Python clients cannot take anything else."""
 
     lease: int = 4
     renew: int = 3
@@ -255,6 +256,20 @@ class LockRecorder:
                     pytest.fail(f"the lock never named {holder!r} within {within:g} s")
                 self._changed.wait(left)
 
+    def wait_for_new_holder(self, old: str, *, since: float, within: float) -> Version:
+        """The first version at or after `since` that names a holder other than `old`
+        (and not the empty one of a release)."""
+        deadline = time.monotonic() + within
+        with self._changed:
+            while True:
+                for version in self.versions:
+                    if version.time >= since and version.holder not in (None, "", old):
+                        return version
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    pytest.fail(f"no holder took over from {old!r} within {within:g} s")
+                self._changed.wait(left)
+
     def holders(self) -> list[Version]:
         """The versions that changed the holder (the first of each run of one holder)."""
         changes: list[Version] = []
@@ -336,6 +351,7 @@ class Fleet:
         lock: LockType | None = None,
         program: Path | None = None,
         extra_args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
     ) -> Peer:
         """Start a candidate with a service account of its own and wait until it is ready.
 
@@ -343,7 +359,8 @@ class Fleet:
         which can cut it off. `toxiproxy`: through a Toxiproxy proxy of its own instead
         (`peer.toxic`), named `<namespace>.<identity>`. `lock`: the lock type it campaigns
         for (default: the fleet's `resource`). `program` runs instead of the `trio` kind's
-        candidate script (same arguments, then `extra_args`)."""
+        candidate script (same arguments, then `extra_args`). `env`: variables set for it
+        (over the test's environment)."""
         resources = dict.fromkeys((self.resource, *self.rights))
         user = self.control_plane.user(
             identity, namespace=self.namespace, verbs=dict.fromkeys(resources, VERBS)
@@ -384,10 +401,10 @@ class Fleet:
         if kind == "trio":
             script = program or PEERS / "trio_candidate.py"
             args = [sys.executable, str(script), f"--lock={self.lock_of(lock_type)}"]
-        elif kind == "kubepy":
+        elif kind in ("kubepy", "kasyncio"):
             args = [
                 sys.executable,
-                str(PEERS / "kubepy_candidate.py"),
+                str(PEERS / f"{kind}_candidate.py"),
                 f"--namespace={self.namespace}",
                 f"--name={self.name}",
                 f"--lock={lock_type}",
@@ -415,7 +432,8 @@ class Fleet:
             f"--retry-period={t.retry}",
         ]
         args += extra_args
-        peer = Peer(kind, identity, args, self.folder / f"{identity}.log", _child_env())
+        peer_env = _child_env() | dict(env or {})
+        peer = Peer(kind, identity, args, self.folder / f"{identity}.log", peer_env)
         peer.proxy = proxy
         peer.toxic = toxic
         self.peers.append(peer)

@@ -1,9 +1,9 @@
 """Kubernetes access and the Kubernetes locks under asyncio as under trio.
 
-Each test runs twice, once per backend (anyio's pytest plugin, `anyio_backend`), in real
-time: requests and watches on the in-memory API (`FakeKubeApi`, behind an
-`httpx.MockTransport`), cancel scopes around them, the shared watch of a collection, exec
-plugins (a real process) and token files.
+Each test runs once per event loop, trio, asyncio and asyncio on uvloop (anyio's pytest
+plugin, `anyio_backend`, tests/harness/backends.py), in real time: requests and watches on
+the in-memory API (`FakeKubeApi`, behind an `httpx.MockTransport`), cancel scopes around
+them, the shared watch of a collection, exec plugins (a real process) and token files.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import httpx
 import pytest
-import sniffio
+from harness.backends import BACKENDS, Backend, loop_of, running_loop
 
 import trio_election as te
 from trio_election._kube_locks import _detached
@@ -38,10 +38,10 @@ V1 = "client.authentication.k8s.io/v1"
 T0 = dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC)
 
 
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    backend: str = request.param
-    return backend
+@pytest.fixture(params=BACKENDS)
+def anyio_backend(request: pytest.FixtureRequest) -> Backend:
+    value: Backend = request.param
+    return value
 
 
 def lease(name: str, holder: str = "a") -> dict[str, Any]:
@@ -59,11 +59,11 @@ async def until(condition: Any, within: float = 5.0) -> None:
             await anyio.sleep(0.005)
 
 
-async def test_runs_on_its_backend(anyio_backend: str) -> None:
-    assert sniffio.current_async_library() == anyio_backend
+async def test_runs_on_its_backend(anyio_backend: Backend) -> None:
+    assert running_loop() == loop_of(anyio_backend)
 
 
-async def test_requests_and_typed_errors(anyio_backend: str) -> None:
+async def test_requests_and_typed_errors(anyio_backend: Backend) -> None:
     api = FakeKubeApi()
     async with api.client() as client:
         created = await client.request("POST", LEASES, json=lease("a"))
@@ -75,7 +75,7 @@ async def test_requests_and_typed_errors(anyio_backend: str) -> None:
     assert [item["metadata"]["name"] for item in listing["items"]] == ["a"]
 
 
-async def test_a_cancel_scope_stops_a_request_that_hangs(anyio_backend: str) -> None:
+async def test_a_cancel_scope_stops_a_request_that_hangs(anyio_backend: Backend) -> None:
     api = FakeKubeApi()
     api.hang_next(verb="get")
     async with api.client() as client:
@@ -86,7 +86,7 @@ async def test_a_cancel_scope_stops_a_request_that_hangs(anyio_backend: str) -> 
         await client.request("POST", LEASES, json=lease("a"))  # the client still works
 
 
-async def test_a_watch_sees_writes_as_they_land(anyio_backend: str) -> None:
+async def test_a_watch_sees_writes_as_they_land(anyio_backend: Backend) -> None:
     api = FakeKubeApi()
     seen: list[tuple[str, str]] = []
     async with api.client() as client:
@@ -110,7 +110,7 @@ async def test_a_watch_sees_writes_as_they_land(anyio_backend: str) -> None:
     assert api.open_watches == 0
 
 
-async def test_an_expired_watch_raises_gone(anyio_backend: str) -> None:
+async def test_an_expired_watch_raises_gone(anyio_backend: Backend) -> None:
     api = FakeKubeApi()
     events: list[WatchEvent] = []
     async with api.client() as client:
@@ -129,7 +129,7 @@ async def test_an_expired_watch_raises_gone(anyio_backend: str) -> None:
     assert [(e.type, e.name) for e in events] == [("ADDED", "a")]  # the state it started from
 
 
-async def test_a_lease_lock_gets_creates_updates_and_watches(anyio_backend: str) -> None:
+async def test_a_lease_lock_gets_creates_updates_and_watches(anyio_backend: Backend) -> None:
     api = FakeKubeApi()
     async with api.client() as client:
         lock = te.LeaseLock("default", "my-app", client)
@@ -161,7 +161,7 @@ async def test_a_lease_lock_gets_creates_updates_and_watches(anyio_backend: str)
     assert [s.record.holder_identity if s.record else None for s in states] == ["b", None]
 
 
-async def test_locks_of_one_client_share_one_watch(anyio_backend: str) -> None:
+async def test_locks_of_one_client_share_one_watch(anyio_backend: Backend) -> None:
     api = FakeKubeApi()
     names = ["a", "b", "c"]
     last_seen: dict[str, str] = {}
@@ -194,7 +194,7 @@ async def test_locks_of_one_client_share_one_watch(anyio_backend: str) -> None:
     assert not _detached._running  # the shared watch ended with its last reader
 
 
-async def test_an_exec_plugin_gives_the_token(anyio_backend: str, tmp_path: Path) -> None:
+async def test_an_exec_plugin_gives_the_token(anyio_backend: Backend, tmp_path: Path) -> None:
     plugin = write_plugin(tmp_path / "bin", {"token": "exec-token"}, api_version=V1)
     section = {"apiVersion": V1, "command": str(plugin.path), "interactiveMode": "Never"}
     config = KubeConfig.load(kubeconfig(tmp_path / "kc", user={"exec": section}))
@@ -212,7 +212,9 @@ async def test_an_exec_plugin_gives_the_token(anyio_backend: str, tmp_path: Path
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-async def test_a_cancelled_exec_plugin_is_asked_to_stop(anyio_backend: str, tmp_path: Path) -> None:
+async def test_a_cancelled_exec_plugin_is_asked_to_stop(
+    anyio_backend: Backend, tmp_path: Path
+) -> None:
     stopped = tmp_path / "stopped"
     started = tmp_path / "started"
     script = write_script(
@@ -240,7 +242,9 @@ async def test_a_cancelled_exec_plugin_is_asked_to_stop(anyio_backend: str, tmp_
     assert stopped.read_text() == str(int(signal.SIGTERM))
 
 
-async def test_a_token_file_is_read_again_after_a_401(anyio_backend: str, tmp_path: Path) -> None:
+async def test_a_token_file_is_read_again_after_a_401(
+    anyio_backend: Backend, tmp_path: Path
+) -> None:
     token = tmp_path / "token"
     token.write_text("old\n")
     valid = {"Bearer old"}
@@ -258,7 +262,7 @@ async def test_a_token_file_is_read_again_after_a_401(anyio_backend: str, tmp_pa
         assert await client.request("GET", f"{LEASES}/x") == {"kind": "Lease"}
 
 
-async def test_a_stalled_write_lands_after_its_sender_gave_up(anyio_backend: str) -> None:
+async def test_a_stalled_write_lands_after_its_sender_gave_up(anyio_backend: Backend) -> None:
     api = FakeKubeApi()
     api.stall_next(apply_after=0.2, verb="create")
     async with api.client() as client:

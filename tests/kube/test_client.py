@@ -649,3 +649,41 @@ def test_no_proxy_as_go_reads_it(server: str, no_proxy: str, bypassed: bool) -> 
     """NO_PROXY's rules are Go's (client-go's): a domain covers its subdomains, a leading
     dot the subdomains only, IPs and CIDR ranges, an optional port, and ``*``."""
     assert no_proxy_matches(server, no_proxy) is bypassed
+
+
+async def test_a_server_never_reached_says_so_and_names_where_it_came_from(
+    tmp_path: Path,
+) -> None:
+    """A mistyped port looks like an outage unless the error says the server never answered."""
+    path = tmp_path / "kubeconfig"
+    path.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: dev\n"
+        "clusters: [{name: c, cluster: {server: 'https://api.test:6443'}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+        "contexts: [{name: dev, context: {cluster: c, user: u}}]\n"
+    )
+    answering = True
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if not answering:
+            raise httpx.ConnectError("connection refused", request=request)
+        return httpx.Response(200, json={"kind": "Lease"})
+
+    config = KubeConfig.load(path)
+    answering = False
+    async with KubeClient(config, transport=httpx.MockTransport(handle)) as client:
+        with pytest.raises(ApiConnectionError) as never:
+            await client.request("GET", f"{LEASES}/x")
+        answering = True
+        await client.request("GET", f"{LEASES}/x")
+        answering = False
+        with pytest.raises(ApiConnectionError) as later:
+            await client.request("GET", f"{LEASES}/x")
+    assert str(never.value) == (
+        "cannot talk to https://api.test:6443: ConnectError: connection refused; it has not "
+        f"answered once since this client started: check the address and port (the server "
+        f"is named by kubeconfig {path}, context dev), and that the API server runs"
+    )
+    assert (
+        str(later.value) == "cannot talk to https://api.test:6443: ConnectError: connection refused"
+    )

@@ -5,11 +5,15 @@ Real sockets and real time (no virtual clock).
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import socket
 import struct
+import warnings
 from functools import partial
 
+import anyio
+import anyio.abc
 import pytest
 import trio
 
@@ -41,3 +45,39 @@ async def test_a_reset_in_the_middle_of_a_request_body_leaves_nothing_behind() -
         gc.collect()
         await trio.sleep(0.05)  # trio's finalizer for async generators runs in the loop
         nursery.cancel_scope.cancel()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+async def test_a_cancelled_tls_handshake_closes_its_connection(anyio_backend: str) -> None:
+    """A request cancelled while the server has not finished the TLS handshake (an apiserver
+    that accepts but is still starting, a renew deadline firing) closes its connection at
+    once, under either runtime: no socket is left open for the garbage collector."""
+    hello = anyio.Event()
+    closed = anyio.Event()
+
+    async def silent(stream: anyio.abc.SocketStream) -> None:
+        # reads the ClientHello, never answers it, and notes when the client hangs up
+        with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+            while True:
+                await stream.receive()
+                hello.set()
+        closed.set()
+        await stream.aclose()
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+        async with listener, anyio.create_task_group() as servers:
+            servers.start_soon(listener.serve, silent)
+            port = listener.extra(anyio.abc.SocketAttribute.local_port)
+            config = KubeConfig(server=f"https://127.0.0.1:{port}", insecure_skip_tls_verify=True)
+            async with KubeClient(config) as client, anyio.create_task_group() as requests:
+                requests.start_soon(client.request, "GET", "/version")
+                await hello.wait()
+                requests.cancel_scope.cancel()
+            with anyio.fail_after(5):
+                await closed.wait()
+            servers.cancel_scope.cancel()
+        gc.collect()
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []

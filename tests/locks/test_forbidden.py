@@ -9,6 +9,7 @@ watch, and a fallback to PUT for a patch, which is tried again later).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 from contextlib import aclosing
@@ -121,6 +122,18 @@ async def test_a_401_is_retried_until_it_has_lasted_the_window(
         await lock.get()
     api.heal()
     await lock.get()
+
+
+async def test_a_401_before_any_success_is_final_at_once(
+    autojump_clock: trio.testing.MockClock, api: FakeKubeApi, lock: KubeLock
+) -> None:
+    """A mistyped or revoked token at start: the client read the credentials again and
+    retried before raising; no grace (it would only delay the error by 15 s)."""
+    api.fail_next(FOREVER, status=401)
+    started = trio.current_time()
+    with pytest.raises(UnauthorizedError, match="The credentials were refused"):
+        await lock.get()
+    assert trio.current_time() == started
 
 
 async def test_403_on_patch_after_it_worked_is_retried_not_a_switch_to_put(
@@ -497,3 +510,50 @@ async def test_one_refused_patch_is_no_reason_to_switch_to_put(
     api.clear_requests()
     await lock.update(rec("me", 2), obs)
     assert [(r.verb, r.status) for r in api.requests] == [("patch", 200)]
+
+
+async def lead_terms(api: FakeKubeApi, identity: str, lock: str, history: History) -> None:
+    """One candidate that leads term after term: a lost term is followed by a campaign."""
+    async with (
+        api.client(user=identity) as client,
+        te.open_election(
+            lock, identity=identity, client=client, clock=LoopClock(wall=virtual_wall)
+        ) as election,
+    ):
+        while True:
+            with contextlib.suppress(te.LeadershipLost):
+                async with election.leading():
+                    with history.leading(identity):
+                        await trio.sleep_forever()
+
+
+@pytest.mark.parametrize("spec", LOCKS)
+async def test_a_leader_whose_patch_right_is_removed_writes_with_put_for_good(
+    autojump_clock: trio.testing.MockClock, spec: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """RBAC loses `patch` for good (update kept). The 403s on a patch that has worked are
+    taken for an apiserver warming up for `FORBIDDEN_GRACE_SECONDS`, longer than the renew
+    deadline: that term is lost. From then on the leader writes with PUT, and each try of
+    patch again (every `PATCH_RETRY_SECONDS`) is refused and costs nothing: the refusal
+    has lasted the window already, a gap of minutes between tries does not start it anew."""
+    caplog.set_level(logging.INFO, logger="trio_election")
+    resource = spec.split("/")[0]
+    api = FakeKubeApi(verbs={resource: ALL_VERBS})
+    history = History()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(lead_terms, api, "a", spec, history)
+        await trio.sleep(30)
+        assert api.count("patch") > 0
+        api.verbs = {resource: ALL_VERBS - {"patch"}}
+        await trio.sleep(FORBIDDEN_GRACE_SECONDS + 30)
+        assert len(history.intervals) <= 1  # ended: the term of the removal, at most
+        assert api.requests[-1].verb == "update"  # leading again, with PUT
+        lost_before = len(history.intervals)
+        api.clear_requests()
+        await trio.sleep(4 * PATCH_RETRY_SECONDS + 30)
+        assert len(history.intervals) == lost_before  # not one term lost since
+        tried = [r for r in api.requests if r.verb == "patch"]
+        assert len(tried) >= 4  # patch was tried again each time, and refused
+        assert all(r.status == 403 for r in tried)
+        nursery.cancel_scope.cancel()
+    assert len(messages(caplog, "which has worked before")) == 1  # one streak, one WARNING

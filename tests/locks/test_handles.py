@@ -452,6 +452,7 @@ async def test_transient_errors_are_lock_errors(
 async def test_unauthorized_is_fatal_once_it_persists(
     autojump_clock: trio.testing.MockClock, api: FakeKubeApi, lock: KubeLock
 ) -> None:
+    await lock.get()  # the credentials worked once (a 401 before that is final at once)
     api.fail_next(10, status=401, reason="Unauthorized")
     with pytest.raises(te.LockError):  # a rotated token is read again: retried for a while
         await lock.get()

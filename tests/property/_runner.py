@@ -77,7 +77,8 @@ class Outcome:
     leader_crashes: list[float] = field(default_factory=list[float])
     """When a leader crashed."""
     quiet_start: float = 0.0
-    """When the last fault had healed and the last restart was done."""
+    """When the last fault had healed (a fault of the next N requests: once they were
+    made) and the last restart was done."""
     end: float = 0.0
 
     def __repr__(self) -> str:
@@ -239,6 +240,10 @@ class _Backend:
     def heal(self, proc: _Process) -> None:
         raise NotImplementedError
 
+    def faults_pending(self, proc: _Process) -> bool:
+        """Whether a fault of `proc`'s next requests (calls) has requests still to hit."""
+        raise NotImplementedError
+
     def expire(self) -> None:
         """Compact the history: every watch gets 410 Gone."""
 
@@ -281,6 +286,10 @@ class _MemoryBackend(_Backend):
     def heal(self, proc: _Process) -> None:
         assert proc.handle is not None
         proc.handle.heal()
+
+    def faults_pending(self, proc: _Process) -> bool:
+        assert proc.handle is not None
+        return proc.handle.faults_pending > 0
 
     def foreign(self, code: int, size: float, identity: str) -> None:
         transitions = _transitions(self.lock.observe().record)
@@ -344,6 +353,9 @@ class _KubeBackend(_Backend):
 
     def heal(self, proc: _Process) -> None:
         self.api.heal(proc.name)
+
+    def faults_pending(self, proc: _Process) -> bool:
+        return self.api.faults_pending(proc.name) > 0
 
     def expire(self) -> None:
         self.api.compact()
@@ -498,11 +510,24 @@ async def _run(schedule: Schedule) -> Outcome:
                 nursery.start_soon(later, event.span, _heal_if_alive, backend, proc)
         await trio.sleep_until(schedule.end_of_faults)
         await trio.testing.wait_all_tasks_blocked()  # the last restarts are under way
+
+        def leading() -> bool:
+            return any(p is not None and not p.crashed and p.is_leader for p in slots)
+
+        # a fault of the next N requests is over only once they have been made: a
+        # follower makes none until the lease runs out, then one per retry (17 failures
+        # are over half a minute of retries). The quiet tail starts when they have.
+        # Leaderless candidates keep making requests, so this ends (`give_up` guards it).
+        give_up = trio.current_time() + 10 * quiet_tail(schedule)
+        while (  # noqa: ASYNC110 - polls the run
+            not leading()
+            and trio.current_time() < give_up
+            and any(p is not None and not p.crashed and backend.faults_pending(p) for p in slots)
+        ):
+            await trio.sleep(0.25)
         outcome.quiet_start = trio.current_time()
         give_up = outcome.quiet_start + quiet_tail(schedule)
-        while trio.current_time() < give_up and not any(  # noqa: ASYNC110 - polls the run
-            p is not None and not p.crashed and p.is_leader for p in slots
-        ):
+        while trio.current_time() < give_up and not leading():  # noqa: ASYNC110 - polls the run
             await trio.sleep(0.25)
         await trio.sleep(schedule.retry)  # and a moment of its term
         outcome.end = trio.current_time()

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 
 from ._checks import check_settles, run
+from ._schedule import LEADER, Candidate, Event, Schedule
 from ._settings import budget
 from ._strategies import (
     KUBE_KINDS,
@@ -34,7 +35,6 @@ from ._strategies import (
 
 if TYPE_CHECKING:
     from ._runner import Outcome
-    from ._schedule import Schedule
 
 EPSILON = 1e-6
 
@@ -80,8 +80,25 @@ def test_deleting_the_lock_in_use(schedule: Schedule) -> None:
     run("deleted lock (memory)", schedule, check_deletion_overlaps, check_settles)
 
 
+RESTART_AFTER_THE_DELETION = Schedule(
+    backend="leases",
+    candidates=(Candidate(watch=False), Candidate()),
+    events=(
+        *[Event(0.0, "crash", LEADER)] * 4,
+        Event(15.25, "stop", LEADER, span=0.25, code=1),
+        Event(15.25, "foreign", LEADER, code=4),
+        Event(30.0, "crash", 0),
+        Event(30.0, "foreign", LEADER, code=4),
+    ),
+)
+"""The leader stops (and releases) as its Lease is deleted; its successor with the same
+identity creates the Lease again while the old process's release is retried. That release
+must not clear the successor's record (a follower would lead beside it)."""
+
+
 @settings(max_examples=budget(20))
 @given(deletion_races(schedules("leases", kinds=DELETION_KINDS, foreign={4})))
+@example(RESTART_AFTER_THE_DELETION)
 def test_deleting_the_lease_in_use(schedule: Schedule) -> None:
     run("deleted Lease", schedule, check_deletion_overlaps, check_settles)
 

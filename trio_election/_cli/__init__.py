@@ -1,7 +1,8 @@
 """The `trio-election` command (also `python -m trio_election`).
 
 One module per subcommand: `run` (`._run`), `status` (`._status`), `demo`
-(`trio_election.demo`), `control-plane` (`._controlplane`). Bad input ends with one line,
+(`trio_election.demo`), `control-plane` (`._controlplane`), `fence` (`._fence`). Bad input
+ends with one line,
 ``trio-election: error: <what is wrong and how to fix it>``, and status 2; an election that
 cannot go on (a missing permission, an unreachable apiserver for `status`) with one line and
 status 1. No tracebacks for either.
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, cast
 
 import trio_election as te
 
-from . import _controlplane, _run, _status
+from . import _controlplane, _fence, _run, _status
 from ._options import CommandError, Parser, one_line, split_command
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ def build_parser() -> Parser:
         add_help=False,
     )
     _controlplane.add_parser(subparsers)
+    _fence.add_parser(subparsers)
     for choice in subparsers.choices.values():
         choice.add_argument(
             "-v",
@@ -121,7 +123,6 @@ def _report(exc: BaseException) -> int:
         status = first.status
     elif isinstance(first, te.ConfigError):  # KubeConfigError too: bad input
         status = 2
-        message = message.replace("pass kubeconfig=PATH", "pass --kubeconfig PATH")
         if message.startswith(("lease_duration", "renew_deadline", "retry_period")):
             message += _TIMING_HINT
     else:

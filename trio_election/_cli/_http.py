@@ -82,12 +82,13 @@ def parse_address(text: str) -> tuple[str | None, int]:
 
 async def serve_http(
     app: Callable[[str, str], Response],
-    host: str | None,
-    port: int,
+    listeners: list[trio.SocketListener],
     *,
     task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve `app(method, path)` until cancelled; `task_status.started` gets the listeners."""
+    """Serve `app(method, path)` on `listeners` (bound by the caller, so that a bad
+    address fails before anything else starts) until cancelled; `task_status.started`
+    gets the listeners."""
 
     async def handle(stream: trio.SocketStream) -> None:
         try:
@@ -97,7 +98,7 @@ async def serve_http(
         finally:
             await trio.aclose_forcefully(stream)
 
-    await trio.serve_tcp(handle, port, host=host, task_status=task_status)
+    await trio.serve_listeners(handle, listeners, task_status=task_status)
 
 
 async def _handle(stream: trio.SocketStream, app: Callable[[str, str], Response]) -> None:
@@ -143,7 +144,8 @@ async def _send(stream: trio.SocketStream, method: str, response: Response) -> N
 class Sidecar:
     """What the endpoints show of one `run`: its election and what the runner counts."""
 
-    election: te.Election
+    election: te.Election | None
+    """None until the election has read the lock once (the apiserver may not answer yet)."""
     name: str
     """The lock object's name (client-go's metric label)."""
     lease_duration: float
@@ -163,17 +165,20 @@ class Sidecar:
         return Response(404, b"not found: try /, /healthz or /metrics\n")
 
     def leader(self) -> Response:
-        body = json.dumps({"name": self.election.leader or ""}) + "\n"
+        leader = None if self.election is None else self.election.leader
+        body = json.dumps({"name": leader or ""}) + "\n"
         return Response(200, body.encode(), "application/json")
 
     def overdue(self) -> float | None:
         """Seconds since our last renew when /healthz fails (`te.HealthCheck`'s rule, which
-        is client-go's), else None."""
+        is client-go's), else None; None before the election has opened (not leading)."""
+        if self.election is None:
+            return None
         return te.HealthCheck(self.election, self.tolerance).overdue()
 
     def healthz(self) -> Response:
         age = self.overdue()
-        if age is None:
+        if age is None or self.election is None:
             return Response(200, b"ok\n")
         message = (
             f"leading {self.election.lock} but its record was last renewed {age:.1f} s ago "
@@ -183,14 +188,15 @@ class Sidecar:
         return Response(500, message.encode())
 
     def metrics(self) -> Response:
-        stats = self.election.statistics()
+        stats = None if self.election is None else self.election.statistics()
         base: Labels = (("name", self.name),)
+        leader = "" if stats is None else stats.leader or ""
         extra = [
             Family(
                 "trio_election_leader_info",
                 "gauge",
                 "Always 1; label `leader` is the holder's identity ('' when the lock is free).",
-                [((*base, ("leader", stats.leader or "")), 1.0)],
+                [((*base, ("leader", leader)), 1.0)],
             ),
             Family(
                 "trio_election_command_running",
@@ -208,7 +214,7 @@ class Sidecar:
                 ],
             ),
         ]
-        if stats.term is not None:
+        if stats is not None and stats.term is not None:
             extra.append(
                 Family(
                     "trio_election_term",
@@ -217,5 +223,6 @@ class Sidecar:
                     [(base, float(stats.term))],
                 )
             )
-        body = render_text([*families([stats]), *extra])
+        own = [] if stats is None else families([stats])
+        body = render_text([*own, *extra])
         return Response(200, body.encode(), "text/plain; version=0.0.4; charset=utf-8")

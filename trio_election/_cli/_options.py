@@ -12,6 +12,7 @@ import sys
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 import trio_election as te
+from trio_election._kube._errors import NoConfigFound
 from trio_election.kube import KubeClient, KubeConfig
 
 from .._core._options import ElectionOptions, Flag, option_specs
@@ -241,7 +242,10 @@ def lock_spec(options: argparse.Namespace) -> str:
 
 def open_client(options: argparse.Namespace) -> KubeClient:
     """A client from --kubeconfig/--context (or the usual places); `KubeConfigError` if none."""
-    config = KubeConfig.load(options.kubeconfig, options.context)
+    try:
+        config = KubeConfig.load(options.kubeconfig, options.context)
+    except NoConfigFound as exc:
+        raise NoConfigFound(exc.where, "pass --kubeconfig PATH or set KUBECONFIG") from None
     return KubeClient(config)
 
 

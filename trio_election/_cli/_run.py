@@ -22,10 +22,12 @@ Without CMD the runner holds the lock until it is stopped or loses it (the old
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import shutil
 import signal
+import socket
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, final
 
@@ -34,6 +36,7 @@ import trio
 import trio_election as te
 
 from .._election import open_election_with
+from .._kube_locks._spec import check_lock_string
 from ._http import Sidecar, parse_address, serve_http
 from ._options import (
     CommandError,
@@ -125,6 +128,7 @@ class _Settings:
     grace: float
     again: bool
     http: tuple[str | None, int] | None
+    http_text: str
     tolerance: float
 
 
@@ -132,8 +136,6 @@ def main(options: argparse.Namespace) -> int:
     if options.command == []:
         raise UsageError("nothing after --: give the command to run, e.g. -- ./worker --flag")
     command: list[str] = options.command or []
-    if command:
-        _check_command(command[0])
     http = None
     if options.http:
         try:
@@ -141,6 +143,9 @@ def main(options: argparse.Namespace) -> int:
         except ValueError as exc:
             raise UsageError(f"argument --http: {exc}") from None
     spec = lock_spec(options)
+    check_lock_string(spec)  # before the kubeconfig: a bad string needs no cluster to tell
+    if command:
+        _check_command(command[0])
     client = open_client(options)
     settings = _Settings(
         lock=te.lock_from_string(spec, client),
@@ -149,6 +154,7 @@ def main(options: argparse.Namespace) -> int:
         grace=options.grace,
         again=options.again,
         http=http,
+        http_text=options.http or "",
         tolerance=options.healthz_tolerance,
     )
     return trio.run(_run, settings, client)
@@ -191,14 +197,65 @@ class _Stop:
                 self.kill_now.set()
 
 
+async def _listen(settings: _Settings) -> list[trio.SocketListener]:
+    """The --http listeners, bound before the first request to the apiserver: a bad address
+    or a port in use fails at once, and /healthz answers while the apiserver cannot be
+    reached. Raises `UsageError` naming the address and the fix."""
+    if settings.http is None:
+        return []
+    host, port = settings.http
+    try:
+        return await trio.open_tcp_listeners(port, host=host)
+    except OSError as exc:
+        raise UsageError(
+            f"argument --http: {_listen_error(settings.http_text, host, exc)}"
+        ) from None
+
+
+def _listen_error(text: str, host: str | None, exc: OSError) -> str:
+    if isinstance(exc, socket.gaierror):
+        return (
+            f"cannot listen on {text!r}: the host {host!r} is not an address "
+            f"({exc.strerror}); give an IP address or name of this machine, e.g. "
+            f"127.0.0.1:4040, or :4040 for every interface"
+        )
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"cannot listen on {text!r}: the address is already in use (another process "
+            f"listens there); pick a free port, or port 0 for any"
+        )
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return (
+            f"cannot listen on {text!r}: {host!r} is not an address of this machine; give one "
+            f"of its addresses, or :PORT for every interface"
+        )
+    if exc.errno == errno.EACCES:
+        return (
+            f"cannot listen on {text!r}: permission denied (ports below 1024 need privileges); "
+            f"pick a port of 1024 or above"
+        )
+    return f"cannot listen on {text!r}: {exc.strerror or exc}"
+
+
 async def _run(settings: _Settings, client: KubeClient) -> int:
     stop = _Stop()
+    listeners = await _listen(settings)
+    sidecar = Sidecar(
+        None,
+        name=lock_name(settings.lock),
+        lease_duration=settings.options.lease_duration,
+        tolerance=settings.tolerance,
+    )
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with client, trio.open_nursery() as nursery:
             nursery.start_soon(stop.watch, signals)
+            if listeners:
+                await nursery.start(serve_http, sidecar, listeners)
+                where = ", ".join(_url(listener) for listener in listeners)
+                say(f"serving {where} (/, /healthz, /metrics)")
             status: int | None = None
             with stop.scope:
-                status = await _elect(settings, stop)
+                status = await _elect(settings, stop, sidecar)
             nursery.cancel_scope.cancel()
     if status is None:  # a signal came while not leading
         assert stop.signal is not None
@@ -206,23 +263,13 @@ async def _run(settings: _Settings, client: KubeClient) -> int:
     return status
 
 
-async def _elect(settings: _Settings, stop: _Stop) -> int:
+async def _elect(settings: _Settings, stop: _Stop, sidecar: Sidecar) -> int:
     async with open_election_with(settings.lock, settings.options) as election:
-        sidecar = Sidecar(
-            election,
-            name=lock_name(settings.lock),
-            lease_duration=settings.options.lease_duration,
-            tolerance=settings.tolerance,
-        )
-        async with trio.open_nursery() as nursery:
-            if settings.http is not None:
-                host, port = settings.http
-                listeners = await nursery.start(serve_http, sidecar, host, port)
-                where = ", ".join(_url(listener) for listener in listeners)
-                say(f"serving {where} (/, /healthz, /metrics)")
-            status = await _campaign(election, settings, stop, sidecar)
-            nursery.cancel_scope.cancel()
-    return status
+        sidecar.election = election
+        try:
+            return await _campaign(election, settings, stop, sidecar)
+        finally:
+            sidecar.election = None
 
 
 def _url(listener: trio.SocketListener) -> str:

@@ -17,12 +17,14 @@ import datetime
 import json
 import logging
 import signal
-from contextlib import aclosing
+from contextlib import aclosing, contextmanager
 from typing import TYPE_CHECKING, Any
 
 import trio
 
 import trio_election as te
+import trio_election.kube
+from trio_election._kube_locks._spec import check_lock_string
 
 from ._options import (
     CommandError,
@@ -36,6 +38,7 @@ from ._options import (
 
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Generator
 
     from trio_election.kube import KubeClient
 
@@ -82,9 +85,24 @@ def main(options: argparse.Namespace) -> int:
     if options.command is not None:
         raise CommandError("status takes no command after --", 2)
     spec = lock_spec(options)
+    check_lock_string(spec)  # before the kubeconfig: a bad string needs no cluster to tell
     client = open_client(options)
     lock = te.lock_from_string(spec, client)
     return trio.run(_status, lock, client, options.output, options.watch)
+
+
+@contextmanager
+def _library_quiet() -> Generator[None]:
+    """The library's WARNINGs held back (its errors still shown) unless -v asked for more:
+    they speak of the retries of an election, and status reads once."""
+    library = logging.getLogger("trio_election")
+    level = library.level
+    if level == logging.WARNING:
+        library.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        library.setLevel(level)
 
 
 def _now() -> datetime.datetime:
@@ -180,10 +198,21 @@ def _key(obs: te.Observation) -> tuple[object, ...]:
 
 
 async def _read(lock: NamedLock) -> te.Observation:
+    """One read, for status: a refusal (403, 401) is reported at once as the API server
+    said it (the lock calls it transient, for an election that retries it: status does not
+    retry, so neither its WARNING nor "retried" would be true here)."""
     with trio.move_on_after(READ_TIMEOUT):
         try:
-            return await lock.get()
+            with _library_quiet():
+                return await lock.get()
+        except (trio_election.kube.ForbiddenError, trio_election.kube.UnauthorizedError) as exc:
+            raise CommandError(f"cannot read {lock.description}: {exc}") from None
         except te.LockError as exc:
+            cause = exc.__cause__
+            if isinstance(
+                cause, trio_election.kube.ForbiddenError | trio_election.kube.UnauthorizedError
+            ):
+                raise CommandError(f"cannot read {lock.description}: {cause}") from None
             raise CommandError(f"cannot read the lock: {exc}") from None
     server = lock.client.config.server if lock.client is not None else "the apiserver"
     raise CommandError(

@@ -20,7 +20,10 @@ How it decides (the safety rules):
   written by this process is waited out like any other. A record that is exactly one this
   process sent (a write the server applied late) is ours. A missing object after a holder
   was seen is waited out for that holder's lease. Expiry-based takeovers wait a random
-  delay of at most `MAX_EXPIRY_DELAY_FRACTION * retry_period` first.
+  delay of at most `MAX_EXPIRY_DELAY_FRACTION * retry_period` first; a released lock is
+  taken after a random delay of at most `MAX_RELEASE_DELAY` (a few milliseconds, drawn so
+  that of many watching followers one writes, and the others see its write first), and
+  by the candidate that released it only after `RELEASER_DELAY`.
 - Every write carries the version it was based on; a conflict means someone else wrote first.
 - A term's deadline is the send time of the last renew that changed the record, plus
   `renew_deadline`; the leader's cancel scope fires then, even if a lock call hangs.
@@ -38,6 +41,7 @@ from typing import TYPE_CHECKING, final
 
 import anyio
 
+from ._campaigns import lock_key, registry
 from ._clock import loop_span, sleep_until
 from ._exceptions import ElectionError, LockConflict, LockError, LockNotFound
 from ._following import Follower
@@ -48,7 +52,8 @@ from ._pacing import Pacer
 from ._view import LockView
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    import datetime as dt
+    from collections.abc import Callable, Hashable
 
     from ._clock import ElectionClock
     from ._lock import LockHandle, Observation
@@ -93,6 +98,8 @@ class Engine:
         on_leader_change: Callable[[str | None], None] | None = None,
     ) -> None:
         self.meter = Meter()
+        self.lock_key: Hashable = lock_key(handle)
+        """What identifies the lock among the elections of this process (`_campaigns`)."""
         self.handle: LockHandle = MeteredHandle(handle, self.meter)
         self.identity = identity
         self.timing = timing
@@ -107,6 +114,7 @@ class Engine:
             pacer=self._pacer,
             meter=self.meter,
             on_leader_change=on_leader_change,
+            written_here=self._written_here,
         )
         self._fatal: BaseException | None = None
         self._renew_failing = False
@@ -114,6 +122,9 @@ class Engine:
         # our terms
         self._term: Term | None = None
         self._term_ended = anyio.Event()
+        # the acquire time of the record our last write of the current term left: a record
+        # naming our identity with another one is a term some other process began
+        self._acquired: dt.datetime | None = None
         self._follower = Follower(
             self.handle,
             view=self._view,
@@ -126,6 +137,25 @@ class Engine:
         )
 
     # ------------------------------------------------------------------ queries
+    @property
+    def description(self) -> str:
+        """This election in a few words: ``'<identity>' on <lock>``."""
+        return f"{self.identity!r} on {self.handle.description}"
+
+    def wrote(self, obs: Observation) -> bool:
+        """True when `obs` holds a record this election wrote."""
+        return self._view.wrote(obs)
+
+    def current_is_ours(self) -> bool:
+        """True when the lock as last observed holds a record this election wrote."""
+        current = self._view.current
+        return current is not None and self._view.wrote(current)
+
+    def _written_here(self, obs: Observation) -> str | None:
+        """Another election of this process on this lock that wrote `obs`, described."""
+        writer = registry.writer_of(self.lock_key, obs, self)
+        return None if writer is None else writer.description
+
     @property
     def leader(self) -> str | None:
         return self._view.leader
@@ -175,6 +205,10 @@ class Engine:
         self.raise_fatal()
         await self._view.changed.wait()
         self.raise_fatal()
+
+    def wake(self) -> None:
+        """Wake every waiter of `wait_changed()` (to look at something other than the lock)."""
+        self._view.wake()
 
     @property
     def fatal(self) -> BaseException | None:
@@ -305,6 +339,7 @@ class Engine:
             return _Outcome.FAILED, None
         self._view.own_version = result.version
         taken = result.record if result.record is not None else record
+        self._acquired = taken.acquire_time
         term = Term(
             identity=self.identity,
             lock=self.handle.description,
@@ -400,6 +435,7 @@ class Engine:
                 return
         self._renew_failing = False
         self._last_renew_error = ""
+        self._acquired = (result.record if result.record is not None else record).acquire_time
         changed = result.version != cached.version and result.raw != cached.raw
         self.meter.renewed(sent, self.clock.now(), moved_deadline=changed and not term.lost)
         view.own_version = result.version
@@ -427,7 +463,10 @@ class Engine:
             self._view.wake()
 
     async def release(self, term: Term) -> bool:
-        """Write an empty holder if the record still names us; True if released.
+        """Write an empty holder if the record is still the one our term wrote (it names
+        our identity, with our term's acquire time: another process of the same identity
+        may have begun a term of its own since, after the lock was deleted); True if
+        released.
 
         Shielded from cancellation. A healthy leader's release is bounded by
         `renew_deadline` and retries conflicts and failures; after a loss, or while the
@@ -444,7 +483,11 @@ class Engine:
                     if cached is None or cached.version != view.own_version:
                         cached = await self.handle.get()
                         self._observe(cached)
-                    if cached.holder != self.identity or cached.record is None:
+                    if (
+                        cached.holder != self.identity
+                        or cached.record is None
+                        or cached.record.acquire_time != self._acquired
+                    ):
                         return False
                     wall = self.clock.wall()
                     record = dataclasses.replace(
@@ -469,6 +512,7 @@ class Engine:
                     return False
                 view.own_version = None
                 self._observe(result)
+                view.released()  # before any waiter wakes: no checkpoint in between
                 logger.info("%s: %s released the lock", self.handle.description, self.identity)
                 return True
         logger.warning(

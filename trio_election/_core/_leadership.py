@@ -11,6 +11,8 @@ from typing import final
 
 import anyio
 
+from ._fence import Fence
+
 __all__ = ["Leadership", "Term"]
 
 logger = logging.getLogger("trio_election")
@@ -83,6 +85,8 @@ class Leadership:
     - `identity`: our identity; `lock`: the lock's description;
     - `term`: the record's transitions count at acquisition (a fencing token that grows with
       every new term);
+    - `fence`: the term's `Fence` (lock, identity, term), to stamp on what the leader
+      writes so that a store can refuse a stale leader's writes;
     - `acquired_at`: the event loop's time at which the acquiring write was sent;
     - `deadline`: the event loop's time by which the body is cancelled unless the lease is
       renewed first;
@@ -112,6 +116,10 @@ class Leadership:
     @property
     def term(self) -> int:
         return self._term.number
+
+    @property
+    def fence(self) -> Fence:
+        return Fence(lock=self._term.lock, holder=self._term.identity, term=self._term.number)
 
     @property
     def acquired_at(self) -> float:

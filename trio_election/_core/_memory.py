@@ -154,6 +154,11 @@ class MemoryLockHandle:
     def description(self) -> str:
         return f"memory/{self._lock.name}"
 
+    @property
+    def lock_key(self) -> MemoryLock:
+        """The lock itself: every handle of one `MemoryLock` is on the same lock."""
+        return self._lock
+
     # faults
     def fail(self, count: int | None = None) -> None:
         """Make the next `count` calls (all calls until `heal()` if None) raise `LockError`."""
@@ -162,6 +167,12 @@ class MemoryLockHandle:
     def conflict(self, count: int = 1) -> None:
         """Make the next `count` writes raise `LockConflict` without writing."""
         self._conflicts = count
+
+    @property
+    def faults_pending(self) -> float:
+        """How many injected failures and conflicts are still to come (`math.inf` after
+        `fail(None)`): a fault of the next calls is over only once they have been made."""
+        return self._failures + self._conflicts
 
     def hang(self) -> None:
         """Make calls block until `heal()`, like requests to a server that stopped answering."""

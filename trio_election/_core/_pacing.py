@@ -17,7 +17,12 @@ from typing import TYPE_CHECKING, final
 import anyio
 
 from ._clock import loop_span
-from ._timing import JITTER_FACTOR, MAX_EXPIRY_DELAY_FRACTION
+from ._timing import (
+    JITTER_FACTOR,
+    MAX_EXPIRY_DELAY_FRACTION,
+    MAX_RELEASE_DELAY,
+    RELEASE_DELAY_SHAPE,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Generator
@@ -72,6 +77,14 @@ class Pacer:
         """How long after a lease's expiry to wait before taking the lock (seconds of our
         clock): at random, at most `MAX_EXPIRY_DELAY_FRACTION * retry_period`."""
         return self._random.uniform(0.0, MAX_EXPIRY_DELAY_FRACTION * self._timing.retry_period)
+
+    def release_delay(self) -> float:
+        """How long after seeing the lock released to wait before taking it (seconds of our
+        clock): at random in `[0, MAX_RELEASE_DELAY]`, more likely near the end
+        (`RELEASE_DELAY_SHAPE`), so that the earliest of many followers is well ahead of
+        the next (its write reaches their watches first and they do not write)."""
+        grown = math.expm1(RELEASE_DELAY_SHAPE) * self._random.random()
+        return MAX_RELEASE_DELAY * math.log1p(grown) / RELEASE_DELAY_SHAPE
 
     @contextmanager
     def renewing(self) -> Generator[float]:

@@ -10,7 +10,17 @@ from typing import final
 
 from ._exceptions import ConfigError
 
-__all__ = ["JITTER_FACTOR", "MAX_EXPIRY_DELAY_FRACTION", "Timing", "default_identity"]
+__all__ = [
+    "JITTER_FACTOR",
+    "MAX_EXPIRY_DELAY_FRACTION",
+    "MAX_IDENTITY_LENGTH",
+    "MAX_RELEASE_DELAY",
+    "RELEASER_DELAY",
+    "RELEASE_DELAY_SHAPE",
+    "Timing",
+    "check_identity",
+    "default_identity",
+]
 
 JITTER_FACTOR = 1.2
 """client-go's jitter: a polling candidate waits `retry_period * (1 + JITTER_FACTOR * rand)`."""
@@ -18,6 +28,24 @@ JITTER_FACTOR = 1.2
 MAX_EXPIRY_DELAY_FRACTION = 0.1
 """At a lease's expiry a watching follower waits a random delay of at most this fraction of
 `retry_period` (0.2 s at the defaults), so that many followers do not write in one instant."""
+
+MAX_RELEASE_DELAY = 0.012
+"""When a watching follower sees the lock released, it waits a random delay of at most this
+many seconds before it writes, and writes only if no one has taken the lock meanwhile: of
+100 followers, one or two write, not 100 (a conflict for each but one)."""
+
+RELEASE_DELAY_SHAPE = 5.0
+"""How the release delay is drawn: with the density growing as `exp(SHAPE * t / MAX)`
+over `[0, MAX]` (the exponential timers of feedback suppression, Nonnenmacher and
+Biersack 1998): whatever the number of followers, the first one's delay is about as far
+from the next one's as a write takes to reach the others' watches, and in a small fleet
+the first delay is still well under the maximum."""
+
+RELEASER_DELAY = MAX_RELEASE_DELAY + 0.04
+"""A candidate that has just released the lock itself (and campaigns again) waits this many
+seconds before taking it back, so that another candidate, whose release delay ends within
+`MAX_RELEASE_DELAY` of seeing the release on its watch, takes it instead (40 ms more: for
+its write to come back to us on our watch)."""
 
 
 def _seconds(name: str, value: object) -> float:
@@ -85,9 +113,35 @@ def default_identity() -> str:
     return f"{socket.gethostname()}_{uuid.uuid4()}"
 
 
+MAX_IDENTITY_LENGTH = 512
+"""The longest identity a candidate may use: a pod name (at most 253 characters) with a
+UUID appended fits many times over; a longer one is a mistake, not a name."""
+
+
 def check_identity(identity: object) -> str:
+    """`identity` if this candidate may use it, else `ConfigError`.
+
+    The rule (client-go has none): a non-empty string of at most `MAX_IDENTITY_LENGTH`
+    printable characters (no newline, tab or other control or formatting character). The
+    identity goes into every log line about the lock, into Kubernetes Events and into
+    metric labels, where a newline forges a log line and 64 KiB floods each. It applies to
+    our own identity only: a record written by a peer is read whatever its holder.
+    """
     if not isinstance(identity, str):
         raise ConfigError(f"identity must be a string, got {identity!r}")
     if not identity:
         raise ConfigError("identity is empty: give each candidate a unique, non-empty identity")
+    if len(identity) > MAX_IDENTITY_LENGTH:
+        raise ConfigError(
+            f"identity is {len(identity)} characters long, more than {MAX_IDENTITY_LENGTH}: it "
+            f"goes into every log line, Event and metric label; use a short unique name "
+            f"(e.g. <pod name>_<uuid4>), starting {identity[:40]!r}"
+        )
+    if not identity.isprintable():
+        bad = next(c for c in identity if not c.isprintable())
+        shown = identity if len(identity) <= 80 else identity[:80] + "..."
+        raise ConfigError(
+            f"identity {shown!r} holds the unprintable character {bad!r} (U+{ord(bad):04X}): "
+            f"it goes into log lines, Events and metric labels; use printable characters only"
+        )
     return identity

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, final
 
 import anyio
 
+from ._timing import RELEASER_DELAY
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -58,10 +60,12 @@ class LockView:
         "_meter",
         "_on_leader_change",
         "_pacer",
+        "_release_delay",
         "_sent",
         "_timing",
         "_warned_identity",
         "_warned_raw",
+        "_written_here",
         "observed_time",
         "own_version",
     )
@@ -76,8 +80,10 @@ class LockView:
         pacer: Pacer,
         meter: Meter,
         on_leader_change: Callable[[str | None], None] | None = None,
+        written_here: Callable[[Observation], str | None] | None = None,
     ) -> None:
         self._handle = handle  # for its description, in the log
+        self._written_here = written_here
         self._identity = identity
         self._timing = timing
         self._clock = clock
@@ -87,6 +93,7 @@ class LockView:
         self._current: Observation | None = None
         self.observed_time = 0.0
         self._expiry_delay = 0.0
+        self._release_delay = 0.0
         self._last_held: tuple[LeaderRecord | None, float] | None = None
         self.own_version: str | None = None
         self._leader: str | None = None
@@ -138,6 +145,8 @@ class LockView:
         ):
             self.observed_time = now
             self._expiry_delay = self._pacer.expiry_delay()
+            if obs.exists and obs.record is not None and not obs.record.holder_identity:
+                self._release_delay = self._pacer.release_delay()
         if obs.exists and obs.holder is not None:
             self._last_held = (obs.record, self.observed_time)
         if obs.record is not None:
@@ -169,6 +178,18 @@ class LockView:
         self._changed.set()
         self._changed = anyio.Event()
 
+    def released(self) -> None:
+        """We have just released the lock (and `take()`n our release): give the other
+        candidates the first turn at it (`RELEASER_DELAY`)."""
+        self._release_delay = RELEASER_DELAY
+
+    def wrote(self, obs: Observation) -> bool:
+        """True when `obs` holds a record that this candidate wrote (its latest, or one of
+        the last it sent)."""
+        if obs.record is None or not obs.exists:
+            return False
+        return (bool(obs.version) and obs.version == self.own_version) or obs.record in self._sent
+
     def sending(self, record: LeaderRecord) -> None:
         """Remember a record this process is about to write (a write that times out may
         still be applied: seeing it later, we know it is ours)."""
@@ -188,7 +209,9 @@ class LockView:
             return seen_at + self._duration_of(record) + self._expiry_delay
         record = obs.record
         if record is not None and not record.holder_identity:
-            return now
+            # released: taken at once, after a short random delay (`Pacer.release_delay`)
+            # that lets the first of many followers take it before the others write
+            return self.observed_time + self._release_delay
         if record is not None and record.holder_identity == self._identity:
             if obs.version == self.own_version:
                 return now
@@ -202,12 +225,23 @@ class LockView:
                 return now
             if not self._warned_identity:
                 self._warned_identity = True
-                logger.warning(
-                    "%s names our identity %r but this process did not write it: waiting it "
-                    "out (give every candidate process a unique identity)",
-                    self._handle.description,
-                    self._identity,
-                )
+                writer = None if self._written_here is None else self._written_here(obs)
+                if writer is not None:
+                    logger.warning(
+                        "%s names our identity %r, written by another election of this "
+                        "process with the same identity (%s): waiting it out (give each "
+                        "election a unique identity)",
+                        self._handle.description,
+                        self._identity,
+                        writer,
+                    )
+                else:
+                    logger.warning(
+                        "%s names our identity %r but no election of this process wrote it: "
+                        "waiting it out (give every candidate process a unique identity)",
+                        self._handle.description,
+                        self._identity,
+                    )
         return self.observed_time + self._duration_of(record) + self._expiry_delay
 
     def _duration_of(self, record: LeaderRecord | None) -> float:

@@ -16,6 +16,7 @@ import httpx
 
 from .._version import __version__
 from ._auth import Credentials
+from ._backend import use_closing_backend
 from ._errors import ApiConnectionError, error_from_response
 from ._failures import connection_error
 from ._json import as_mapping
@@ -132,6 +133,8 @@ class KubeClient:
         self._http_cert: bytes | None = None
         self._in_use: dict[_Pools, int] = {}
         self._warned: set[str] = set()
+        self._answered = False
+        """Whether the server has answered once (any status) since this client started."""
         where = config.source or "KubeConfig"
         check_server_url(config.server, f"{where}: server")
         self._base = config.server.rstrip("/")
@@ -181,17 +184,20 @@ class KubeClient:
         )
 
         def transport() -> httpx.AsyncBaseTransport:
-            return httpx.AsyncHTTPTransport(
-                verify=context,
-                proxy=self._proxy,
-                trust_env=False,  # the proxy is chosen above, once
-                limits=httpx.Limits(
-                    max_connections=1,
-                    max_keepalive_connections=1,
-                    # kept until the server closes it: a follower sends nothing for as long
-                    # as it follows, then takes a released lock at once, with no handshake
-                    keepalive_expiry=None,
-                ),
+            # a cancelled TLS handshake closes its socket (httpcore leaves it to the GC)
+            return use_closing_backend(
+                httpx.AsyncHTTPTransport(
+                    verify=context,
+                    proxy=self._proxy,
+                    trust_env=False,  # the proxy is chosen above, once
+                    limits=httpx.Limits(
+                        max_connections=1,
+                        max_keepalive_connections=1,
+                        # kept until the server closes it: a follower sends nothing for as long
+                        # as it follows, then takes a released lock at once, with no handshake
+                        keepalive_expiry=None,
+                    ),
+                )
             )
 
         if self._transport is not None:  # one transport makes every connection
@@ -231,6 +237,8 @@ class KubeClient:
                     await http.aclose()
 
     def _note_warnings(self, response: httpx.Response) -> None:
+        """Note that the server answered, and log each new warning it sent."""
+        self._answered = True
         for header in response.headers.get_list("warning"):
             for text in _warning_texts(header):
                 if text not in self._warned:
@@ -259,7 +267,7 @@ class KubeClient:
                     async with _exchange(transport, request) as response:
                         await response.aread()
                 except httpx.HTTPError as exc:
-                    raise connection_error(self.config, exc) from None
+                    raise connection_error(self.config, exc, answered=self._answered) from None
             self._note_warnings(response)
             if response.status_code == 401 and attempt == 0 and self._credentials.refreshable:
                 await self._credentials.refresh(generation)
@@ -327,7 +335,7 @@ class KubeClient:
                                     )
                         return
                 except httpx.HTTPError as exc:
-                    raise connection_error(self.config, exc) from None
+                    raise connection_error(self.config, exc, answered=self._answered) from None
 
     def _request(
         self,

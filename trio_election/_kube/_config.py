@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import final
 
-from ._errors import KubeConfigError
+from ._errors import KubeConfigError, NoConfigFound
 from ._kubeconfig import ExecConfig, from_files
 from ._tls import check_certificates, check_pem
 from ._urls import mask_url
@@ -101,10 +101,11 @@ class KubeConfig:
         home = Path.home() / ".kube" / "config"
         if home.exists():
             return cls(**from_files([home], context, explicit=False))
-        raise KubeConfigError(
+        raise NoConfigFound(
             "no Kubernetes configuration found: not running in a pod "
             "(KUBERNETES_SERVICE_HOST is not set) and no kubeconfig (~/.kube/config does not "
-            "exist and $KUBECONFIG is not set); pass kubeconfig=PATH or set KUBECONFIG"
+            "exist and $KUBECONFIG is not set)",
+            "set KUBECONFIG=PATH, or give the path: KubeConfig.load(PATH)",
         )
 
     @classmethod

@@ -28,6 +28,7 @@ __all__ = [
     "GoneError",
     "InvalidError",
     "KubeConfigError",
+    "NoConfigFound",
     "NotFoundError",
     "ServerError",
     "TLSVerificationError",
@@ -40,6 +41,19 @@ __all__ = [
 
 class KubeConfigError(ConfigError):
     """The Kubernetes configuration cannot work; the message names the file, field and fix."""
+
+
+class NoConfigFound(KubeConfigError):
+    """No configuration in any place client-go looks. `where` says where it looked; the
+    message adds how to give one, in the terms of the caller (a parameter, a flag)."""
+
+    def __init__(self, where: str, hint: str) -> None:
+        super().__init__(f"{where}; {hint}")
+        self.where = where
+        self.hint = hint
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.where, self.hint))
 
 
 class TLSVerificationError(KubeConfigError):

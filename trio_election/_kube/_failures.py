@@ -25,18 +25,26 @@ __all__ = ["connection_error", "tls_verification_error"]
 
 
 def connection_error(
-    config: KubeConfig, exc: BaseException
+    config: KubeConfig, exc: BaseException, *, answered: bool = True
 ) -> ApiConnectionError | TLSVerificationError:
     """What a failed request to `config`'s server raises: `TLSVerificationError` when the
     server's certificate was refused (httpx raises `ConnectError` with the
     `ssl.SSLCertVerificationError` in its chain), else `ApiConnectionError` with the
-    innermost reason."""
+    innermost reason. When the server has never `answered` this client, the message says
+    so and where its address came from: a mistyped address looks like an outage otherwise."""
     refused = _find_verification_error(exc)
     if refused is not None:
         return tls_verification_error(config, refused)
     kind = type(exc).__name__
     detail = _reason(exc) or kind
-    return ApiConnectionError(f"cannot talk to {config.server}: {kind}: {detail}")
+    message = f"cannot talk to {config.server}: {kind}: {detail}"
+    if not answered:
+        named = f" (the server is named by {config.source})" if config.source else ""
+        message += (
+            f"; it has not answered once since this client started: check the address and "
+            f"port{named}, and that the API server runs"
+        )
+    return ApiConnectionError(message)
 
 
 # OpenSSL's X509_V_ERR_* codes (`SSLCertVerificationError.verify_code`) that call for

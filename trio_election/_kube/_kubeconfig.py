@@ -153,7 +153,8 @@ def from_files(paths: list[Path], context: str | None, *, explicit: bool) -> Set
     if not name:
         raise KubeConfigError(
             f"kubeconfig {files} has no current-context and no context was given: "
-            f"set current-context (kubectl config use-context NAME) or pass context=NAME"
+            f"set current-context (kubectl config use-context NAME), or name one: "
+            f"KubeConfig.load(context=NAME), the command's --context NAME"
         )
     if name not in merged.contexts:
         known = ", ".join(sorted(merged.contexts)) or "none"

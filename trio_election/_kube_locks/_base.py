@@ -185,6 +185,11 @@ class KubeLock:
         """``<resource>/<namespace>/<name>``, e.g. ``leases/default/my-app``."""
         return f"{self.resource}/{self._namespace}/{self._name}"
 
+    @property
+    def lock_key(self) -> tuple[str | None, str]:
+        """The API server and the object: equal for every handle on this lock object."""
+        return (None if self._client is None else self._client.config.server, self.description)
+
     def with_client(self, client: KubeClient) -> Self:
         """A fresh handle on the same object through `client` (nothing remembered)."""
         return type(self)(self._namespace, self._name, client)

@@ -8,13 +8,22 @@ bad credentials either: a rotated service-account token is re-read by the client
 
 - refusals that have not yet persisted for `FORBIDDEN_GRACE_SECONDS` (counted on the event loop's
   clock from the first refusal of an unbroken streak; a streak ends with a success, or
-  after a quiet gap of four windows, except a watch's) are transient: `LockError`, retried;
+  after a quiet gap of four windows, except a watch's or a patch's) are transient:
+  `LockError`, retried;
 - refusals that have: the error comes out unchanged (a `ForbiddenError` naming the RBAC
   rule to grant, an `UnauthorizedError`).
 
 A 403 for a verb that has worked before through this handle is most likely an apiserver
 warming up (or a Role just removed): its WARNING says so. 401s are judged as one streak for
 every verb (credentials are not per verb), ended by any success.
+
+A 401 before anything has worked through this handle is final at once, with no grace: the
+client has already read the credentials again (token file, exec plugin) and retried once
+before it raised, so these are the credentials as they are now, refused. A token that is
+being rotated does not look like this: kubelet writes the new token while the old one is
+still valid, and a client only ever sends one that was valid when written. The grace is
+for 401s after a success: a token rotated away mid-term, read again on the next tries.
+Waiting 15 s at start to report a mistyped token helps nobody.
 
 Each streak is logged once (WARNING), and its end once (INFO).
 
@@ -53,13 +62,20 @@ tried meanwhile): an old refusal must not make a new one fatal at once. Longer t
 engine's retry interval of a read or a write, so a refusal that lasts is not split into new
 streaks (see `GAPLESS_VERBS` for the watch)."""
 
-GAPLESS_VERBS = frozenset({"watch"})
-"""Verbs whose streak only a success ends, however long the verb was not tried. After a few
-failed watches the engine polls for a while (30 poll delays: 60-132 s at the defaults, more
-than the quiet gap) before it watches again; with a gap, every such try would start a new
-streak, and a watch that is never allowed would never be taken as such. Taking a watch's
-refusal for a missing permission costs nothing that the gap would spare: the engine polls
-(`WatchUnavailable`) and tries to watch again later."""
+GAPLESS_VERBS = frozenset({"watch", "patch"})
+"""Verbs whose streak only a success ends, however long the verb was not tried.
+
+A watch: after a few failed watches the engine polls for a while (30 poll delays: 60-132 s
+at the defaults, more than the quiet gap) before it watches again; with a gap, every such
+try would start a new streak, and a watch that is never allowed would never be taken as
+such. Taking a watch's refusal for a missing permission costs nothing that the gap would
+spare: the engine polls (`WatchUnavailable`) and tries to watch again later.
+
+A patch: once its refusals have lasted the window, the handle writes with ``PUT`` and tries
+``PATCH`` again only every ``PATCH_RETRY_SECONDS`` (minutes, more than the quiet gap). With
+a gap, each such try would start a new streak and be retried as a transient error for the
+whole window, longer than the renew deadline: a leader whose Role lost ``patch`` would lose
+its term at every try."""
 
 AUTHENTICATE = "authenticate"
 """The streak key of 401s: one for every verb."""
@@ -123,6 +139,8 @@ class Permissions:
         streak.last = now
         if now - streak.since >= grace:
             return None
+        if key == AUTHENTICATE and not self._worked:
+            return None  # refused before any success: final at once (module docstring)
         if not streak.warned:
             streak.warned = True
             logger.warning("%s: %s", self._description, self._why(key, verb, exc, grace))

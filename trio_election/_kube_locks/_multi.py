@@ -118,6 +118,12 @@ class MultiLock:
             return f"{p.resource}{s.resource}/{p.namespace}/{p.name}"
         return f"{p.description}+{s.description}"
 
+    @property
+    def lock_key(self) -> tuple[str | None, str]:
+        """The API server and the two objects: equal for every handle on this pair."""
+        client = self.client
+        return (None if client is None else client.config.server, self.description)
+
     def with_client(self, client: KubeClient) -> MultiLock:
         """A fresh handle on the same two objects through `client`."""
         return MultiLock(self._primary.with_client(client), self._secondary.with_client(client))

@@ -22,7 +22,7 @@ from .._core._clock import LoopClock
 from .._core._exceptions import ConfigError, Terminated
 from .._core._options import ElectionOptions
 from .._core._timing import Timing, check_identity, default_identity
-from .._election import open_with_engine, sigterm_scope
+from .._election import open_election_engine, sigterm_scope
 from .._loop import require_event_loop
 from ._assign import assign
 from ._members import Membership
@@ -318,7 +318,7 @@ async def open_shards(
 
                 elections = [
                     await stack.enter_async_context(
-                        open_with_engine(handle, _with_callback(options, poke))
+                        open_election_engine(handle, _with_callback(options, poke))
                     )
                     for handle in handles
                 ]

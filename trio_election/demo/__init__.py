@@ -18,9 +18,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-from typing import TYPE_CHECKING
+import sys
+from typing import TYPE_CHECKING, NoReturn
 
 import trio
+
+from trio_election._core._exceptions import ConfigError
+from trio_election._core._timing import Timing
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -30,8 +34,31 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """The command's rule for bad input: one line, status 2 (no usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        _fail(self.prog, f"{message} (see `{self.prog} --help`)")
+
+
+def _fail(prog: str, message: str) -> NoReturn:
+    name = "trio-election" if prog.startswith("trio-election") else prog
+    print(f"{name}: error: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(2)
+
+
+def _candidates(text: str) -> int:
+    count = int(text) if text.strip().isdigit() else -1
+    if count < 2:
+        raise argparse.ArgumentTypeError(
+            f"give at least 2, got {text!r}: the demo stops the leader and shows another "
+            "candidate take over"
+        )
+    return count
+
+
 def _parser(prog: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
+    parser = _Parser(prog=prog, description=__doc__)
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("mode", nargs="?", choices=["auto", "candidate"], default="auto")
     parser.add_argument("--memory", action="store_true", help="use a MemoryLock in-process")
@@ -40,7 +67,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         action="store_true",
         help="never build the control plane (use it when it is there, else a MemoryLock)",
     )
-    parser.add_argument("--candidates", type=int, default=3)
+    parser.add_argument("--candidates", type=_candidates, default=3, help="2 or more")
     parser.add_argument("--lease-duration", type=float, default=4.0)
     parser.add_argument("--renew-deadline", type=float, default=3.0)
     parser.add_argument("--retry-period", type=float, default=1.0)
@@ -58,6 +85,14 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m trio_election
         "renew_deadline": args.renew_deadline,
         "retry_period": args.retry_period,
     }
+    try:
+        Timing.validate(**timing)
+    except ConfigError as exc:
+        _fail(
+            prog,
+            f"{exc}; set them with --lease-duration, --renew-deadline and --retry-period "
+            f"(the demo's defaults: 4, 3 and 1 seconds)",
+        )
     logging.basicConfig(level=logging.WARNING, format="          log: %(message)s")
     if args.mode == "candidate":
         from ._candidate import run_candidate

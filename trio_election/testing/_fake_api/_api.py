@@ -224,6 +224,13 @@ class FakeKubeApi:
             )
         )
 
+    def faults_pending(self, user: str | None = None) -> float:
+        """How many requests (of `user`, or of anyone) are still to get a fault injected by
+        `fail_next()`, `hang_next()` or `stall_next()`; `math.inf` while one has no count
+        (`partition()`, `hang_next(None)`). A fault of the next requests is over only once
+        they have been made, which can be long after it was injected."""
+        return sum(f.count for f in self._faults if user is None or f.user == user)
+
     def hang_next(
         self,
         count: int | None = 1,
