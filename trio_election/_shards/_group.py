@@ -170,9 +170,6 @@ class Shards:
         finally:
             await membership.leave()
             self._poke()
-            if not self._release_on_exit:
-                for _, engine in self._elections:
-                    engine.release_on_exit = False  # the others wait the leases out
             runners.cancel()
             with anyio.CancelScope(shield=True):
                 await done.wait()
@@ -186,7 +183,7 @@ class Shards:
     async def _run_shard(
         self, shard: int, work: Callable[[int, Leadership], Awaitable[object]]
     ) -> None:
-        election, _ = self._elections[shard]
+        election, engine = self._elections[shard]
         while True:
             while not self._mine(shard):
                 await self._changed.wait()
@@ -204,6 +201,11 @@ class Shards:
                         return
                     finally:
                         self._set_owned(self._owned - {shard})
+                        # a shard assigned elsewhere is handed over at once; one left by
+                        # leaving or by a cancellation from outside as release_on_exit says
+                        engine.release_on_exit = self._release_on_exit or (
+                            self._membership.joined and self._target[shard] != self._identity
+                        )
                 tg.cancel_scope.cancel()
 
     async def _guard(self, shard: int, scope: anyio.CancelScope) -> None:
