@@ -18,13 +18,17 @@ from typing import TYPE_CHECKING, final
 import anyio
 import anyio.abc
 
+from .._binding import load_config
 from .._core._clock import LoopClock
 from .._core._exceptions import ConfigError, Terminated
 from .._core._options import ElectionOptions
 from .._core._timing import Timing, check_identity, default_identity
 from .._election import open_election_engine, sigterm_scope
+from .._kube import KubeClient
+from .._kube_locks._spec import check_lock_string
 from .._loop import require_event_loop
 from ._assign import assign
+from ._kube import KubeMemberStore, shard_locks
 from ._members import Membership
 from ._memory import MemoryLockGroup
 
@@ -36,7 +40,6 @@ if TYPE_CHECKING:
     from .._core._leadership import Leadership
     from .._core._lock import LockHandle
     from .._election import Election
-    from .._kube import KubeClient
     from ._members import MemberStore
 
 __all__ = ["Shards", "open_shards"]
@@ -364,7 +367,19 @@ async def _open_access(
         handles: list[LockHandle] = [connection.shard_handle(i) for i in range(shards)]
         yield connection.description, handles, connection
         return
-    raise ConfigError(
-        f"the lock of open_shards() must be a MemoryLockGroup or a string like "
-        f"'leases/<namespace>/<name>'; got {lock!r}"
-    )
+    if not isinstance(lock, str):
+        raise ConfigError(
+            f"the lock of open_shards() must be a MemoryLockGroup or a string like "
+            f"'leases/<namespace>/<name>'; got {lock!r}"
+        )
+    resource, namespace, name = check_lock_string(lock)
+    if resource != "leases":
+        raise ConfigError(
+            f"invalid shard group {lock!r}: shards are Leases; write 'leases/<namespace>/<name>'"
+        )
+    async with AsyncExitStack() as stack:
+        if client is None:
+            client = await stack.enter_async_context(KubeClient(load_config()))
+        ns = client.namespace if namespace is None else namespace
+        handles: list[LockHandle] = [*shard_locks(ns, name, shards, client)]
+        yield f"leases/{ns}/{name}", handles, KubeMemberStore(ns, name, client)

@@ -1,0 +1,51 @@
+"""A member of a shard group that prints what happens to it, one line per event.
+
+    python _shard_member.py GROUP IDENTITY SHARDS      (KUBECONFIG: the account to use)
+
+Stdout: the event lines of `harness.event_lines`: ``started-leading`` and
+``stopped-leading`` with the shard number as argument (when its work starts and when it
+has unwound), ``owned`` with the owned shards (comma-separated) at each change. Timings
+are short (lease 10 s, renew deadline 7 s, retry 2 s) so that a crash is taken in seconds.
+SIGTERM leaves the group and releases every shard (exit status 143).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+
+import trio
+
+import trio_election as te
+
+TIMINGS = {"lease_duration": 10.0, "renew_deadline": 7.0, "retry_period": 2.0}
+
+
+def emit(kind: str, arg: str) -> None:
+    print(f"{time.monotonic()} {kind} {json.dumps(arg)}", flush=True)
+
+
+async def main(group: str, identity: str, shards: int) -> None:
+    async def work(shard: int, leadership: te.Leadership) -> None:
+        emit("started-leading", str(shard))
+        try:
+            await trio.sleep_forever()
+        finally:
+            emit("stopped-leading", str(shard))
+
+    async with te.open_shards(group, shards=shards, identity=identity, **TIMINGS) as members:
+
+        async def report() -> None:
+            async for owned in members.changes():
+                emit("owned", ",".join(str(i) for i in sorted(owned)))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(report)
+            await members.serve(work)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    trio.run(main, sys.argv[1], sys.argv[2], int(sys.argv[3]))
