@@ -20,7 +20,7 @@ import trio
 
 import trio_election as te
 
-TIMINGS = {"lease_duration": 10.0, "renew_deadline": 7.0, "retry_period": 2.0}
+LEASE, RENEW, RETRY = 10.0, 7.0, 2.0
 
 
 def emit(kind: str, arg: str) -> None:
@@ -35,7 +35,14 @@ async def main(group: str, identity: str, shards: int) -> None:
         finally:
             emit("stopped-leading", str(shard))
 
-    async with te.open_shards(group, shards=shards, identity=identity, **TIMINGS) as members:
+    async with te.open_shards(
+        group,
+        shards=shards,
+        identity=identity,
+        lease_duration=LEASE,
+        renew_deadline=RENEW,
+        retry_period=RETRY,
+    ) as members:
 
         async def report() -> None:
             async for owned in members.changes():

@@ -22,16 +22,15 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import trio
 from harness.event_lines import EventProcess
 
 import trio_election as te
-import trio_election.kube
-from trio_election._kube import KubeClient, KubeConfig
 from trio_election._shards._kube import GROUP_LABEL
+from trio_election.kube import ForbiddenError, KubeClient, KubeConfig
 from trio_election.testing import History, Interval
 
 if TYPE_CHECKING:
@@ -156,12 +155,16 @@ def test_sixteen_shards_over_member_processes(members: Members) -> None:
     with members.control_plane.http_client() as admin:
         response = admin.get(f"/apis/coordination.k8s.io/v1/namespaces/{members.namespace}/leases")
         assert response.status_code == 200, response.text
-    items = response.json()["items"]
+    items: list[dict[str, Any]] = response.json()["items"]
     holders = {item["metadata"]["name"]: item["spec"].get("holderIdentity") for item in items}
     owners = members.owners()
     for shard in range(S):  # client-go's record: kubectl and client-go read the owner
         assert holders[f"work-shard-{shard}"] == owners[shard]
-    labelled = [i for i in items if (i["metadata"].get("labels") or {}).get(GROUP_LABEL) == "work"]
+    labelled = [
+        i
+        for i in items
+        if dict[str, str](i["metadata"].get("labels") or {}).get(GROUP_LABEL) == "work"
+    ]
     assert sorted(i["spec"]["holderIdentity"] for i in labelled) == ["a", "b", "c"]
 
     # SIGTERM: the member leaves first, releases; the others lead its shards at once
@@ -199,7 +202,7 @@ def test_without_list_and_watch_the_group_names_the_verb_to_grant(
 
     async def main() -> None:
         async with KubeClient(KubeConfig.load(user.kubeconfig)) as client:
-            with pytest.raises(te.kube.ForbiddenError) as caught:
+            with pytest.raises(ForbiddenError) as caught:
                 async with te.open_shards(
                     f"leases/{namespace}/work", shards=4, client=client, stop_on_sigterm=False
                 ):

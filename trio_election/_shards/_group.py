@@ -291,7 +291,7 @@ async def open_shards(
     invalid arguments, and errors that retrying cannot cure unwrapped.
     """
     require_event_loop()
-    if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
+    if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:  # pyright: ignore[reportUnnecessaryIsInstance]
         raise ConfigError(f"shards must be a whole number of at least 1, got {shards!r}")
     timing = Timing.validate(lease_duration, renew_deadline, retry_period)
     me = default_identity() if identity is None else check_identity(identity)
@@ -336,7 +336,7 @@ async def open_shards(
                         nursery=nursery,
                         release_on_exit=release_on_exit,
                     )
-                    pokes.append(group._poke)  # noqa: SLF001
+                    pokes.append(group._poke)  # noqa: SLF001  # pyright: ignore[reportPrivateUsage]
                     nursery.start_soon(membership.follow)
                     nursery.start_soon(group.run_assigner)
                     try:
@@ -381,5 +381,5 @@ async def _open_access(
         if client is None:
             client = await stack.enter_async_context(KubeClient(load_config()))
         ns = client.namespace if namespace is None else namespace
-        handles: list[LockHandle] = [*shard_locks(ns, name, shards, client)]
-        yield f"leases/{ns}/{name}", handles, KubeMemberStore(ns, name, client)
+        leases: list[LockHandle] = [*shard_locks(ns, name, shards, client)]
+        yield f"leases/{ns}/{name}", leases, KubeMemberStore(ns, name, client)
