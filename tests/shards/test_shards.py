@@ -11,6 +11,7 @@ import math
 from collections import Counter
 from typing import TYPE_CHECKING
 
+import pytest
 import trio
 import trio.testing
 
@@ -18,8 +19,6 @@ import trio_election as te
 from trio_election.testing import History, ScaledClock
 
 if TYPE_CHECKING:
-    import pytest
-
     from trio_election._core._clock import ElectionClock
 
 S = 16
@@ -244,3 +243,24 @@ async def test_each_shard_has_its_own_fence_naming_its_lock(
     for shard, fence in group.fences.items():
         assert fence.lock == f"memory/memory-shard-{shard}"
         assert fence.holder == "a"
+
+
+@pytest.mark.parametrize(
+    ("lock", "shards", "says"),
+    [
+        (te.MemoryLockGroup(), 0, "shards must be a whole number of at least 1, got 0"),
+        (te.MemoryLockGroup(), True, "shards must be a whole number of at least 1, got True"),
+        ("configmaps/default/work", 4, "shards are Leases; write 'leases/<namespace>/<name>'"),
+        ("leases/default/" + "w" * 64, 4, "at most 63 characters"),
+        ("leases/default/Bad_Name", 4, "invalid lock 'leases/default/Bad_Name'"),
+        (object(), 4, "must be a MemoryLockGroup or a string like 'leases/<namespace>/<name>'"),
+    ],
+)
+async def test_bad_configuration_is_one_line_naming_it(
+    lock: object, shards: int, says: str
+) -> None:
+    with pytest.raises(te.ConfigError) as caught:
+        async with te.open_shards(lock, shards=shards):  # type: ignore[arg-type]
+            pass
+    assert says in str(caught.value)
+    assert "\n" not in str(caught.value)

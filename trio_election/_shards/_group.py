@@ -28,7 +28,7 @@ from .._kube import KubeClient
 from .._kube_locks._spec import check_lock_string
 from .._loop import require_event_loop
 from ._assign import assign
-from ._kube import KubeMemberStore, shard_locks
+from ._kube import GROUP_LABEL, KubeMemberStore, shard_locks
 from ._members import Membership
 from ._memory import MemoryLockGroup
 
@@ -45,6 +45,9 @@ if TYPE_CHECKING:
 __all__ = ["Shards", "open_shards"]
 
 logger = logging.getLogger("trio_election")
+
+_LABEL_VALUE_MAX = 63
+"""Kubernetes' limit on a label value (the group's name labels its membership Leases)."""
 
 
 @final
@@ -376,6 +379,12 @@ async def _open_access(
     if resource != "leases":
         raise ConfigError(
             f"invalid shard group {lock!r}: shards are Leases; write 'leases/<namespace>/<name>'"
+        )
+    if len(name) > _LABEL_VALUE_MAX:
+        raise ConfigError(
+            f"invalid shard group {lock!r}: its name is the value of the label "
+            f"{GROUP_LABEL} on the membership Leases, at most {_LABEL_VALUE_MAX} characters; "
+            f"use a shorter name"
         )
     async with AsyncExitStack() as stack:
         if client is None:
