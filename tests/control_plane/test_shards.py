@@ -6,6 +6,7 @@ monotonic clock, so that one `History` per shard judges every process on one clo
 
 - three members split the 16 shards 5/5/6, and the shard Leases name the owners in
   client-go's record;
+- they write about (S + N) / retry_period Leases per second (the rate is printed);
 - SIGTERM: the member leaves the group first and releases its shards; the others lead
   them within a second;
 - SIGKILL: its shards are led by the others within lease_duration + retry_period of the
@@ -17,6 +18,7 @@ monotonic clock, so that one `History` per shard judges every process on one clo
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 import time
@@ -44,6 +46,21 @@ MEMBER = Path(__file__).with_name("_shard_member.py")
 S = 16
 LEASE, RETRY = 10.0, 2.0
 VERBS = ("get", "create", "update", "patch", "delete", "list", "watch")
+
+
+def lease_writes(control_plane: ControlPlane) -> int:
+    """Writes of Leases the apiserver has answered so far (its own included)."""
+    total = 0.0
+    pattern = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
+    for line in control_plane.metrics().splitlines():
+        match = pattern.match(line)
+        if (
+            match
+            and 'resource="leases"' in match["labels"]
+            and re.search(r'verb="(PUT|PATCH|POST|DELETE)"', match["labels"])
+        ):
+            total += float(match["value"])
+    return round(total)
 
 
 def owned_now(process: EventProcess) -> set[int]:
@@ -166,6 +183,13 @@ def test_sixteen_shards_over_member_processes(members: Members) -> None:
         if dict[str, str](i["metadata"].get("labels") or {}).get(GROUP_LABEL) == "work"
     ]
     assert sorted(i["spec"]["holderIdentity"] for i in labelled) == ["a", "b", "c"]
+
+    # cost: about (S + N) / retry_period writes per second, whatever else happens
+    before, started = lease_writes(members.control_plane), time.monotonic()
+    time.sleep(10 * RETRY)  # the measurement window: the rate is the behaviour here
+    rate = (lease_writes(members.control_plane) - before) / (time.monotonic() - started)
+    print(f"writes: {rate:.1f} per second for S={S}, N=3 (expected {(S + 3) / RETRY:.1f})")
+    assert rate <= 1.5 * (S + 3) / RETRY + 1  # + 1: the apiserver's own Leases
 
     # SIGTERM: the member leaves first, releases; the others lead its shards at once
     sent = members.processes["b"].send(signal.SIGTERM)
