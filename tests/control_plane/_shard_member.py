@@ -1,11 +1,13 @@
 """A member of a shard group that prints what happens to it, one line per event.
 
-    python _shard_member.py GROUP IDENTITY SHARDS      (KUBECONFIG: the account to use)
+    python _shard_member.py GROUP IDENTITY SHARDS [LEASE RENEW RETRY]
+                                                (KUBECONFIG: the account to use)
 
 Stdout: the event lines of `harness.event_lines`: ``started-leading`` and
 ``stopped-leading`` with the shard number as argument (when its work starts and when it
 has unwound), ``owned`` with the owned shards (comma-separated) at each change. Timings
-are short (lease 10 s, renew deadline 7 s, retry 2 s) so that a crash is taken in seconds.
+are short by default (lease 10 s, renew deadline 7 s, retry 2 s) so that a crash is taken in
+seconds.
 SIGTERM leaves the group and releases every shard (exit status 143).
 """
 
@@ -27,7 +29,9 @@ def emit(kind: str, arg: str) -> None:
     print(f"{time.monotonic()} {kind} {json.dumps(arg)}", flush=True)
 
 
-async def main(group: str, identity: str, shards: int) -> None:
+async def main(group: str, identity: str, shards: int, timings: tuple[float, float, float]) -> None:
+    lease, renew, retry = timings
+
     async def work(shard: int, leadership: te.Leadership) -> None:
         emit("started-leading", str(shard))
         try:
@@ -39,9 +43,9 @@ async def main(group: str, identity: str, shards: int) -> None:
         group,
         shards=shards,
         identity=identity,
-        lease_duration=LEASE,
-        renew_deadline=RENEW,
-        retry_period=RETRY,
+        lease_duration=lease,
+        renew_deadline=renew,
+        retry_period=retry,
     ) as members:
 
         async def report() -> None:
@@ -55,4 +59,6 @@ async def main(group: str, identity: str, shards: int) -> None:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    trio.run(main, sys.argv[1], sys.argv[2], int(sys.argv[3]))
+    given = tuple(float(arg) for arg in sys.argv[4:7])
+    timings = (given[0], given[1], given[2]) if len(given) == 3 else (LEASE, RENEW, RETRY)
+    trio.run(main, sys.argv[1], sys.argv[2], int(sys.argv[3]), timings)

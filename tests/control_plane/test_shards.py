@@ -12,11 +12,13 @@ monotonic clock, so that one `History` per shard judges every process on one clo
 - SIGKILL: its shards are led by the others within lease_duration + retry_period of the
   kill (its membership Lease and its shard Leases run out);
 - a fourth member joins and takes its part;
+- an apiserver restart moves no shard and stops no work;
 - never two members at once on any shard.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import signal
@@ -100,7 +102,7 @@ class Members:
         self.processes: dict[str, EventProcess] = {}
         self.killed_at: dict[str, float] = {}
 
-    def start(self, name: str) -> EventProcess:
+    def start(self, name: str, *timings: float) -> EventProcess:
         user = self.control_plane.user(name, namespace=self.namespace, verbs={"leases": VERBS})
         env = {
             k: v
@@ -108,7 +110,7 @@ class Members:
             if k.lower() not in {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
         }
         process = EventProcess(
-            [sys.executable, str(MEMBER), self.group, name, str(S)],
+            [sys.executable, str(MEMBER), self.group, name, str(S), *map(str, timings)],
             log=self.tmp_path / f"{name}.log",
             env={**env, "KUBECONFIG": str(user.kubeconfig)},
             name=name,
@@ -235,3 +237,38 @@ def test_without_list_and_watch_the_group_names_the_verb_to_grant(
         assert 'Grant the "list" verb on "leases"' in message, message
 
     trio.run(main)
+
+
+RESTART_TIMINGS = (40.0, 30.0, 2.0)
+"""A restart here is an outage of 5 s and more (the old apiserver's SIGTERM grace, then the
+new one's start on a loaded machine): beyond a renew deadline of 7 s, within 30 s."""
+
+
+def test_an_apiserver_restart_costs_the_members_nothing(members: Members) -> None:
+    for name in ("a", "b"):
+        members.start(name, *RESTART_TIMINGS)
+    members.wait({"a", "b"}, within=60)
+    owners = members.owners()
+    restarted = time.monotonic()
+    members.control_plane.restart_apiserver(down_for=0.2)
+    back = dt.datetime.now(dt.UTC)
+    path = f"/apis/coordination.k8s.io/v1/namespaces/{members.namespace}/leases"
+    deadline = time.monotonic() + 30
+    while True:  # until every shard Lease has been renewed since the apiserver came back
+        with members.control_plane.http_client() as admin:
+            response = admin.get(path)
+        if response.status_code == 200:
+            items: list[dict[str, Any]] = response.json()["items"]
+            renewed = [
+                dt.datetime.fromisoformat(i["spec"]["renewTime"]) > back
+                for i in items
+                if "-shard-" in i["metadata"]["name"]
+            ]
+            if len(renewed) == S and all(renewed):
+                break
+        assert time.monotonic() < deadline, response.text
+        time.sleep(0.1)
+    assert members.owners() == owners
+    for name, process in members.processes.items():
+        stopped = [e for e in process.events if e.kind == "stopped-leading" and e.time >= restarted]
+        assert stopped == [], (name, stopped, members.log_tails())

@@ -8,7 +8,9 @@
   ``leaseDurationSeconds`` and ``renewTime``, rewritten every `retry_period`.
 - The records are listed and watched with a label selector on the group: ``list`` and
   ``watch`` on Leases are needed. Without them `open_shards()` raises the apiserver's 403 as
-  `ForbiddenError`, whose message names the verb and the rule to grant.
+  `ForbiddenError`, whose message names the verb and the rule to grant, once the refusals
+  have lasted the lock layer's grace window (`FORBIDDEN_GRACE_SECONDS`, 15 s): an apiserver
+  that has just restarted refuses for a moment.
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ from .._kube._errors import (
     ApiConnectionError,
     ApiError,
     ForbiddenError,
-    GoneError,
     NotFoundError,
+    ServerError,
+    TooManyRequestsError,
     UnauthorizedError,
 )
 from .._kube._json import as_list, as_mapping
+from .._kube_locks._forbidden import Permissions
 from .._kube_locks._locks import LeaseLock
 from .._kube_locks._records import format_micro_time, parse_time
 from ._members import MemberEntry, MemberRecord
@@ -88,13 +92,14 @@ def _entry(obj: Mapping[str, Any]) -> MemberEntry | None:
 class KubeMemberStore:
     """The membership Leases of one group, through one client (a `MemberStore`)."""
 
-    __slots__ = ("_client", "_group", "_namespace", "_path")
+    __slots__ = ("_client", "_group", "_namespace", "_path", "_permissions")
 
     def __init__(self, namespace: str, group: str, client: KubeClient) -> None:
         self._namespace = namespace
         self._group = group
         self._client = client
         self._path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+        self._permissions = Permissions(self.description)
 
     @property
     def description(self) -> str:
@@ -116,12 +121,12 @@ class KubeMemberStore:
         return entries, version if isinstance(version, str) else ""
 
     async def list(self) -> Mapping[str, MemberEntry]:
-        with _retried(self.description, "list the members"):
+        with _retried(self.description, self._permissions, "list", "list the members"):
             entries, _ = await self._listing()
         return entries
 
     async def watch(self) -> AsyncGenerator[Mapping[str, MemberEntry]]:
-        with _retried(self.description, "watch the members"):
+        with _retried(self.description, self._permissions, "watch", "watch the members"):
             entries, version = await self._listing()
             yield dict(entries)
             params = {
@@ -166,7 +171,7 @@ class KubeMemberStore:
     async def put(self, record: MemberRecord) -> None:
         body = self._object(record)
         name = body["metadata"]["name"]
-        with _retried(self.description, "renew the membership"):
+        with _retried(self.description, self._permissions, "patch", "renew the membership"):
             try:  # a merge patch needs no version: only this member writes its record
                 await self._client.request(
                     "PATCH",
@@ -179,7 +184,7 @@ class KubeMemberStore:
 
     async def delete(self, identity: str) -> None:
         name = member_lease(self._group, identity)
-        with _retried(self.description, "delete the membership"):
+        with _retried(self.description, self._permissions, "delete", "delete the membership"):
             try:
                 await self._client.request("DELETE", f"{self._path}/{name}")
             except NotFoundError:
@@ -187,19 +192,32 @@ class KubeMemberStore:
 
 
 class _retried:
-    """Turn what a retry may cure into `LockError`; a refusal (403, 401) comes out as is."""
+    """Turn what a retry may cure into `LockError`: failures of the connection or the
+    server, and refusals (403, 401) until they have persisted for the grace window of the
+    lock layer (an apiserver that has just restarted refuses for a moment); a refusal that
+    has persisted comes out as is, its message naming the RBAC rule to grant."""
 
-    __slots__ = ("_description", "_what")
+    __slots__ = ("_description", "_permissions", "_verb", "_what")
 
-    def __init__(self, description: str, what: str) -> None:
+    def __init__(self, description: str, permissions: Permissions, verb: str, what: str) -> None:
         self._description = description
+        self._permissions = permissions
+        self._verb = verb
         self._what = what
 
     def __enter__(self) -> None:
         return None
 
     def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
-        if exc is None or isinstance(exc, ForbiddenError | UnauthorizedError):
+        if exc is None:
+            self._permissions.worked(self._verb)
             return
-        if isinstance(exc, ApiConnectionError | GoneError | ApiError):
+        if isinstance(exc, ForbiddenError | UnauthorizedError):
+            transient = self._permissions.judge(self._verb, exc)
+            if transient is not None:
+                raise transient from exc
+            return
+        if isinstance(exc, ApiConnectionError | ApiError):
+            if not isinstance(exc, ServerError | TooManyRequestsError):
+                self._permissions.worked(self._verb)  # an answer past RBAC
             raise LockError(f"{self._description}: cannot {self._what}: {exc}") from exc
