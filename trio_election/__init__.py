@@ -3,7 +3,8 @@
     async with trio_election.elect("leases/default/my-app") as leadership:
         await run_controller()   # cancelled when the lease can no longer be held safely
 
-Here: the election API (`elect`, `open_election`, `Election`, `Leadership`), client-go's
+Here: the election API (`elect`, `open_election`, `Election`, `Leadership`), sharded
+leadership (`open_shards`, `Shards`, `MemoryLockGroup`), client-go's
 leaderelection names (`LeaderElector`, `ElectionConfig`, `LeaderCallbacks`, `run_or_die`),
 the locks, and the `ElectionError` tree. Kubernetes access (the client, its configuration,
 the API errors) is `trio_election.kube`; tools for tests are `trio_election.testing`.
@@ -65,6 +66,9 @@ from ._kube_locks import LeaseLock as LeaseLock
 from ._kube_locks import MultiLock as MultiLock
 from ._kube_locks import lock_from_string as lock_from_string
 from ._public import name_home
+from ._shards._group import Shards as Shards
+from ._shards._group import open_shards as open_shards
+from ._shards._memory import MemoryLockGroup as MemoryLockGroup
 from ._version import __version__ as __version__
 
 __all__ = [
@@ -90,8 +94,10 @@ __all__ = [
     "LockHandle",
     "LockNotFound",
     "MemoryLock",
+    "MemoryLockGroup",
     "MultiLock",
     "Observation",
+    "Shards",
     "Statistics",
     "Terminated",
     "Timing",
@@ -100,6 +106,7 @@ __all__ = [
     "elect",
     "lock_from_string",
     "open_election",
+    "open_shards",
     "run_or_die",
 ]
 

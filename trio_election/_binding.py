@@ -24,7 +24,14 @@ from ._kube_locks._spec import check_lock_string
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
 
-__all__ = ["EventRecorder", "LockSpec", "check_client", "open_lock_handle", "recorder_for"]
+__all__ = [
+    "EventRecorder",
+    "LockSpec",
+    "check_client",
+    "load_config",
+    "open_lock_handle",
+    "recorder_for",
+]
 
 
 @runtime_checkable
@@ -58,7 +65,7 @@ async def open_lock_handle(lock: object, client: KubeClient | None) -> AsyncGene
         if given is not None:
             yield _bind(lock, given)
             return
-        async with KubeClient(_load_config()) as own:
+        async with KubeClient(load_config()) as own:
             yield _bind(lock, own)
         return
     if isinstance(lock, LockHandle):
@@ -81,7 +88,7 @@ def check_client(client: object) -> None:
         )
 
 
-def _load_config() -> KubeConfig:
+def load_config() -> KubeConfig:
     """`KubeConfig.load()`, its "nothing found" hint in the election's terms."""
     try:
         return KubeConfig.load()

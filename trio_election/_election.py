@@ -41,6 +41,7 @@ __all__ = [
     "open_election",
     "open_election_engine",
     "open_election_with",
+    "sigterm_scope",
 ]
 
 
@@ -279,7 +280,7 @@ async def _open(
         raised: BaseException | None = None
         with (
             registry.joined(engine.lock_key, engine),
-            _sigterm_scope(options.stop_on_sigterm) as (scope, watch),
+            sigterm_scope(options.stop_on_sigterm) as (scope, watch),
             scope,
         ):
             await engine.first_read()
@@ -301,7 +302,7 @@ async def _open(
 
 
 @contextmanager
-def _sigterm_scope(
+def sigterm_scope(
     enabled: bool,
 ) -> Generator[tuple[anyio.CancelScope, SigtermWatch | None]]:
     """A cancel scope that SIGTERM cancels (while `enabled`), and the registration."""
