@@ -97,9 +97,13 @@ def test_only_the_leader_runs_the_command_and_sigterm_hands_over_at_once(
         wait_until("the first status", lambda: read_lines(watched) or None)
         first = start(runners, tmp_path, "alpha", lock, user, cmd=marker_command(markers))
         wait_until("alpha's command", lambda: read_lines(markers) or None)
-        second = start(runners, tmp_path, "beta", lock, user, cmd=marker_command(markers))
+        # -v: the library's INFO lines, among them whom it sees leading
+        second = start(runners, tmp_path, "beta", lock, user, "-v", cmd=marker_command(markers))
         wait_until("beta to campaign", lambda: "campaigning" in second.stderr() or None)
-        time.sleep(1.0)  # two retry periods: a follower that ran its command would have by now
+        # it has read the lock and follows alpha (and it leads only once, in term 1, below)
+        wait_until(
+            "beta to follow alpha", lambda: "beta sees leader alpha" in second.stderr() or None
+        )
         assert read_lines(markers) == [f"alpha 0 {lock}"]
 
         first.terminate(signal.SIGTERM)
@@ -107,7 +111,9 @@ def test_only_the_leader_runs_the_command_and_sigterm_hands_over_at_once(
         wait_until("beta's command", lambda: len(read_lines(markers)) == 2 or None)
         handover = time.monotonic() - stopped
         assert read_lines(markers)[1] == f"beta 1 {lock}"
-        assert handover < 1.0, f"beta's command started {handover:.2f} s after the SIGTERM"
+        # at once, not when a lock left unreleased expires (lease 4 s); the margin is a
+        # loaded machine's
+        assert handover < 2.5, f"beta's command started {handover:.2f} s after the SIGTERM"
         assert first.wait() == 143
         assert "released" in first.stderr()
 

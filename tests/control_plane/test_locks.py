@@ -113,6 +113,15 @@ def recorder(control_plane: ControlPlane) -> Recorder:
     return Recorder(control_plane)
 
 
+async def watch_opened(recorder: Recorder, since: int) -> None:
+    """Until a watch sent after the first `since` requests has been answered 200."""
+    with trio.fail_after(30):
+        while not any(  # noqa: ASYNC110 - another task's request, no event to wait on
+            verb == "watch" and status == 200 for verb, _, status in recorder.requests[since:]
+        ):
+            await trio.sleep(0.01)
+
+
 @pytest.fixture
 async def client(
     control_plane: ControlPlane, users: Mapping[str, TestUser], recorder: Recorder
@@ -397,8 +406,9 @@ async def test_profiles(
             return
         seen = Seen()
         async with trio.open_nursery() as nursery:
+            sent = len(recorder.requests)
             nursery.start_soon(seen.follow, watcher, obs)
-            await trio.sleep(0.3)
+            await watch_opened(recorder, sent)
             renewed = await lock.update(mine(10), obs)
             await seen.wait_for(1)
             nursery.cancel_scope.cancel()
@@ -409,14 +419,20 @@ async def test_profiles(
 
 
 async def test_watch_events(
-    control_plane: ControlPlane, namespace: str, client: KubeClient, resource: str, name: str
+    control_plane: ControlPlane,
+    namespace: str,
+    client: KubeClient,
+    recorder: Recorder,
+    resource: str,
+    name: str,
 ) -> None:
     writer = LOCK_TYPES[resource](namespace, name, client)
     watcher = LOCK_TYPES[resource](namespace, name, client)
     seen = Seen()
     async with trio.open_nursery() as nursery:
+        sent = len(recorder.requests)
         nursery.start_soon(seen.follow, watcher, te.Observation(False, None, ""))
-        await trio.sleep(0.3)
+        await watch_opened(recorder, sent)
         created = await writer.create(mine())  # the watch started from a missing object
         await seen.wait_for(1)
         renewed = await writer.update(mine(2), created)
@@ -562,8 +578,9 @@ async def test_an_apiserver_restart_is_retried(
         obs = await writer.create(mine())
         seen = Seen()
         async with trio.open_nursery() as nursery:
+            sent = len(recorder.requests)
             nursery.start_soon(seen.follow, watcher, obs)
-            await trio.sleep(0.3)
+            await watch_opened(recorder, sent)
             obs = await writer.update(mine(1), obs)
             await seen.wait_for(1)  # get, patch and watch have all worked
             nursery.cancel_scope.cancel()

@@ -362,7 +362,11 @@ async def test_a_foreign_release_cancels_our_leader_before_a_follower_takes_the_
             lambda: follower.election is not None and follower.election.statistics().watching,
             within=10,
         )
-        await trio.sleep(1.5)  # a renew or two
+        # the leader has renewed twice since it led (the follower watching all along)
+        await wait_until(
+            lambda: leader.election is not None and leader.election.statistics().renewals >= 2,
+            within=10,
+        )
         released_at = trio.current_time()
         await trio.to_thread.run_sync(release_like_client_go, control_plane, namespace, name)
         await wait_until(lambda: follower.started_at is not None, within=5)
@@ -385,9 +389,10 @@ async def test_a_frozen_apiserver_ends_the_term_at_its_deadline_with_a_warning(
 ) -> None:
     caplog.set_level(logging.WARNING, "trio_election")
     lock = f"leases/{namespace}/{lease_name()}"
+    transport = Recorder(control_plane)
     client = KubeClient(
         KubeConfig(server=control_plane.server, namespace=namespace, token=user.token),
-        transport=Recorder(control_plane),
+        transport=transport,
     )
     raised_at = deadline = float("nan")
     try:
@@ -401,7 +406,14 @@ async def test_a_frozen_apiserver_ends_the_term_at_its_deadline_with_a_warning(
                     retry_period=1,
                     stop_on_sigterm=False,
                 ) as leadership:
-                    await trio.sleep(1.5)
+                    # it has renewed: the deadline comes from a renewal, not the create
+                    await wait_until(
+                        lambda: any(
+                            verb in ("patch", "update") and code == 200
+                            for verb, _, code in transport.requests
+                        ),
+                        within=10,
+                    )
                     await trio.to_thread.run_sync(control_plane.pause_apiserver)
                     try:
                         await trio.sleep_forever()

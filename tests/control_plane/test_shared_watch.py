@@ -76,6 +76,7 @@ class Fleet:
     names: Sequence[str]
     terms: dict[str, list[te.Leadership]] = field(default_factory=dict[str, list[te.Leadership]])
     ended_at: dict[str, float] = field(default_factory=dict[str, float])
+    elections: dict[str, te.Election] = field(default_factory=dict[str, te.Election])
 
     def leading(self) -> set[str]:
         return {name for name, terms in self.terms.items() if terms and not terms[-1].lost}
@@ -102,6 +103,7 @@ class Fleet:
             retry_period=1,
             stop_on_sigterm=False,
         ) as election:
+            self.elections[name] = election
             while True:
                 async with election.leading() as leadership:
                     self.terms.setdefault(name, []).append(leadership)
@@ -168,8 +170,21 @@ async def test_the_shared_watch_survives_an_apiserver_restart(
     async with trio.open_nursery() as nursery:
         await nursery.start(fleet.run, user, namespace)
         baseline_terms = {name: terms[0] for name, terms in fleet.terms.items()}
+        renewals = {name: e.statistics().renewals for name, e in fleet.elections.items()}
         await trio.to_thread.run_sync(control_plane.restart_apiserver)
-        await trio.sleep(5)  # a few retry periods: every watch is open again
+
+        def recovered() -> bool:
+            """Every election has renewed twice since and watches again, and the new
+            apiserver has a watch of Leases open."""
+            return (
+                all(
+                    e.statistics().renewals >= renewals[name] + 2 and e.statistics().watching
+                    for name, e in fleet.elections.items()
+                )
+                and lease_watches(control_plane) >= 1
+            )
+
+        await wait_until(recovered, within=30, every=0.25)
         assert fleet.leading() == set(fleet.names)
         assert {name: terms[-1] for name, terms in fleet.terms.items()} == baseline_terms
 

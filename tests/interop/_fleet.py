@@ -270,6 +270,25 @@ class LockRecorder:
                     pytest.fail(f"no holder took over from {old!r} within {within:g} s")
                 self._changed.wait(left)
 
+    def wait_for_renewals(
+        self, holder: str, count: int, *, since: float = 0.0, within: float
+    ) -> Version:
+        """The version by which `holder` has written the lock `count` times at or after
+        `since` while holding it (its acquisition counts when it is after `since`)."""
+        deadline = time.monotonic() + within
+        with self._changed:
+            while True:
+                named = [v for v in self.versions if v.holder == holder and v.time >= since]
+                if len(named) >= count:
+                    return named[count - 1]
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    pytest.fail(
+                        f"the lock named {holder!r} in {len(named)} versions, not {count}, "
+                        f"within {within:g} s"
+                    )
+                self._changed.wait(left)
+
     def holders(self) -> list[Version]:
         """The versions that changed the holder (the first of each run of one holder)."""
         changes: list[Version] = []

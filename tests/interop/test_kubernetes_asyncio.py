@@ -246,7 +246,9 @@ def test_a_partitioned_kubernetes_asyncio_leader_leads_as_long_as_the_partition(
     theirs.wait_for("started-leading", within=10)
     ours = follower(fleet, "trio", "trio-1", theirs)
     _, started = cut_off_leader(fleet, theirs, ours)
-    time.sleep(2.0)
+    # its renew deadline had passed when ours took the lock (the lease is longer); ours has
+    # renewed twice since: a client with a request timeout would have noticed
+    fleet.recorder.wait_for_renewals(ours.identity, 3, within=15)
     assert theirs.leading, "it noticed while cut off"
     assert theirs.proxy is not None
     theirs.proxy.heal()

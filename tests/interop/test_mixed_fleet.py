@@ -80,8 +80,8 @@ def handover(
     Checks the lock's versions in between and returns the takeover time: from the signal
     to the successor's started-leading line."""
     bound = fleet.timing.crash_bound(successor.kind)
-    # let the leader renew a few times with the successor watching or polling
-    time.sleep(HOLD)
+    # the leader renews twice with the successor watching or polling
+    fleet.recorder.wait_for_renewals(leader.identity, 2, since=time.monotonic(), within=15)
     assert fleet.leader() is leader
     with fleet.frozen(*freeze):
         sent = leader.send(how)
@@ -143,7 +143,7 @@ def check_versions(fleet: Fleet, *, kubepy_drops_transitions: bool = False) -> N
 
 def finish(fleet: Fleet, last: Peer) -> None:
     """Stop the last leader (releasing, if it can), then judge the whole run."""
-    time.sleep(HOLD)
+    fleet.recorder.wait_for_renewals(last.identity, 2, since=time.monotonic(), within=15)
     sent = last.send(signal.SIGTERM)
     last.wait_exit()
     if last.kind in RELEASING:
