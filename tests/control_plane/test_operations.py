@@ -64,6 +64,9 @@ def readme_program(lock: str) -> str:
     blocks: list[str] = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
     example = next(block for block in blocks if "te.elect(" in block)
     assert '"leases/default/my-app"' in example
+    # the README's own `run_controller` (the leader's work) gives way to one that reports
+    example, found = re.subn(r"async def run_controller\(.*?\n\n\n", "", example, flags=re.DOTALL)
+    assert found == 1, "the README example defines run_controller once"
     prelude = (
         "import logging\n"
         "import time\n"
