@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import trio
@@ -15,6 +16,9 @@ import trio
 import trio_election as te
 from trio_election.kube import KubeConfig, KubeConfigError
 from trio_election.testing import FakeKubeApi
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 @pytest.fixture
@@ -166,10 +170,18 @@ def test_lock_from_string_names_the_bad_string_then_the_missing_client() -> None
 
 # ------------------------------------------------------------------ 4. the wrong protocol
 @pytest.mark.parametrize(
-    ("face", "name"), [(te.elect, "elect"), (te.open_election, "open_election")]
+    ("name", "face"),
+    [
+        ("elect", lambda: te.elect(te.MemoryLock())),
+        ("open_election", lambda: te.open_election(te.MemoryLock())),
+        ("open_shards", lambda: te.open_shards(te.MemoryLockGroup(), shards=2)),
+    ],
+    ids=["elect", "open_election", "open_shards"],
 )
-async def test_await_and_plain_with_say_use_async_with(face: object, name: str) -> None:
-    manager = face(te.MemoryLock())  # type: ignore[operator]
+async def test_await_and_plain_with_say_use_async_with(
+    name: str, face: Callable[[], object]
+) -> None:
+    manager: Any = face()
     expected = f"^{name}\\(\\.\\.\\.\\) cannot be used with `await`: use `async with {name}"
     with pytest.raises(TypeError, match=expected):
         await manager
@@ -208,7 +220,7 @@ async def test_changes_running_when_the_election_closes_ends(
     assert seen == [None]
 
 
-@pytest.mark.parametrize("face", ["elect", "open_election", "LeaderElector"])
+@pytest.mark.parametrize("face", ["elect", "open_election", "LeaderElector", "open_shards"])
 async def test_a_client_that_is_not_a_kube_client_is_a_type_error(face: str) -> None:
     expected = "^client must be a trio_election.kube.KubeClient, .* got 'not a client'$"
     with pytest.raises(TypeError, match=expected):
@@ -219,6 +231,9 @@ async def test_a_client_that_is_not_a_kube_client_is_a_type_error(face: str) -> 
                 callbacks=te.LeaderCallbacks(_work),
             )
             await te.LeaderElector(config).run()
+        elif face == "open_shards":
+            async with te.open_shards("leases/default/x", shards=2, client="not a client"):  # type: ignore[arg-type]
+                pass  # pragma: no cover
         else:
             manager = te.elect if face == "elect" else te.open_election
             async with manager("leases/default/x", client="not a client"):  # type: ignore[arg-type]

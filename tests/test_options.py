@@ -1,11 +1,13 @@
 """The election options are defined once (`ElectionOptions`); every face follows that list.
 
 - `elect()` and `open_election()` take each option as a keyword-only parameter with its
-  default, and hand each one on unchanged;
+  default, and hand each one on unchanged; so does `open_shards()`, all but
+  `on_leader_change` (each shard's election reports to the group), after `shards`;
 - `ElectionConfig` has a field per option (all but `on_leader_change`, which
   `callbacks.on_new_leader` plays), and `LeaderElector.run()` hands each one on;
 - the command has a flag for each option with a `Flag`, and hands its value on;
-- the signatures written in docs/api.md and docs/client-go-api.md are the code's.
+- the signatures written in docs/api.md, docs/client-go-api.md and docs/sharding.md are
+  the code's.
 
 An option added to `ElectionOptions` and missed by a face fails here.
 """
@@ -28,6 +30,7 @@ from trio_election import _election
 from trio_election._cli import _run, main
 from trio_election._cli._options import CommandError, Parser
 from trio_election._core._options import ElectionOptions, Flag, OptionSpec, option_specs
+from trio_election._shards import _group
 from trio_election.kube import KubeClient
 
 if TYPE_CHECKING:
@@ -99,6 +102,17 @@ def test_elect_and_open_election_take_every_option(face: Callable[..., object]) 
         assert got[spec.name] == (spec.default, types[spec.name]), spec.name
 
 
+def test_open_shards_takes_every_option_but_the_callback() -> None:
+    got = _keyword_options(te.open_shards)
+    assert got.pop("shards") == (inspect.Parameter.empty, "int")
+    wanted = [name for name in NAMES if name != "on_leader_change"]
+    assert list(got) == wanted, "keyword options differ from ElectionOptions"
+    types = _option_types()
+    for spec in SPECS:
+        if spec.name in got:
+            assert got[spec.name] == (spec.default, types[spec.name]), spec.name
+
+
 def test_election_config_has_every_option_but_the_callback() -> None:
     fields = {f.name: f for f in dataclasses.fields(te.ElectionConfig)}
     wanted = {spec.name for spec in SPECS if spec.config}
@@ -143,6 +157,24 @@ async def test_elect_and_open_election_hand_every_option_on(
             pass  # pragma: no cover
     [options] = seen
     _assert_handed_on(options, given)
+
+
+async def test_open_shards_hands_every_option_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    captured: list[tuple[object, ElectionOptions[Any]]] = []
+
+    def opening(lock: object, shards: int, options: ElectionOptions[Any]) -> Any:
+        captured.append((shards, options))
+        raise _Opened
+
+    monkeypatch.setattr(_group, "open_shards_with", opening)
+    given = {name: value for name, value in _given().items() if name != "on_leader_change"}
+    with pytest.raises(_Opened):
+        async with te.open_shards(te.MemoryLockGroup(), shards=7, **given):  # type: ignore[arg-type]
+            pass  # pragma: no cover
+    [(shards, options)] = captured
+    assert shards == 7
+    _assert_handed_on(options, given)
+    assert options.on_leader_change is None
 
 
 async def test_leader_elector_hands_every_option_of_the_config_on(
@@ -287,6 +319,20 @@ def test_docs_api_md_shows_the_signatures_of_the_code(name: str) -> None:
     code = [(p.name, p.kind, p.default, p.annotation) for p in signature.parameters.values()]
     assert documented == code
     assert _annotation(node.returns) == signature.return_annotation
+
+
+def test_docs_sharding_md_shows_the_signature_of_open_shards() -> None:
+    text = (DOCS / "sharding.md").read_text(encoding="utf-8")
+    written = re.search(r"`(open_shards\(lock, \*,.*?\))`", text, re.DOTALL)
+    assert written is not None, "docs/sharding.md does not write open_shards()'s signature"
+    node = ast.parse(f"async def {' '.join(written[1].split())}: ...").body[0]
+    assert isinstance(node, ast.AsyncFunctionDef)
+    args = node.args
+    documented = [(a.arg, _default(None)) for a in args.args] + [
+        (a.arg, _default(d)) for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True)
+    ]
+    code = [(p.name, p.default) for p in inspect.signature(te.open_shards).parameters.values()]
+    assert documented == code
 
 
 def test_docs_client_go_api_md_shows_the_fields_of_election_config() -> None:

@@ -2,9 +2,9 @@
 
 `ElectionOptions` lists them with their defaults; the metadata of each field (`Option`) says
 what it means in one line, whether `ElectionConfig` has it, and how the ``trio-election``
-command exposes it (a `Flag`) or why it does not. `elect()` and `open_election()` write the
-options out as keyword-only parameters and `ElectionConfig` as fields (for their users and
-type checkers); the command's flags and the forwarding from `ElectionConfig` are built from
+command exposes it (a `Flag`) or why it does not. `elect()`, `open_election()` and
+`open_shards()` (all but `on_leader_change`) write the options out as keyword-only
+parameters and `ElectionConfig` as fields (for their users and type checkers); the command's flags and the forwarding from `ElectionConfig` are built from
 `option_specs()`. tests/test_options.py holds every face, and the signatures written in the
 docs, to this one list.
 

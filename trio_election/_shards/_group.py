@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, final
 import anyio
 import anyio.abc
 
-from .._binding import load_config
+from .._async_with import async_with_only
+from .._binding import check_client, load_config
 from .._core._clock import LoopClock
 from .._core._exceptions import ConfigError, Terminated
 from .._core._options import ElectionOptions
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     from .._election import Election
     from ._members import MemberStore
 
-__all__ = ["Shards", "open_shards"]
+__all__ = ["Shards", "open_shards", "open_shards_with"]
 
 logger = logging.getLogger("trio_election")
 
@@ -265,6 +266,7 @@ class Shards:
                     tg.start_soon(wait, changed, tg.cancel_scope)
 
 
+@async_with_only("open_shards")
 @asynccontextmanager
 async def open_shards(
     lock: str | MemoryLockGroup,
@@ -293,26 +295,51 @@ async def open_shards(
     unwinds, every shard is released, and `Terminated` is raised. Raises `ConfigError` for
     invalid arguments, and errors that retrying cannot cure unwrapped.
     """
+    options: ElectionOptions[KubeClient] = ElectionOptions(
+        identity=identity,
+        client=client,
+        lease_duration=lease_duration,
+        renew_deadline=renew_deadline,
+        retry_period=retry_period,
+        release_on_exit=release_on_exit,
+        stop_on_sigterm=stop_on_sigterm,
+        events=events,
+        clock=clock,
+    )
+    async with open_shards_with(lock, shards, options) as group:
+        yield group
+
+
+@asynccontextmanager
+async def open_shards_with(
+    lock: str | MemoryLockGroup, shards: int, options: ElectionOptions[KubeClient]
+) -> AsyncGenerator[Shards]:
+    """`open_shards(lock, shards=shards, **options)`, for the faces that hold the options as
+    one value. `options.on_leader_change` must be None: each shard's is the group's."""
     require_event_loop()
     if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:  # pyright: ignore[reportUnnecessaryIsInstance]
         raise ConfigError(f"shards must be a whole number of at least 1, got {shards!r}")
-    timing = Timing.validate(lease_duration, renew_deadline, retry_period)
-    me = default_identity() if identity is None else check_identity(identity)
-    the_clock = LoopClock() if clock is None else clock
+    if options.on_leader_change is not None:
+        raise ConfigError(
+            "open_shards() has no on_leader_change: follow the shards with shards.changes() "
+            "or shards.owners"
+        )
+    check_client(options.client)
+    timing = Timing.validate(options.lease_duration, options.renew_deadline, options.retry_period)
+    me = default_identity() if options.identity is None else check_identity(options.identity)
+    the_clock = LoopClock() if options.clock is None else options.clock
+    # every shard's election: one identity and clock, a shard that moves handed over at
+    # once, SIGTERM the group's (below), and each change of holder wakes the assignment
+    shard_options = dataclasses.replace(
+        options,
+        identity=me,
+        clock=the_clock,
+        release_on_exit=True,
+        stop_on_sigterm=False,
+    )
     raised: BaseException | None = None
-    with sigterm_scope(stop_on_sigterm) as (scope, watch), scope:
-        async with _open_access(lock, me, shards, client) as (description, handles, store):
-            options: ElectionOptions[KubeClient] = ElectionOptions(
-                identity=me,
-                client=client,
-                lease_duration=lease_duration,
-                renew_deadline=renew_deadline,
-                retry_period=retry_period,
-                release_on_exit=True,  # a shard that moves is handed over at once
-                stop_on_sigterm=False,  # the group's, above
-                events=events,
-                clock=the_clock,
-            )
+    with sigterm_scope(options.stop_on_sigterm) as (scope, watch), scope:
+        async with _open_access(lock, me, shards, options.client) as (description, handles, store):
             membership = Membership(
                 store, identity=me, shards=shards, timing=timing, clock=the_clock
             )
@@ -326,7 +353,7 @@ async def open_shards(
 
                 elections = [
                     await stack.enter_async_context(
-                        open_election_engine(handle, _with_callback(options, poke))
+                        open_election_engine(handle, _with_callback(shard_options, poke))
                     )
                     for handle in handles
                 ]
@@ -337,7 +364,7 @@ async def open_shards(
                         elections=elections,
                         membership=membership,
                         nursery=nursery,
-                        release_on_exit=release_on_exit,
+                        release_on_exit=options.release_on_exit,
                     )
                     pokes.append(group._poke)  # noqa: SLF001  # pyright: ignore[reportPrivateUsage]
                     nursery.start_soon(membership.follow)
