@@ -13,6 +13,9 @@ monotonic clock, so that one `History` per shard judges every process on one clo
   kill (its membership Lease and its shard Leases run out);
 - a fourth member joins and takes its part;
 - an apiserver restart moves no shard and stops no work;
+- a member cut off from the apiserver (its connection through Toxiproxy, a black hole)
+  stops the work of its shards before anyone else starts it, and takes its part back
+  when healed;
 - never two members at once on any shard.
 """
 
@@ -28,11 +31,15 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import pytest
 import trio
 from harness.event_lines import EventProcess
+from harness.toxiproxy import ToxicProxy, Toxiproxy
 
 import trio_election as te
+from trio_election._controlplane._binaries import find_toxiproxy
+from trio_election._controlplane._kubeconfig import write_kubeconfig
 from trio_election._shards._kube import GROUP_LABEL
 from trio_election.kube import ForbiddenError, KubeClient, KubeConfig
 from trio_election.testing import History, Interval
@@ -46,7 +53,7 @@ pytestmark = pytest.mark.control_plane
 
 MEMBER = Path(__file__).with_name("_shard_member.py")
 S = 16
-LEASE, RETRY = 10.0, 2.0
+LEASE, RENEW, RETRY = 10.0, 7.0, 2.0
 VERBS = ("get", "create", "update", "patch", "delete", "list", "watch")
 
 
@@ -101,9 +108,27 @@ class Members:
         self.tmp_path = tmp_path
         self.processes: dict[str, EventProcess] = {}
         self.killed_at: dict[str, float] = {}
+        self.proxies: list[ToxicProxy] = []
 
-    def start(self, name: str, *timings: float) -> EventProcess:
+    def start(self, name: str, *timings: float, toxiproxy: Toxiproxy | None = None) -> EventProcess:
+        """Start member `name`; with `toxiproxy`, it reaches the apiserver through a proxy
+        of its own there (`self.proxies[-1]`)."""
         user = self.control_plane.user(name, namespace=self.namespace, verbs={"leases": VERBS})
+        kubeconfig = user.kubeconfig
+        if toxiproxy is not None:
+            server = httpx.URL(self.control_plane.server)
+            proxy = toxiproxy.create_proxy(
+                f"{self.namespace}.{name}", upstream=f"{server.host}:{server.port}"
+            )
+            self.proxies.append(proxy)
+            kubeconfig = write_kubeconfig(
+                self.tmp_path / f"{name}.kubeconfig",
+                server=f"https://{proxy.listen}",
+                ca_pem=self.control_plane.ca_pem,
+                user=name,
+                token=user.token,
+                namespace=self.namespace,
+            )
         env = {
             k: v
             for k, v in os.environ.items()
@@ -112,7 +137,7 @@ class Members:
         process = EventProcess(
             [sys.executable, str(MEMBER), self.group, name, str(S), *map(str, timings)],
             log=self.tmp_path / f"{name}.log",
-            env={**env, "KUBECONFIG": str(user.kubeconfig)},
+            env={**env, "KUBECONFIG": str(kubeconfig)},
             name=name,
         )
         self.processes[name] = process
@@ -158,6 +183,8 @@ class Members:
     def stop(self) -> None:
         for process in self.processes.values():
             process.kill()
+        for proxy in self.proxies:
+            proxy.delete()
 
 
 @pytest.fixture
@@ -272,3 +299,60 @@ def test_an_apiserver_restart_costs_the_members_nothing(members: Members) -> Non
     for name, process in members.processes.items():
         stopped = [e for e in process.events if e.kind == "stopped-leading" and e.time >= restarted]
         assert stopped == [], (name, stopped, members.log_tails())
+
+
+@pytest.fixture(scope="module")
+def toxiproxy() -> Iterator[Toxiproxy]:
+    if find_toxiproxy() is None:
+        message = "Toxiproxy's server is missing: run `python scripts/build_control_plane.py`"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true: {message}", pytrace=False)
+        pytest.skip(message)
+    with Toxiproxy.start() as server:
+        yield server
+
+
+def test_a_partitioned_member_stops_its_work_before_anyone_else_starts_it(
+    members: Members, toxiproxy: Toxiproxy
+) -> None:
+    a = members.start("a", toxiproxy=toxiproxy)
+    for name in ("b", "c"):
+        members.start(name)
+    members.wait({"a", "b", "c"}, within=60)
+    [proxy] = members.proxies
+    theirs = owned_now(a)
+
+    # a black hole: nothing passes either way, the connections stay open
+    cut = time.monotonic()
+    for stream in ("upstream", "downstream"):
+        proxy.add_toxic("timeout", stream=stream, name=f"cut-{stream}", timeout=0)
+    taken = members.wait({"b", "c"}, within=LEASE + RETRY + 20)
+    print(f"partition: a's shards led by the others {taken - cut:.3f} s after the cut")
+    stops = {int(e.arg): e.time for e in a.events if e.kind == "stopped-leading" and e.time > cut}
+    assert set(stops) == theirs, (stops, theirs)  # its work stopped, every shard of it
+    histories = members.histories()
+    gaps = []
+    for shard in theirs:
+        after = histories[shard].next_start_after(cut)
+        assert after is not None, shard
+        # nobody started it before a's work had stopped
+        assert after > stops[shard], (shard, stops[shard], after, members.log_tails())
+        gaps.append(after - stops[shard])
+    print(
+        f"partition: a stopped its work {max(stops.values()) - cut:.3f} s after the cut "
+        f"(renew deadline {RENEW:g} s); the next starts came {min(gaps):.3f} s to "
+        f"{max(gaps):.3f} s after its stops"
+    )
+
+    # healed: it reaches the group again and takes its part back
+    healed = time.monotonic()
+    proxy.heal()
+    back = members.wait({"a", "b", "c"}, within=LEASE + RETRY + 30)
+    print(f"partition: balanced again {back - healed:.3f} s after the heal")
+    assert owned_now(a)
+
+    for shard, history in members.histories().items():
+        try:
+            history.assert_one_leader()
+        except AssertionError as exc:
+            raise AssertionError(f"shard {shard}: {exc}") from None
