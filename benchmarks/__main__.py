@@ -28,8 +28,9 @@ from ._handover import Samples, run_startup, run_stream
 from ._load import baseline, run_load
 from ._procs import KINDS, REPO, Timing, clientgo_binary
 from ._scale import run_scale
+from ._shards import own_writes, run_shards
 
-PHASES = ("startup", "handover", "load", "scale")
+PHASES = ("startup", "handover", "load", "scale", "shards")
 
 
 def main() -> None:
@@ -49,6 +50,11 @@ def main() -> None:
     parser.add_argument("--load-candidates", default="1,3,10")
     parser.add_argument("--load-windows", default="3x20", help="COUNTxSECONDS of measuring")
     parser.add_argument("--startup-repeats", type=int, default=5)
+    parser.add_argument("--shards-s", default="16,256", help="shard counts of the shards phase")
+    parser.add_argument("--shards-n", default="3,10", help="member processes of a shard group")
+    parser.add_argument(
+        "--shards-windows", default="2x10", help="COUNTxSECONDS of measuring Lease writes"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--tag", default="latest", help="name of the result files")
     parser.add_argument("--base", type=Path, help="a JSON result whose other phases to keep")
@@ -123,6 +129,20 @@ def main() -> None:
                     )
                     results["scale"].append(dataclasses.asdict(scale))
                     print(_report.scale_line(scale), flush=True)
+        if "shards" in phases:
+            results["shards"] = []
+            count, seconds = _windows(options.shards_windows)
+            own = own_writes(cp, window=20.0)
+            results["shards_own_writes_per_min"] = own
+            print(f"shards: the apiserver's own Lease writes: {own:.1f}/min", flush=True)
+            for s in (int(x) for x in options.shards_s.split(",")):
+                for n in (int(x) for x in options.shards_n.split(",")):
+                    run = run_shards(
+                        cp, folder, s, n, timing=Timing(), windows=count, window=seconds,
+                        own_per_min=own,
+                    )  # fmt: skip
+                    results["shards"].append(dataclasses.asdict(run))
+                    print(_report.shards_line(run), flush=True)
     results["meta"]["seconds"] = round(time.monotonic() - began)
     options.out.mkdir(parents=True, exist_ok=True)
     (options.out / f"{options.tag}.json").write_text(json.dumps(results, indent=1) + "\n")

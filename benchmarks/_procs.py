@@ -89,10 +89,18 @@ def candidate_args(
 class Peer(EventProcess):
     """One candidate process of a benchmark, reaped should the harness die first."""
 
-    def __init__(self, kind: str, identity: str, args: list[str], log: Path) -> None:
+    def __init__(
+        self,
+        kind: str,
+        identity: str,
+        args: list[str],
+        log: Path,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """`env`: variables set for it, over `child_env()`."""
         self.kind = kind
         self.identity = identity
-        super().__init__(args, log=log, env=child_env(), name=f"peer-{identity}")
+        super().__init__(args, log=log, env={**child_env(), **(env or {})}, name=f"peer-{identity}")
         reaper().watch_group(self.process.pid)
 
     def __repr__(self) -> str:

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from ._scale import ScaleResult
+    from ._shards import ShardRun
 
 MIB = 1024 * 1024
 
@@ -44,6 +45,28 @@ def scale_line(s: ScaleResult) -> str:
         f"{sum(s.requests_per_min.values()):.0f} requests/min, "
         f"server CPU {s.server_cpu * 100:.0f}%"
     )
+
+
+def shards_line(run: ShardRun) -> str:
+    """One run of the shards phase in one line, for the log."""
+    head = f"shards S={run.shards} N={run.members}"
+    if run.error:
+        head += f" ({run.error})"
+    writes = ", ".join(f"{w:.0f}" for w in run.writes_per_min) or "-"
+    return (
+        f"{head}: start {_secs(run.start)}, SIGTERM {_secs(run.sigterm)}, "
+        f"join {_secs(run.join)}, SIGKILL {_secs(run.sigkill)}; Lease writes/min {writes} "
+        f"(expected {run.expected_per_min:.0f}); CPU members {run.members_cpu * 100:.0f}%, "
+        f"server {run.server_cpu * 100:.0f}%; terms lost {run.lost}; "
+        f"two holders at once {run.overlaps}"
+    )
+
+
+def _secs(value: float | None) -> str:
+    """A time that may be missing: ``-``, milliseconds below a second, else seconds."""
+    if value is None:
+        return "-"
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
 
 
 def _ms(values: list[float]) -> str:
@@ -236,8 +259,47 @@ def markdown(results: dict[str, Any]) -> str:
                 row.append("-" if per is None else f"{per / 1024:.0f} KiB")
             out.append(f"| RSS growth per election, {base} → {n} | " + " | ".join(row) + " |")
         out.append("")
+    if "shards" in results:
+        out += _shards_table(results), ""
     out += ["### Targets", "", *(f"- {line}" for line in targets(results)), ""]
     return "\n".join(out)
+
+
+def _shards_table(results: dict[str, Any]) -> str:
+    runs: list[dict[str, Any]] = results["shards"]
+    timings = sorted({_timing(r) for r in runs})
+    own = results.get("shards_own_writes_per_min")
+    lines = [
+        f"### Sharded leadership: S shards over N member processes ({', '.join(timings)}; "
+        "each time from the event to every shard led with balance; Lease writes per minute "
+        "median (range) over the windows"
+        + (f", the apiserver's own {own:.1f} a minute taken off" if own is not None else "")
+        + ")",
+        "",
+        "| S | N | start → balanced | SIGTERM → balanced | join → balanced | SIGKILL → balanced "
+        "| Lease writes / min | expected 60 (S + N) / retry | measured ÷ expected "
+        "| CPU: members, server (% of a core) | terms lost, steady | two holders at once |",
+        "| --- |" + " --- |" * 11,
+    ]
+    for r in sorted(runs, key=lambda r: (r["shards"], r["members"])):
+        writes = r["writes_per_min"]
+        ratio = statistics.median(writes) / r["expected_per_min"] if writes else None
+        cells = [
+            str(r["shards"]),
+            f"{r['members']}" + (f" ({r['error']})" if r["error"] else ""),
+            _secs(r["start"]),
+            _secs(r["sigterm"]),
+            _secs(r["join"]),
+            _secs(r["sigkill"]),
+            _spread(writes, "{:.0f}"),
+            f"{r['expected_per_min']:.0f}",
+            "-" if ratio is None else f"{ratio:.2f}",
+            f"{r['members_cpu'] * 100:.0f}, {r['server_cpu'] * 100:.0f}",
+            str(r["lost"]),
+            str(r["overlaps"]),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def _requests(s: dict[str, Any]) -> float:
@@ -324,6 +386,31 @@ def targets(results: dict[str, Any]) -> list[str]:
                 f"graceful handover at {_timing(h)}: median "
                 f"{med:.0f} ms (≤ 25), p95 {p95:.0f} ms (≤ 50)",
             )
+    for r in results.get("shards", []):
+        where = f"S={r['shards']}, N={r['members']}"
+        writes = r["writes_per_min"]
+        if writes:
+            ratio = statistics.median(writes) / r["expected_per_min"]
+            say(
+                0.8 <= ratio <= 1.2,
+                f"Lease writes ≈ (S + N) / retry_period at {where}: "
+                f"{statistics.median(writes):.0f}/min against {r['expected_per_min']:.0f} "
+                f"({ratio:.2f}x)",
+            )
+        if r["sigterm"] is not None:
+            say(
+                r["sigterm"] < 0.1,
+                f"a SIGTERM'd member's shards led by others, balanced, within tens of ms "
+                f"at {where}: {_secs(r['sigterm'])}",
+            )
+        if r["sigkill"] is not None:
+            bound = r["timing"]["lease"] + r["timing"]["retry"]
+            say(
+                r["sigkill"] <= bound,
+                f"a SIGKILL'd member's shards led by others, balanced, within lease + retry "
+                f"({bound} s) at {where}: {_secs(r['sigkill'])}",
+            )
+        say(r["overlaps"] == 0, f"never two holders of a shard at {where}: {r['overlaps']}")
     load = {(r["kind"], r["candidates"]): r for r in results.get("load", [])}
     one, ten = load.get(("trio", 1)), load.get(("trio", 10))
     if one and ten:
@@ -378,7 +465,8 @@ def plot(results: dict[str, Any], path: Path) -> None:
     ax.set_xlabel("candidates on one Lease")
     ax.set_ylabel("API requests / min")
     ax.set_title("API load (apiserver_request_total)")
-    ax.legend()
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
     for ax, key, scale_of, ylabel in (
         (axes[1][0], "cpu", lambda s: statistics.median(s["cpu"]) * 100, "CPU, % of one core"),
         (axes[1][1], "hwm", lambda s: s["hwm"] / MIB, "peak RSS, MiB"),
@@ -396,7 +484,8 @@ def plot(results: dict[str, Any], path: Path) -> None:
         ax.set_xlabel("elections in one process")
         ax.set_ylabel(ylabel)
         ax.set_title(f"Many elections: {ylabel.split(',')[0]}")
-        ax.legend()
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
         del key
     fig.suptitle(f"trio-election vs client-go vs kubernetes (Python), {results['meta']['date']}")
     fig.tight_layout()
