@@ -331,7 +331,7 @@ def test_a_partitioned_member_stops_its_work_before_anyone_else_starts_it(
     stops = {int(e.arg): e.time for e in a.events if e.kind == "stopped-leading" and e.time > cut}
     assert set(stops) == theirs, (stops, theirs)  # its work stopped, every shard of it
     histories = members.histories()
-    gaps = []
+    gaps: list[float] = []
     for shard in theirs:
         after = histories[shard].next_start_after(cut)
         assert after is not None, shard

@@ -4,9 +4,10 @@
 what it means in one line, whether `ElectionConfig` has it, and how the ``trio-election``
 command exposes it (a `Flag`) or why it does not. `elect()`, `open_election()` and
 `open_shards()` (all but `on_leader_change`) write the options out as keyword-only
-parameters and `ElectionConfig` as fields (for their users and type checkers); the command's flags and the forwarding from `ElectionConfig` are built from
-`option_specs()`. tests/test_options.py holds every face, and the signatures written in the
-docs, to this one list.
+parameters and `ElectionConfig` as fields (for their users and type checkers); the
+command's flags and the forwarding from `ElectionConfig` are built from `option_specs()`.
+tests/test_options.py holds every face, and the signatures written in the docs, to this
+one list.
 
 The core knows no Kubernetes client: the type of `client` is a parameter (`ClientT`), which
 the faces set to `KubeClient`.
