@@ -48,7 +48,8 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def chaos(session: nox.Session) -> None:
     """Generated fault schedules at 32 times the normal count (over 50,000), the scale
-    test for a simulated hour; prints schedules, overlaps and recovery times. Then every
+    test for a simulated hour; prints schedules, overlaps and recovery times. Then the long
+    mixed-fleet runs of tests/interop and tests/control_plane (marked `chaos`), and every
     network fault, crash and outage of tests/chaos on a real control plane through
     Toxiproxy, each run $TRIO_ELECTION_CHAOS_RUNS times (default 3, about 12 minutes),
     with a table of overlaps and recovery times."""
@@ -63,6 +64,9 @@ def chaos(session: nox.Session) -> None:
         env={"TRIO_ELECTION_HYPOTHESIS_PROFILE": "chaos"},
     )
     session.run("python", "scripts/build_control_plane.py", "--if-needed", external=False)
+    session.run(
+        "pytest", "tests/interop", "tests/control_plane", "-m", "chaos", "-p", "no:cacheprovider"
+    )
     session.run(
         "pytest",
         "tests/chaos",

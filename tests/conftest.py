@@ -1,4 +1,5 @@
-"""Shared fixtures. `control_plane`: one real etcd + kube-apiserver for the whole test run."""
+"""Shared fixtures. `control_plane`: one real etcd + kube-apiserver for the whole test run.
+Tests marked `chaos` run only when `-m` names the marker or `TRIO_ELECTION_CHAOS=1`."""
 
 from __future__ import annotations
 
@@ -13,8 +14,20 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 
+def _chaos_selected(config: pytest.Config) -> bool:
+    markexpr: str = config.getoption("markexpr", "") or ""
+    return "chaos" in markexpr or os.environ.get("TRIO_ELECTION_CHAOS") == "1"
+
+
 @pytest.hookimpl(trylast=True)  # after pytest-trio's
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # the long scenarios (marked `chaos`, wherever they are) are left out of a normal run,
+    # reported as deselected, not skipped: `nox -s chaos` runs them
+    if not _chaos_selected(config):
+        long = [i for i in items if i.get_closest_marker("chaos")]
+        if long:
+            config.hook.pytest_deselected(items=long)
+            items[:] = [i for i in items if i.get_closest_marker("chaos") is None]
     for item in items:
         # a test that uses the control plane is a control-plane test, marked or not
         if "control_plane" in getattr(item, "fixturenames", ()):

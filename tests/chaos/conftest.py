@@ -2,9 +2,9 @@
 
 - `toxiproxy`: one Toxiproxy server for the session (built by
   scripts/build_control_plane.py); skips without it, fails under CI=true.
-- Tests marked `chaos` here run only when `-m` names the marker (`nox -s chaos` passes
-  `-m "chaos or not chaos"`) or `TRIO_ELECTION_CHAOS=1`; the others are the short subset
-  of every test run.
+- Tests marked `chaos` run only when `-m` names the marker (`nox -s chaos` passes
+  `-m "chaos or not chaos"` here) or `TRIO_ELECTION_CHAOS=1` (tests/conftest.py); the
+  others are the short subset of every test run.
 - `TRIO_ELECTION_CHAOS_RUNS=N` runs every test that takes `chaos_run` N times.
 - The session ends with a table of every scenario run: fault, runs, overlaps, recovery.
 """
@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -26,23 +25,6 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 RUNS = "TRIO_ELECTION_CHAOS_RUNS"
-HERE = Path(__file__).resolve().parent
-
-
-def _selected(config: pytest.Config) -> bool:
-    markexpr: str = config.getoption("markexpr", "") or ""
-    return "chaos" in markexpr or os.environ.get("TRIO_ELECTION_CHAOS") == "1"
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The long scenarios are left out of a normal run (reported as deselected, not
-    skipped): `nox -s chaos` runs them."""
-    if _selected(config):
-        return
-    long = [i for i in items if i.get_closest_marker("chaos") and HERE in i.path.parents]
-    if long:
-        config.hook.pytest_deselected(items=long)
-        items[:] = [i for i in items if i not in long]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

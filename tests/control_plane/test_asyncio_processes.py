@@ -430,6 +430,7 @@ def test_a_foreign_write_ends_the_asyncio_leaders_term_at_once(
 # -- asyncio and trio on one Lease ----------------------------------------------------------
 
 
+@pytest.mark.chaos  # long: `nox -s chaos`
 def test_asyncio_and_trio_candidates_never_lead_together(replicas: Replicas) -> None:
     """Two README replicas (asyncio) and the trio candidate; the leader is stopped with
     SIGTERM or SIGKILL in turn, the successor chosen by freezing the other follower, and

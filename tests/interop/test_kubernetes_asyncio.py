@@ -59,6 +59,7 @@ def test_trio_and_kubernetes_asyncio_hand_over_both_ways(fleet: Fleet) -> None:
     ]  # fmt: skip
 
 
+@pytest.mark.chaos  # long: `nox -s chaos`
 def test_a_rolling_fleet_of_both_kinds_never_has_two_leaders(fleet: Fleet) -> None:
     """Two of ours and two of its candidates on one Lease: the leader is stopped (SIGTERM
     or SIGKILL) and replaced by a new replica of its kind, as in a rolling update, six

@@ -194,6 +194,7 @@ def test_trio_and_kubernetes_python_client(fleet: Fleet) -> None:
     check_versions(fleet)
 
 
+@pytest.mark.chaos  # long: `nox -s chaos`
 def test_all_three_on_one_lease(fleet: Fleet) -> None:
     ours = first_leader(fleet, "trio", "trio-1")
     go = follower(fleet, "clientgo", "go-1", ours)

@@ -34,6 +34,8 @@ class Group:
         self.running: dict[int, str] = {}
         self.scopes: dict[str, trio.CancelScope] = {}
         self.fences: dict[int, te.Fence] = {}
+        self.leaving: str | None = None
+        self.record_at_start: list[bool] = []  # each start: was the leaving one's record there?
 
     async def member(
         self,
@@ -57,6 +59,8 @@ class Group:
 
                 async def work(shard: int, leadership: te.Leadership) -> None:
                     with self.history[shard].leading(name):
+                        if self.leaving is not None:
+                            self.record_at_start.append(self.leaving in self.lock.members())
                         self.running[shard] = name
                         self.fences[shard] = leadership.fence
                         try:
@@ -116,6 +120,30 @@ async def test_join_leave_and_crash(autojump_clock: trio.testing.MockClock) -> N
         group.crash("c")
         await trio.sleep(LEASE + RETRY + 0.2)
         assert group.balanced({"a"})
+        nursery.cancel_scope.cancel()
+    group.check()
+
+
+async def test_a_leaving_members_shards_are_taken_once_its_record_is_gone(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A leaving member's delete of its record is slow to land (as behind the releases of
+    many shards on a busy connection): the others take its shards only once they see it
+    gone, each shard after its work unwound, and are balanced as soon as the delete has
+    landed, not when the record runs out."""
+    group = Group(shards=64)
+    async with trio.open_nursery() as nursery:
+        for name in "abc":
+            await group.start(nursery, name)
+        await trio.sleep(1)
+        assert group.balanced({"a", "b", "c"})
+        group.leaving = "b"
+        group.lock.connection("b").delay_membership_writes(0.5)
+        group.scopes["b"].cancel()
+        await trio.sleep(0.6)
+        assert group.balanced({"a", "c"}), group.running
+        assert len(group.record_at_start) >= 64 // 3
+        assert not any(group.record_at_start), group.record_at_start
         nursery.cancel_scope.cancel()
     group.check()
 

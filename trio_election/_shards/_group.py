@@ -155,7 +155,7 @@ class Shards:
             raise RuntimeError("another task is already inside serve() of these shards")
         self._serving = True
         membership = self._membership
-        membership.joined = True
+        membership.join()
         self._poke()
         runners = anyio.CancelScope()
         done = anyio.Event()
@@ -209,10 +209,12 @@ class Shards:
                     finally:
                         self._set_owned(self._owned - {shard})
                         # a shard assigned elsewhere is handed over at once; one left by
-                        # leaving or by a cancellation from outside as release_on_exit says
-                        engine.release_on_exit = self._release_on_exit or (
-                            self._membership.joined and self._target[shard] != self._identity
-                        )
+                        # leaving or by a cancellation from outside as release_on_exit says,
+                        # once the member is out of the group (its record deleted first)
+                        moved = self._membership.joined and self._target[shard] != self._identity
+                        engine.release_on_exit = self._release_on_exit or moved
+                        if self._release_on_exit and not moved and not leadership.lost:
+                            await self._membership.leave()
                 tg.cancel_scope.cancel()
 
     async def _guard(self, shard: int, scope: anyio.CancelScope) -> None:

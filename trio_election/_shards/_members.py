@@ -156,6 +156,8 @@ class Membership:
         self.clock = clock
         self.joined = False
         self.changed = anyio.Event()
+        self._renewing = anyio.CancelScope()
+        self._left: anyio.Event | None = None
         self._seen: dict[str, _Seen] = {}
         self._warned: set[tuple[str, str]] = set()
 
@@ -259,7 +261,13 @@ class Membership:
         )
 
     async def renew_loop(self) -> None:
-        """Write our record now and every `retry_period` after, until cancelled."""
+        """Write our record now and every `retry_period` after, until cancelled or until
+        `leave()`."""
+        self._renewing = anyio.CancelScope()
+        with self._renewing:
+            await self._renew_forever()
+
+    async def _renew_forever(self) -> None:
         while True:
             started = self.clock.now()
             with anyio.move_on_after(loop_span(self.clock, self.timing.renew_deadline)):
@@ -274,13 +282,34 @@ class Membership:
                     )
             await anyio.sleep_until(self.clock.to_loop(started + self.timing.retry_period))
 
+    def join(self) -> None:
+        """Count this member in (the next `renew_loop()` writes its record)."""
+        self.joined = True
+        self._left = None
+
     async def leave(self) -> None:
-        """Delete our record, shielded, within `retry_period`; the others see us gone at once
-        (or, if it fails, when the record runs out)."""
-        self.joined = False
-        self.changed.set()
-        self.changed = anyio.Event()
-        with anyio.move_on_after(loop_span(self.clock, self.timing.retry_period), shield=True):
+        """Stop renewing and delete our record, shielded, within `retry_period`; then no
+        shard is ours. Called by each shard about to be released as it leaves, and by
+        `serve()`: the first call deletes and the others wait for it, so that the delete
+        goes out before any release instead of behind them (many at once with many
+        shards). The others see us gone at once (or, if the delete fails, when the record
+        runs out) and campaign for our shards, which they take once each is released."""
+        with anyio.CancelScope(shield=True):
+            if self._left is not None:
+                await self._left.wait()
+                return
+            self._left = left = anyio.Event()
+            try:
+                await self._delete()
+            finally:
+                self.joined = False
+                self.changed.set()
+                self.changed = anyio.Event()
+                left.set()
+
+    async def _delete(self) -> None:
+        self._renewing.cancel()
+        with anyio.move_on_after(loop_span(self.clock, self.timing.retry_period)):
             try:
                 await self.store.delete(self.identity)
             except LockError as exc:

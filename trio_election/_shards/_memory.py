@@ -95,7 +95,15 @@ class MemoryGroupConnection:
     """One member's access to a `MemoryLockGroup`: a handle per shard, and the membership
     store, with faults for all of them at once."""
 
-    __slots__ = ("_failing", "_group", "_hanging", "_healed", "_identity", "handles")
+    __slots__ = (
+        "_failing",
+        "_group",
+        "_hanging",
+        "_healed",
+        "_identity",
+        "_write_delay",
+        "handles",
+    )
 
     def __init__(self, group: MemoryLockGroup, identity: str) -> None:
         self._group = group
@@ -104,6 +112,7 @@ class MemoryGroupConnection:
         self._failing = False
         self._hanging = False
         self._healed = anyio.Event()
+        self._write_delay = 0.0
 
     def __repr__(self) -> str:
         return f"<MemoryGroupConnection of {self._identity!r} to {self._group!r}>"
@@ -134,6 +143,11 @@ class MemoryGroupConnection:
         self._failing = True
         for handle in self.handles.values():
             handle.fail()
+
+    def delay_membership_writes(self, seconds: float) -> None:
+        """Every write of this member's record (renew, delete) takes `seconds` to land, as
+        behind a busy connection; 0 ends it."""
+        self._write_delay = seconds
 
     def heal(self) -> None:
         self._failing = self._hanging = False
@@ -168,8 +182,10 @@ class MemoryGroupConnection:
 
     async def put(self, record: MemberRecord) -> None:
         await self._enter("put")
+        await anyio.sleep(self._write_delay)
         self._group.put_member_raw(record.identity, encode(record))
 
     async def delete(self, identity: str) -> None:
         await self._enter("delete")
+        await anyio.sleep(self._write_delay)
         self._group.delete_member(identity)
