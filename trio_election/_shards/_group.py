@@ -146,9 +146,9 @@ class Shards:
         Runs until cancelled. `work` runs in its shard's cancel scope, which is cancelled when
         the shard can no longer be held safely or is assigned to another member; the shard
         is released after `work` has unwound. A `work` that returns keeps its shard (led, and
-        renewed) until the shard moves. On cancellation the member leaves the group first
-        (its record is deleted, so the others rebalance at once), then every work is
-        cancelled and every shard released after its work unwound. An exception of `work`
+        renewed) until the shard moves. On cancellation every work is cancelled, and the
+        member leaves the group (its record deleted, so the others rebalance at once) before
+        it releases any shard, each after its work unwound. An exception of `work`
         ends `serve()` the same way and comes out unchanged. One task at a time may serve.
         """
         if self._serving:
