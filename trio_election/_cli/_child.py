@@ -82,6 +82,9 @@ class Stop:
     kill_now: trio.Event = field(default_factory=trio.Event)
     """Set by a second signal: SIGKILL CMD without waiting for the grace period."""
     leading: bool = False
+    leave: trio.CancelScope | None = None
+    """Cancelled by the first signal while leading, when set (``run --shards``: the scope of
+    `Shards.serve`, whose cancellation leaves the group in order)."""
 
     async def watch(self, signals: AsyncIterator[int]) -> None:
         async for signum in signals:
@@ -91,6 +94,8 @@ class Stop:
                 self.requested.set()
                 if self.leading:
                     say(f"{name}: {self.stopping}")
+                    if self.leave is not None:
+                        self.leave.cancel(reason=name)
                 else:
                     say(f"{name}: stopping")
                     self.scope.cancel(reason=name)

@@ -161,14 +161,9 @@ async def _serve(
         sidecar.shards = shards
         say(f"joining {shards.group} as {shards.identity} ({count} shards)")
         with trio.CancelScope() as serving:
-            async with trio.open_nursery() as nursery:
-
-                async def leave_when_asked() -> None:
-                    await stop.requested.wait()
-                    serving.cancel()
-
-                stop.leading = True  # from now on a signal leaves the group in order
-                nursery.start_soon(leave_when_asked)
-                await shards.serve(work)
-        say(f"left {shards.group}; every shard released; exiting")
+            stop.leave = serving
+            stop.leading = True  # from now on a signal leaves the group in order
+            await shards.serve(work)
+        group = shards.group
+    say(f"left {group}; every shard released; exiting")
     return None
