@@ -186,14 +186,14 @@ def text(info: dict[str, Any]) -> str:
             [str(s["shard"]), s["holder"] or "-", s["state"], term, ago(s["renew_age_seconds"])]
         )
     lines += ["", *table(shard_rows)]
-    member_rows = [["MEMBER", "STATE", "SHARDS", "RENEWED", "LEADS"]]
+    member_rows = [["MEMBER", "STATE", "SHARDS", "LEADS", "RENEWED"]]
     for m in info["members"]:
         if m["identity"] is None:
             member_rows.append([f"({m['lease']})", m["state"], "-", "-", "-"])
             continue
         leads = ",".join(str(i) for i in m["leads"]) or "-"
         member_rows.append(
-            [m["identity"], m["state"], str(m["shards"]), ago(m["renew_age_seconds"]), leads]
+            [m["identity"], m["state"], str(m["shards"]), leads, ago(m["renew_age_seconds"])]
         )
     if len(member_rows) == 1:
         lines += ["", "(no member: nobody serves this group now)"]
