@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     from _pytest.mark.structures import ParameterSet
 
@@ -316,17 +316,17 @@ def a_shard_group(control_plane: ControlPlane) -> None:
     from trio_election._shards._kube import GROUP_LABEL, SHARDS_ANNOTATION, member_lease
 
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    leases: list[tuple[dict[str, object], dict[str, object]]] = []
+    leases: list[tuple[Mapping[str, object], Mapping[str, object]]] = []
     holders = [("web-0", 0), ("web-1", 1), ("web-1", 0), ("web-0", 2)]
     for shard, (holder, term) in enumerate(holders):
-        spec = {
+        record = {
             "holderIdentity": holder,
             "leaseDurationSeconds": 15,
             "acquireTime": now,
             "renewTime": now,
             "leaseTransitions": term,
         }
-        leases.append(({"name": f"my-shards-shard-{shard}"}, spec))
+        leases.append(({"name": f"my-shards-shard-{shard}"}, record))
     for member in ("web-0", "web-1"):
         metadata = {
             "name": member_lease("my-shards", member),
@@ -337,13 +337,13 @@ def a_shard_group(control_plane: ControlPlane) -> None:
         leases.append((metadata, spec))
     path = "/apis/coordination.k8s.io/v1/namespaces/default/leases"
     with control_plane.http_client() as client:
-        for metadata, spec in leases:
-            client.delete(f"{path}/{metadata['name']}")
+        for meta, body_spec in leases:
+            client.delete(f"{path}/{meta['name']}")
             body = {
                 "apiVersion": "coordination.k8s.io/v1",
                 "kind": "Lease",
-                "metadata": metadata,
-                "spec": spec,
+                "metadata": meta,
+                "spec": body_spec,
             }
             client.post(path, json=body).raise_for_status()
 

@@ -69,10 +69,12 @@ async def serve_shards(
     async def work(shard: int, leadership: te.Leadership) -> None:
         await trio.sleep_forever()
 
-    async with te.open_shards(group, shards=4, identity=name, stop_on_sigterm=False) as shards:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(shards.serve, work)
-            task_status.started(shards)
+    async with (
+        te.open_shards(group, shards=4, identity=name, stop_on_sigterm=False) as shards,
+        trio.open_nursery() as nursery,
+    ):
+        await nursery.start(shards.serve, work)
+        task_status.started(shards)
 
 
 async def test_shard_metrics_count_owned_shards_moves_and_members(

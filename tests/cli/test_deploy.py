@@ -271,16 +271,16 @@ def group_leases(
 ) -> tuple[list[str | None], list[str]]:
     """The holder of each shard Lease of `group`, and its members' identities."""
     items = leases(control_plane, namespace)
-    by_name = {item["metadata"]["name"]: item for item in items}
-    holders: list[str | None] = [
-        (by_name.get(f"{group}-shard-{i}") or {}).get("spec", {}).get("holderIdentity") or None
-        for i in range(shards)
-    ]
-    members = sorted(
-        item["spec"]["holderIdentity"]
-        for item in items
-        if (item["metadata"].get("labels") or {}).get(GROUP_LABEL) == group
-    )
+    holder_of: dict[str, str | None] = {}
+    members: list[str] = []
+    for item in items:
+        spec: dict[str, Any] = item.get("spec") or {}
+        labels: dict[str, str] = item["metadata"].get("labels") or {}
+        holder_of[item["metadata"]["name"]] = spec.get("holderIdentity") or None
+        if labels.get(GROUP_LABEL) == group:
+            members.append(spec["holderIdentity"])
+    holders = [holder_of.get(f"{group}-shard-{i}") for i in range(shards)]
+    members.sort()
     return holders, members
 
 

@@ -153,9 +153,9 @@ def test_two_runners_split_the_shards_and_sigterm_hands_them_over(
     assert {int(line.split()[1]) for line in lines if line.startswith("stop ")} == b_shards
     for line in lines:
         if line.startswith("start "):
-            _, shard, who, count, term, lock = line.split()
+            _, number, who, count, term, lock = line.split()
             assert count == str(S)
-            assert lock == f"{group}-shard-{shard}"
+            assert lock == f"{group}-shard-{number}"
             assert term == ("1" if who == "b" else "0")  # b's terms are the second
 
     info = group_json(group, user.kubeconfig)

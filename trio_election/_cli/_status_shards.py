@@ -117,31 +117,31 @@ def describe_group(
     count = counts.most_common(1)[0][0] if counts else max(shard_leases, default=-1) + 1
     shards: list[dict[str, Any]] = []
     for shard in range(count):
-        item = shard_leases.get(shard)
-        entry: dict[str, Any] = {"shard": shard, "lease": f"{name}-shard-{shard}"}
-        if item is None:
-            entry.update(exists=False, holder=None, state="free", term=None)
-            entry.update(renew_time=None, renew_age_seconds=None, lease_duration_seconds=None)
-            shards.append(entry)
+        stored = shard_leases.get(shard)
+        row: dict[str, Any] = {"shard": shard, "lease": f"{name}-shard-{shard}"}
+        if stored is None:
+            row.update(exists=False, holder=None, state="free", term=None)
+            row.update(renew_time=None, renew_age_seconds=None, lease_duration_seconds=None)
+            shards.append(row)
             continue
-        record = record_from_lease_spec(item.get("spec"))
-        if record is None:
-            entry.update(exists=True, holder=None, state="unreadable", term=None)
-            entry.update(renew_time=None, renew_age_seconds=None, lease_duration_seconds=None)
-            shards.append(entry)
+        lease = record_from_lease_spec(stored.get("spec"))
+        if lease is None:
+            row.update(exists=True, holder=None, state="unreadable", term=None)
+            row.update(renew_time=None, renew_age_seconds=None, lease_duration_seconds=None)
+            shards.append(row)
             continue
-        holder = record.holder_identity or None
-        age = _age(record.renew_time, now)
-        entry.update(
+        holder = lease.holder_identity or None
+        age = _age(lease.renew_time, now)
+        row.update(
             exists=True,
             holder=holder,
-            state=_state(holder, age, record.lease_duration_seconds),
-            term=record.leader_transitions,
-            renew_time=_stamp(record.renew_time),
+            state=_state(holder, age, lease.lease_duration_seconds),
+            term=lease.leader_transitions,
+            renew_time=_stamp(lease.renew_time),
             renew_age_seconds=age,
-            lease_duration_seconds=record.lease_duration_seconds or None,
+            lease_duration_seconds=lease.lease_duration_seconds or None,
         )
-        shards.append(entry)
+        shards.append(row)
     for member in members:
         if member["identity"] is not None:
             member["leads"] = [
