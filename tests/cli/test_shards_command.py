@@ -78,6 +78,7 @@ def start_runner(
         "--kubeconfig",
         str(user.kubeconfig),
         *FAST_TIMING,
+        "-v",  # the library's INFO lines too, for a failure's report
         *options,
         "--",
         *cmd,
@@ -211,15 +212,17 @@ def test_two_runners_split_the_shards_and_sigterm_hands_them_over(
     assert "every shard released; exiting" in a.stderr()
 
     info = group_json(group, user.kubeconfig)
-    assert [m["identity"] for m in info["members"]] == ["b"]  # a's record deleted as it left
-    assert [s["holder"] for s in info["shards"]] == ["b"] * S
+    # a's record deleted as it left
+    assert [m["identity"] for m in info["members"]] == ["b"], (info, a.stderr())
+    assert [s["holder"] for s in info["shards"]] == ["b"] * S, (info, b.stderr())
 
     b.terminate(signal.SIGINT)
     assert b.wait() == 130, b.stderr()
     assert running(markers) == {}
     info = group_json(group, user.kubeconfig)
-    assert info["members"] == []
-    assert [s["state"] for s in info["shards"]] == ["free"] * S  # released on the way out
+    assert info["members"] == [], (info, b.stderr())
+    # released on the way out
+    assert [s["state"] for s in info["shards"]] == ["free"] * S, (info, b.stderr())
 
 
 def test_a_command_that_exits_ends_the_runner_with_its_status(
@@ -239,12 +242,11 @@ def test_a_command_that_exits_ends_the_runner_with_its_status(
     assert runner.wait() == 3, runner.stderr()
     assert "the command of shard 1 exited with status 3" in runner.stderr()
     lines = read_lines(markers)
-    assert sorted(lines) == sorted(
-        [f"start {i}" for i in range(S)] + [f"stop {i}" for i in (0, 2, 3)]
-    )
+    expected = [f"start {i}" for i in range(S)] + [f"stop {i}" for i in (0, 2, 3)]
+    assert sorted(lines) == sorted(expected), (lines, runner.stderr())
     info = group_json(group, user.kubeconfig)
-    assert info["members"] == []
-    assert [s["state"] for s in info["shards"]] == ["free"] * S
+    assert info["members"] == [], (info, runner.stderr())
+    assert [s["state"] for s in info["shards"]] == ["free"] * S, (info, runner.stderr())
 
 
 def test_the_shard_map_names_expired_unreadable_and_disagreeing_records() -> None:
