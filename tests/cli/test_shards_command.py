@@ -318,3 +318,27 @@ def test_the_shard_map_names_expired_unreadable_and_disagreeing_records() -> Non
         "rolled           fresh       5       -      1.0 s ago",
         "(work-member-4)  unreadable  -       -      -",
     ]
+
+
+def test_again_starts_a_shards_command_again_and_keeps_the_shard(
+    user: TestUser, runners: list[Runner], tmp_path: Path
+) -> None:
+    group = f"leases/{user.namespace}/again"
+    markers = tmp_path / "markers"
+    script = f'echo "start $TRIO_ELECTION_SHARD $TRIO_ELECTION_TERM" >> {markers}; exit 0'
+    runner = start_runner(
+        runners, tmp_path, "looper", group, user, "--again", cmd=["sh", "-c", script]
+    )
+
+    def restarted() -> bool | None:
+        starts = [line.split()[1] for line in read_lines(markers)]
+        return all(starts.count(str(i)) >= 3 for i in range(S)) or None
+
+    wait_until("each shard's command to have run three times", restarted)
+    info = group_json(group, user.kubeconfig)
+    assert [s["holder"] for s in info["shards"]] == ["looper"] * S, (info, runner.stderr())
+    # the same term throughout: the shard was kept, not released and taken again
+    assert {line.split()[2] for line in read_lines(markers)} == {"0"}
+    runner.terminate(signal.SIGTERM)
+    assert runner.wait() == 143, runner.stderr()
+    assert "exited with status 0; starting it again" in runner.stderr()
