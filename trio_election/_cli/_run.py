@@ -20,8 +20,11 @@ Without CMD the runner holds the lock until it is stopped or loses it (the old
 
 With ``--shards S`` LOCK names a shard group (``leases/<namespace>/<name>``): the runner
 joins it and runs one CMD per shard it leads, with TRIO_ELECTION_SHARD (the shard's
-number) and TRIO_ELECTION_SHARDS (S) added; a shard's CMD is stopped (SIGTERM, SIGKILL
-after the grace period) before the shard moves to another member (see ``_run_shards``).
+number) and TRIO_ELECTION_SHARDS (S) added, TRIO_ELECTION_TERM and TRIO_ELECTION_LOCK the
+shard's. A shard's CMD is stopped (SIGTERM, SIGKILL after the grace period) before its
+shard moves to another member; a CMD that exits ends the runner with its status, every
+shard released (with ``--again`` it is started again); SIGTERM or SIGINT leaves the group,
+stops every CMD, then releases every shard.
 """
 
 from __future__ import annotations
@@ -104,7 +107,8 @@ def add_parser(subparsers: Subcommands) -> None:
         action="store_true",
         default=env_default("AGAIN", "") not in ("", "0", "false", "False"),
         help="after a term (CMD exited, or the lease was lost) campaign again instead of "
-        "exiting (env TRIO_ELECTION_AGAIN=1)",
+        "exiting; with --shards, start a shard's CMD again when it exits "
+        "(env TRIO_ELECTION_AGAIN=1)",
     )
     parser.add_argument(
         "--grace",
@@ -118,8 +122,9 @@ def add_parser(subparsers: Subcommands) -> None:
         "--http",
         metavar="ADDR",
         default=env_default("HTTP"),
-        help='serve GET / ({"name": leader}), /healthz and /metrics on ADDR: HOST:PORT, '
-        ":PORT (every interface); port 0 picks a free one (env TRIO_ELECTION_HTTP)",
+        help='serve GET / ({"name": leader}; with --shards the shards led and the members), '
+        "/healthz and /metrics on ADDR: HOST:PORT, :PORT (every interface); port 0 picks a "
+        "free one (env TRIO_ELECTION_HTTP)",
     )
     parser.add_argument(
         "--healthz-tolerance",
