@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     from _pytest.mark.structures import ParameterSet
 
@@ -311,8 +311,46 @@ def a_held_lease(control_plane: ControlPlane) -> None:
         client.post(path, json=lease).raise_for_status()
 
 
+def a_shard_group(control_plane: ControlPlane) -> None:
+    """The group docs/command.md's `status --shards` shows: 4 shards over web-0 and web-1."""
+    from trio_election._shards._kube import GROUP_LABEL, SHARDS_ANNOTATION, member_lease
+
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    leases: list[tuple[Mapping[str, object], Mapping[str, object]]] = []
+    holders = [("web-0", 0), ("web-1", 1), ("web-1", 0), ("web-0", 2)]
+    for shard, (holder, term) in enumerate(holders):
+        record = {
+            "holderIdentity": holder,
+            "leaseDurationSeconds": 15,
+            "acquireTime": now,
+            "renewTime": now,
+            "leaseTransitions": term,
+        }
+        leases.append(({"name": f"my-shards-shard-{shard}"}, record))
+    for member in ("web-0", "web-1"):
+        metadata = {
+            "name": member_lease("my-shards", member),
+            "labels": {GROUP_LABEL: "my-shards"},
+            "annotations": {SHARDS_ANNOTATION: "4"},
+        }
+        spec = {"holderIdentity": member, "leaseDurationSeconds": 15, "renewTime": now}
+        leases.append((metadata, spec))
+    path = "/apis/coordination.k8s.io/v1/namespaces/default/leases"
+    with control_plane.http_client() as client:
+        for meta, body_spec in leases:
+            client.delete(f"{path}/{meta['name']}")
+            body = {
+                "apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease",
+                "metadata": meta,
+                "spec": body_spec,
+            }
+            client.post(path, json=body).raise_for_status()
+
+
 SETUP: dict[str, Callable[[ControlPlane], None]] = {
     "trio-election status leases/default/my-app": a_held_lease,
+    "trio-election status leases/default/my-shards --shards": a_shard_group,
 }
 
 

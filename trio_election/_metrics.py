@@ -1,6 +1,8 @@
 """Prometheus metrics of elections: client-go's names, then ours (`trio_election_*`).
 
-Built from `Election.statistics()`, so they cost nothing until scraped. `render_text()`
+Built from `Election.statistics()` (and, for a shard group, `Shards`: each shard's election
+under its Lease's name, and the group's own families, `shard_families()`), so they cost
+nothing until scraped. `render_text()`
 writes the Prometheus text format with the standard library alone (the command's
 ``/metrics`` uses it); `trio_election.prometheus.ElectionCollector` hands the same
 families to `prometheus_client` (the ``prometheus`` extra).
@@ -15,8 +17,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from ._core._metering import Statistics
+    from ._shards._group import Shards
 
-__all__ = ["Family", "families", "render_text"]
+__all__ = ["Family", "families", "render_text", "shard_families"]
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -103,6 +106,34 @@ def families(all_stats: Iterable[Statistics]) -> list[Family]:
         latency_max,
         watching,
     ]
+
+
+def shard_families(all_shards: Iterable[Shards]) -> list[Family]:
+    """The families of these shard groups as a whole, label ``name`` the group's name
+    (each shard's own election is in `families()`, under its Lease's name)."""
+    count = Family("trio_election_shards", "gauge", "The shard count S of the group.")
+    owned = Family(
+        "trio_election_shards_owned", "gauge", "Shards this member leads now (its work runs)."
+    )
+    members = Family(
+        "trio_election_shard_members",
+        "gauge",
+        "Live members of the group this member sees, itself included while it serves.",
+    )
+    moves = Family(
+        "trio_election_shard_moves_total",
+        "counter",
+        "Shards that came to this member (direction acquired) and went (direction lost: "
+        "moved, lease lost, or left).",
+    )
+    for shards in all_shards:
+        base: Labels = (("name", shards.group.rsplit("/", 1)[-1]),)
+        count.samples.append((base, float(shards.shards)))
+        owned.samples.append((base, float(len(shards.owned))))
+        members.samples.append((base, float(len(shards.members))))
+        for direction, total in sorted(shards.moves.items()):
+            moves.samples.append(((*base, ("direction", direction)), float(total)))
+    return [count, owned, members, moves]
 
 
 def _escape(value: str) -> str:

@@ -3,6 +3,7 @@ and the programs they run work with those rights and nothing more."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 import yaml
 
 from trio_election._controlplane._kubeconfig import write_kubeconfig
+from trio_election._shards._kube import GROUP_LABEL
 
 from ._runner import child_env, wait_until
 
@@ -25,6 +27,9 @@ MANIFESTS = (
     "deployment-command.yaml",
     "deployment-library.yaml",
     "deployment-sidecar.yaml",
+    "rbac-shards.yaml",
+    "deployment-shards-command.yaml",
+    "deployment-shards-library.yaml",
 )
 EXAMPLE_NAMESPACE = "trio-election-example"
 ACCOUNT = "my-app"
@@ -33,6 +38,12 @@ GRANTED = {
     "events": ["create"],
 }
 REFUSED = {"leases.coordination.k8s.io": ["delete", "deletecollection"], "events": ["get"]}
+SHARDS_ACCOUNT = "my-app-shards"
+SHARDS_GRANTED = {
+    "leases.coordination.k8s.io": ["get", "create", "update", "patch", "watch", "list", "delete"],
+    "events": ["create"],
+}
+SHARDS_REFUSED = {"leases.coordination.k8s.io": ["deletecollection"], "events": ["get"]}
 
 
 @pytest.fixture(scope="module")
@@ -50,13 +61,20 @@ def deployed(
         files += ["-f", str(folder / name)]
     dry = control_plane.kubectl("apply", "--dry-run=server", *files)
     assert dry.returncode == 0, dry.stderr
-    assert dry.stdout.count("(server dry run)") == 6, dry.stdout  # 3 RBAC objects, 3 Deployments
+    # two sets of 3 RBAC objects, 5 Deployments
+    assert dry.stdout.count("(server dry run)") == 11, dry.stdout
     done = control_plane.kubectl("apply", *files)
     assert done.returncode == 0, done.stderr
     return namespace, folder
 
 
-def can_i(control_plane: ControlPlane, namespace: str, verb: str, resource: str) -> bool:
+def can_i(
+    control_plane: ControlPlane,
+    namespace: str,
+    verb: str,
+    resource: str,
+    account: str = ACCOUNT,
+) -> bool:
     done = control_plane.kubectl(
         "auth",
         "can-i",
@@ -64,7 +82,7 @@ def can_i(control_plane: ControlPlane, namespace: str, verb: str, resource: str)
         resource,
         "-n",
         namespace,
-        f"--as=system:serviceaccount:{namespace}:{ACCOUNT}",
+        f"--as=system:serviceaccount:{namespace}:{account}",
     )
     assert done.stdout.strip() in ("yes", "no"), done.stderr
     return done.stdout.strip() == "yes"
@@ -89,26 +107,54 @@ def test_the_role_grants_exactly_the_documented_verbs(
     assert not can_i(control_plane, "default", "get", "leases.coordination.k8s.io")
 
 
-@pytest.fixture(scope="module")
-def account_kubeconfig(control_plane: ControlPlane, deployed: tuple[str, Path]) -> Path:
-    """A kubeconfig with a token of the Deployment's ServiceAccount: what a pod gets."""
+def test_the_shard_groups_role_grants_one_elections_verbs_and_delete(
+    control_plane: ControlPlane, deployed: tuple[str, Path]
+) -> None:
+    namespace, _ = deployed
+    leases = "leases.coordination.k8s.io"
+    wait_until(
+        "the binding",
+        lambda: can_i(control_plane, namespace, "get", leases, SHARDS_ACCOUNT) or None,
+        every=0.1,
+    )
+    for resource, verbs in SHARDS_GRANTED.items():
+        for verb in verbs:
+            assert can_i(control_plane, namespace, verb, resource, SHARDS_ACCOUNT), verb
+    for resource, verbs in SHARDS_REFUSED.items():
+        for verb in verbs:
+            assert not can_i(control_plane, namespace, verb, resource, SHARDS_ACCOUNT), verb
+    assert not can_i(control_plane, "default", "get", leases, SHARDS_ACCOUNT)
+
+
+def kubeconfig_of(control_plane: ControlPlane, deployed: tuple[str, Path], account: str) -> Path:
+    """A kubeconfig with a token of the ServiceAccount `account`: what a pod gets."""
     namespace, folder = deployed
-    done = control_plane.kubectl("create", "token", ACCOUNT, "-n", namespace)
+    done = control_plane.kubectl("create", "token", account, "-n", namespace)
     assert done.returncode == 0, done.stderr
     return write_kubeconfig(
-        folder / "account.kubeconfig",
+        folder / f"{account}.kubeconfig",
         server=control_plane.server,
         ca_pem=control_plane.ca_pem,
-        user=ACCOUNT,
+        user=account,
         token=done.stdout.strip(),
         namespace=namespace,
     )
 
 
-def container(name: str) -> dict[str, Any]:
+@pytest.fixture(scope="module")
+def account_kubeconfig(control_plane: ControlPlane, deployed: tuple[str, Path]) -> Path:
+    return kubeconfig_of(control_plane, deployed, ACCOUNT)
+
+
+@pytest.fixture(scope="module")
+def shards_kubeconfig(control_plane: ControlPlane, deployed: tuple[str, Path]) -> Path:
+    return kubeconfig_of(control_plane, deployed, SHARDS_ACCOUNT)
+
+
+def container(name: str, account: str = ACCOUNT) -> dict[str, Any]:
     deployment = yaml.safe_load((DEPLOY / name).read_text())
     assert deployment["spec"]["replicas"] == 3
-    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == ACCOUNT
+    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == account
     first: dict[str, Any] = deployment["spec"]["template"]["spec"]["containers"][0]
     return first
 
@@ -211,3 +257,132 @@ def test_the_library_form_runs_with_the_accounts_rights(
         "get", "lease", "my-app-library", "-n", namespace, "-o", "jsonpath={.spec.holderIdentity}"
     )
     assert holder.stdout == ""  # released on SIGTERM
+
+
+def leases(control_plane: ControlPlane, namespace: str) -> list[dict[str, Any]]:
+    done = control_plane.kubectl("get", "leases", "-n", namespace, "-o", "json")
+    assert done.returncode == 0, done.stderr
+    items: list[dict[str, Any]] = json.loads(done.stdout)["items"]
+    return items
+
+
+def group_leases(
+    control_plane: ControlPlane, namespace: str, group: str, shards: int
+) -> tuple[list[str | None], list[str]]:
+    """The holder of each shard Lease of `group`, and its members' identities."""
+    items = leases(control_plane, namespace)
+    holder_of: dict[str, str | None] = {}
+    members: list[str] = []
+    for item in items:
+        spec: dict[str, Any] = item.get("spec") or {}
+        labels: dict[str, str] = item["metadata"].get("labels") or {}
+        holder_of[item["metadata"]["name"]] = spec.get("holderIdentity") or None
+        if labels.get(GROUP_LABEL) == group:
+            members.append(spec["holderIdentity"])
+    holders = [holder_of.get(f"{group}-shard-{i}") for i in range(shards)]
+    members.sort()
+    return holders, members
+
+
+SMALL = 3
+"""The shard count the shard forms run with here (the manifests say 16): one worker process
+per shard, on a small machine."""
+
+
+def test_the_shard_command_form_runs_with_the_accounts_rights(
+    control_plane: ControlPlane, deployed: tuple[str, Path], shards_kubeconfig: Path
+) -> None:
+    namespace, folder = deployed
+    spec = container("deployment-shards-command.yaml", SHARDS_ACCOUNT)
+    assert "--shards=16" in spec["args"]
+    args = [
+        "--http=127.0.0.1:0"
+        if arg == "--http=:4040"
+        else f"--shards={SMALL}"
+        if arg == "--shards=16"
+        else arg
+        for arg in spec["args"]
+    ]
+    at = args.index("--")
+    assert args[0] == "trio-election"
+    assert args[at + 1 :] == ["python", "/app/shard_worker.py"]
+    argv = [
+        sys.executable,
+        "-m",
+        "trio_election",
+        *args[1 : at + 1],
+        sys.executable,
+        str(DEPLOY / "shard_worker.py"),
+    ]
+    out = folder / "shards-command.out"
+    with out.open("w") as stdout:
+        runner = subprocess.Popen(
+            argv,
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=pod_env(spec, shards_kubeconfig),
+        )
+    try:
+        lock = f"leases/{namespace}/my-app-shards"
+        started = [
+            f"worker {shard}: leading shard {shard} of {SMALL} ({lock}-shard-{shard}, term 0)"
+            for shard in range(SMALL)
+        ]
+        wait_until(
+            "a worker per shard",
+            lambda: all(line in out.read_text() for line in started) or None,
+        )
+        holders, members = group_leases(control_plane, namespace, "my-app-shards", SMALL)
+        assert len(members) == 1
+        assert holders == members * SMALL
+        runner.send_signal(signal.SIGTERM)
+        _, err = runner.communicate(timeout=30)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+    assert runner.returncode == 143, err
+    for shard in range(SMALL):
+        assert f"worker {shard}: SIGTERM, finishing up" in out.read_text()
+    assert "error" not in err.lower(), err
+    assert "warning" not in err.lower(), err
+    # it left the group (its membership Lease deleted) and released every shard
+    assert group_leases(control_plane, namespace, "my-app-shards", SMALL) == ([None] * SMALL, [])
+
+
+def test_the_shard_library_form_runs_with_the_accounts_rights(
+    control_plane: ControlPlane, deployed: tuple[str, Path], shards_kubeconfig: Path
+) -> None:
+    namespace, _ = deployed
+    spec = container("deployment-shards-library.yaml", SHARDS_ACCOUNT)
+    assert spec["args"] == ["python", "/app/shards_app.py"]
+    env = pod_env(spec, shards_kubeconfig)
+    assert env["SHARDS"] == "16"
+    env["SHARDS"] = str(SMALL)
+    app = subprocess.Popen(
+        [sys.executable, str(DEPLOY / "shards_app.py")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    group = "my-app-shards-library"
+    try:
+
+        def leading() -> bool | None:
+            holders, members = group_leases(control_plane, namespace, group, SMALL)
+            return (len(members) == 1 and holders == members * SMALL) or None
+
+        wait_until(f"the app to lead every shard of {group}", leading, every=0.2)
+        app.send_signal(signal.SIGTERM)
+        _, err = app.communicate(timeout=30)
+    finally:
+        if app.poll() is None:
+            app.kill()
+            app.wait()
+    assert app.returncode == 143, err
+    for shard in range(SMALL):
+        assert f"working on shard {shard} of {SMALL} (term 0)" in err
+    assert "WARNING" not in err, err
+    assert group_leases(control_plane, namespace, group, SMALL) == ([None] * SMALL, [])

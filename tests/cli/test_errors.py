@@ -94,6 +94,38 @@ def error_of(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
         (["run", "leases/x", "--"], "nothing after --: give the command to run"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         (["run", "leases/x", "--identity", "", "--", "true"], "identity is empty"),
+        (
+            ["run", "leases/x", "--shards", "0", "--", "true"],
+            "argument --shards: invalid shard count '0': give a whole number of shards, at least 1",
+        ),
+        (["run", "leases/x", "--shards", "-3", "--", "true"], "argument --shards: invalid"),
+        (["run", "leases/x", "--shards", "four", "--", "true"], "invalid shard count 'four'"),
+        (
+            ["run", "configmaps/team/x", "--shards", "4", "--", "true"],
+            "argument --shards: a shard group is made of Leases, and 'configmaps/team/x' names "
+            "configmaps: give LOCK as leases/<namespace>/<name>",
+        ),
+        (
+            [
+                "run",
+                "--leader-elect-resource-lock=endpoints",
+                "--leader-elect-resource-name=x",
+                "--shards=2",
+                "--",
+                "true",
+            ],
+            "a shard group is made of Leases, and 'endpoints/x' names endpoints",
+        ),
+        (
+            ["run", "leases/x", "--shards", "2", "--", "no-such-command-here"],
+            "command 'no-such-command-here' not found on PATH",
+        ),
+        (
+            ["run", f"leases/{'g' * 64}", "--shards", "2", "--", "true"],
+            "its name is the value of the label trio-election.io/shard-group",
+        ),
+        (["status", "endpoints/x", "--shards"], "a shard group is made of Leases"),
+        (["status", "leases/x", "--shards", "--watch"], "--watch does not follow a shard group"),
     ],
 )
 def test_bad_input_is_one_line_and_status_2(

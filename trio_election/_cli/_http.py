@@ -12,6 +12,12 @@
   ``trio_election_leader_info``, ``trio_election_term``); label ``name``: the lock object's
   name, as client-go's.
 
+With ``run --shards`` (`ShardSidecar`): ``GET /`` gives the member's view of its group
+(identity, owned shards, live members, each shard's holder), ``/healthz`` fails while
+any shard it leads has overdue renewals, and ``/metrics`` has each shard's families
+(label ``name`` its Lease's name), the group's ``trio_election_shards*`` families (label
+``name`` the group's name), and the runner's per shard.
+
 A tiny HTTP/1.1 server on `trio.serve_tcp`: one request per connection, GET and HEAD only,
 the request line and headers read with a size and a time limit, no dependency.
 """
@@ -26,14 +32,14 @@ from typing import TYPE_CHECKING, final
 import trio
 
 import trio_election as te
-from trio_election._metrics import Family, families, render_text
+from trio_election._metrics import Family, families, render_text, shard_families
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from trio_election._metrics import Labels
 
-__all__ = ["Response", "Sidecar", "parse_address", "serve_http"]
+__all__ = ["Response", "ShardSidecar", "Sidecar", "parse_address", "serve_http"]
 
 logger = logging.getLogger("trio_election.cli")
 
@@ -156,13 +162,7 @@ class Sidecar:
     """How often the command exited with each status."""
 
     def __call__(self, method: str, path: str) -> Response:
-        if path == "/":
-            return self.leader()
-        if path == "/healthz":
-            return self.healthz()
-        if path == "/metrics":
-            return self.metrics()
-        return Response(404, b"not found: try /, /healthz or /metrics\n")
+        return _route(self, path)
 
     def leader(self) -> Response:
         leader = None if self.election is None else self.election.leader
@@ -226,3 +226,90 @@ class Sidecar:
         own = [] if stats is None else families([stats])
         body = render_text([*own, *extra])
         return Response(200, body.encode(), "text/plain; version=0.0.4; charset=utf-8")
+
+
+def _route(app: Sidecar | ShardSidecar, path: str) -> Response:
+    if path == "/":
+        return app.leader()
+    if path == "/healthz":
+        return app.healthz()
+    if path == "/metrics":
+        return app.metrics()
+    return Response(404, b"not found: try /, /healthz or /metrics\n")
+
+
+def _metrics_response(all_families: list[Family]) -> Response:
+    body = render_text(all_families)
+    return Response(200, body.encode(), "text/plain; version=0.0.4; charset=utf-8")
+
+
+@final
+@dataclass(slots=True)
+class ShardSidecar:
+    """What the endpoints show of one `run --shards`: its group and its commands."""
+
+    shards: te.Shards | None
+    """None until the group has been read once."""
+    lease_duration: float
+    tolerance: float
+    commands_running: set[int] = field(default_factory=set[int])
+    """The shards whose command runs now."""
+    command_exits: dict[tuple[int, int], int] = field(default_factory=dict[tuple[int, int], int])
+    """How often the command of each shard exited with each status."""
+
+    def __call__(self, method: str, path: str) -> Response:
+        return _route(self, path)
+
+    def leader(self) -> Response:
+        shards = self.shards
+        view: dict[str, object] = {"identity": None, "owned": [], "members": [], "owners": []}
+        if shards is not None:
+            view = {
+                "identity": shards.identity,
+                "owned": sorted(shards.owned),
+                "members": sorted(shards.members),
+                "owners": list(shards.owners),
+            }
+        return Response(200, (json.dumps(view) + "\n").encode(), "application/json")
+
+    def healthz(self) -> Response:
+        shards = self.shards
+        if shards is None:
+            return Response(200, b"ok\n")
+        now = trio.current_time()
+        for shard, stats in enumerate(shards.statistics()):
+            # te.HealthCheck's rule (client-go's), for each shard's election
+            if stats.leader != stats.identity or stats.renewed_at is None:
+                continue
+            age = now - stats.renewed_at
+            if age > self.lease_duration + self.tolerance:
+                message = (
+                    f"leading shard {shard} ({stats.lock}) but its record was last renewed "
+                    f"{age:.1f} s ago (more than lease duration {self.lease_duration:g} s "
+                    f"+ tolerance {self.tolerance:g} s)\n"
+                )
+                return Response(500, message.encode())
+        return Response(200, b"ok\n")
+
+    def metrics(self) -> Response:
+        shards = self.shards
+        if shards is None:
+            return _metrics_response([])
+        all_stats = shards.statistics()
+        running = Family(
+            "trio_election_command_running",
+            "gauge",
+            "1 while the command of the shard `name` runs (only while leading it).",
+        )
+        exits = Family(
+            "trio_election_command_exits_total",
+            "counter",
+            "Exits of the command of the shard `name`, by exit status.",
+        )
+        for shard, stats in enumerate(all_stats):
+            base: Labels = (("name", stats.lock.rsplit("/", 1)[-1]),)
+            running.samples.append((base, 1.0 if shard in self.commands_running else 0.0))
+            for (which, status), count in sorted(self.command_exits.items()):
+                if which == shard:
+                    exits.samples.append(((*base, ("status", str(status))), float(count)))
+        return _metrics_response([*families(all_stats), *shard_families([shards]), running, exits])

@@ -17,19 +17,22 @@ runs. Then:
 
 Without CMD the runner holds the lock until it is stopped or loses it (the old
 ``leader-elector`` sidecar), which with ``--http`` tells the pod who leads.
+
+With ``--shards S`` LOCK names a shard group (``leases/<namespace>/<name>``): the runner
+joins it and runs one CMD per shard it leads, with TRIO_ELECTION_SHARD (the shard's
+number) and TRIO_ELECTION_SHARDS (S) added, TRIO_ELECTION_TERM and TRIO_ELECTION_LOCK the
+shard's. A shard's CMD is stopped (SIGTERM, SIGKILL after the grace period) before its
+shard moves to another member; a CMD that exits ends the runner with its status, every
+shard released (with ``--again`` it is started again); SIGTERM or SIGINT leaves the group,
+stops every CMD, then releases every shard.
 """
 
 from __future__ import annotations
 
 import argparse
-import errno
 import logging
-import os
-import shutil
 import signal
-import socket
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, final
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -37,9 +40,19 @@ import trio_election as te
 
 from .._election import open_election_with
 from .._kube_locks._spec import check_lock_string
+from . import _run_shards
+from ._child import (
+    Settings,
+    Stop,
+    check_command,
+    exit_status,
+    listen,
+    start_command,
+    terminate,
+    url,
+)
 from ._http import Sidecar, parse_address, serve_http
 from ._options import (
-    CommandError,
     UsageError,
     add_election_options,
     add_kube_options,
@@ -54,12 +67,9 @@ from ._options import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-
     from trio_election.kube import KubeClient
 
-    from .._core._options import ElectionOptions
-    from ._options import NamedLock, Subcommands
+    from ._options import Subcommands
 
 __all__ = ["EXIT_LOST", "add_parser", "main"]
 
@@ -86,11 +96,19 @@ def add_parser(subparsers: Subcommands) -> None:
     add_lock_options(parser)
     add_election_options(parser)
     parser.add_argument(
+        "--shards",
+        type=_run_shards.shard_count,
+        metavar="S",
+        help="join the shard group LOCK (leases only) and run one CMD per shard led, "
+        "S shards in all (no environment variable: TRIO_ELECTION_SHARDS is CMD's)",
+    )
+    parser.add_argument(
         "--again",
         action="store_true",
         default=env_default("AGAIN", "") not in ("", "0", "false", "False"),
         help="after a term (CMD exited, or the lease was lost) campaign again instead of "
-        "exiting (env TRIO_ELECTION_AGAIN=1)",
+        "exiting; with --shards, start a shard's CMD again when it exits "
+        "(env TRIO_ELECTION_AGAIN=1)",
     )
     parser.add_argument(
         "--grace",
@@ -104,8 +122,9 @@ def add_parser(subparsers: Subcommands) -> None:
         "--http",
         metavar="ADDR",
         default=env_default("HTTP"),
-        help='serve GET / ({"name": leader}), /healthz and /metrics on ADDR: HOST:PORT, '
-        ":PORT (every interface); port 0 picks a free one (env TRIO_ELECTION_HTTP)",
+        help='serve GET / ({"name": leader}; with --shards the shards led and the members), '
+        "/healthz and /metrics on ADDR: HOST:PORT, :PORT (every interface); port 0 picks a "
+        "free one (env TRIO_ELECTION_HTTP)",
     )
     parser.add_argument(
         "--healthz-tolerance",
@@ -117,19 +136,6 @@ def add_parser(subparsers: Subcommands) -> None:
     )
     add_kube_options(parser)
     parser.set_defaults(handler=main)
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class _Settings:
-    lock: NamedLock
-    command: list[str]
-    options: ElectionOptions[KubeClient]
-    grace: float
-    again: bool
-    http: tuple[str | None, int] | None
-    http_text: str
-    tolerance: float
 
 
 def main(options: argparse.Namespace) -> int:
@@ -144,10 +150,13 @@ def main(options: argparse.Namespace) -> int:
             raise UsageError(f"argument --http: {exc}") from None
     spec = lock_spec(options)
     check_lock_string(spec)  # before the kubeconfig: a bad string needs no cluster to tell
+    if options.shards is not None:
+        _run_shards.check_group(spec)
     if command:
-        _check_command(command[0])
+        check_command(command[0])
     client = open_client(options)
-    settings = _Settings(
+    settings = Settings(
+        spec=spec,
         lock=te.lock_from_string(spec, client),
         command=command,
         options=election_options(options, client),
@@ -156,90 +165,16 @@ def main(options: argparse.Namespace) -> int:
         http=http,
         http_text=options.http or "",
         tolerance=options.healthz_tolerance,
+        shards=options.shards,
     )
+    if settings.shards is not None:
+        return trio.run(_run_shards.run, settings, client)
     return trio.run(_run, settings, client)
 
 
-def _check_command(program: str) -> None:
-    if os.sep in program:
-        if not os.access(program, os.X_OK) or os.path.isdir(program):
-            raise UsageError(f"cannot run {program!r}: it is not an executable file")
-    elif shutil.which(program) is None:
-        raise UsageError(f"command {program!r} not found on PATH")
-
-
-@dataclass(slots=True)
-class _Stop:
-    """What the runner's signals asked for."""
-
-    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
-    """Everything but a term's orderly end: cancelled by a signal that comes while not leading."""
-    signal: int | None = None
-    requested: trio.Event = field(default_factory=trio.Event)
-    """Set by the first signal: stop CMD, release, exit."""
-    kill_now: trio.Event = field(default_factory=trio.Event)
-    """Set by a second signal: SIGKILL CMD without waiting for the grace period."""
-    leading: bool = False
-
-    async def watch(self, signals: AsyncIterator[int]) -> None:
-        async for signum in signals:
-            name = signal.Signals(signum).name
-            if self.signal is None:
-                self.signal = signum
-                self.requested.set()
-                if self.leading:
-                    say(f"{name}: stopping the command, then releasing the lock")
-                else:
-                    say(f"{name}: stopping")
-                    self.scope.cancel(reason=name)
-            else:
-                say(f"{name} again: killing the command now")
-                self.kill_now.set()
-
-
-async def _listen(settings: _Settings) -> list[trio.SocketListener]:
-    """The --http listeners, bound before the first request to the apiserver: a bad address
-    or a port in use fails at once, and /healthz answers while the apiserver cannot be
-    reached. Raises `UsageError` naming the address and the fix."""
-    if settings.http is None:
-        return []
-    host, port = settings.http
-    try:
-        return await trio.open_tcp_listeners(port, host=host)
-    except OSError as exc:
-        raise UsageError(
-            f"argument --http: {_listen_error(settings.http_text, host, exc)}"
-        ) from None
-
-
-def _listen_error(text: str, host: str | None, exc: OSError) -> str:
-    if isinstance(exc, socket.gaierror):
-        return (
-            f"cannot listen on {text!r}: the host {host!r} is not an address "
-            f"({exc.strerror}); give an IP address or name of this machine, e.g. "
-            f"127.0.0.1:4040, or :4040 for every interface"
-        )
-    if exc.errno == errno.EADDRINUSE:
-        return (
-            f"cannot listen on {text!r}: the address is already in use (another process "
-            f"listens there); pick a free port, or port 0 for any"
-        )
-    if exc.errno == errno.EADDRNOTAVAIL:
-        return (
-            f"cannot listen on {text!r}: {host!r} is not an address of this machine; give one "
-            f"of its addresses, or :PORT for every interface"
-        )
-    if exc.errno == errno.EACCES:
-        return (
-            f"cannot listen on {text!r}: permission denied (ports below 1024 need privileges); "
-            f"pick a port of 1024 or above"
-        )
-    return f"cannot listen on {text!r}: {exc.strerror or exc}"
-
-
-async def _run(settings: _Settings, client: KubeClient) -> int:
-    stop = _Stop()
-    listeners = await _listen(settings)
+async def _run(settings: Settings, client: KubeClient) -> int:
+    stop = Stop()
+    listeners = await listen(settings.http, settings.http_text)
     sidecar = Sidecar(
         None,
         name=lock_name(settings.lock),
@@ -251,7 +186,7 @@ async def _run(settings: _Settings, client: KubeClient) -> int:
             nursery.start_soon(stop.watch, signals)
             if listeners:
                 await nursery.start(serve_http, sidecar, listeners)
-                where = ", ".join(_url(listener) for listener in listeners)
+                where = ", ".join(url(listener) for listener in listeners)
                 say(f"serving {where} (/, /healthz, /metrics)")
             status: int | None = None
             with stop.scope:
@@ -263,7 +198,7 @@ async def _run(settings: _Settings, client: KubeClient) -> int:
     return status
 
 
-async def _elect(settings: _Settings, stop: _Stop, sidecar: Sidecar) -> int:
+async def _elect(settings: Settings, stop: Stop, sidecar: Sidecar) -> int:
     async with open_election_with(settings.lock, settings.options) as election:
         sidecar.election = election
         try:
@@ -272,14 +207,7 @@ async def _elect(settings: _Settings, stop: _Stop, sidecar: Sidecar) -> int:
             sidecar.election = None
 
 
-def _url(listener: trio.SocketListener) -> str:
-    host, port = listener.socket.getsockname()[:2]
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-
-async def _campaign(
-    election: te.Election, settings: _Settings, stop: _Stop, sidecar: Sidecar
-) -> int:
+async def _campaign(election: te.Election, settings: Settings, stop: Stop, sidecar: Sidecar) -> int:
     while True:
         say(f"campaigning for {election.lock} as {election.identity}")
         status = 0
@@ -306,26 +234,19 @@ async def _campaign(
         await trio.sleep(settings.options.retry_period)
 
 
-async def _lead(
-    leadership: te.Leadership, settings: _Settings, stop: _Stop, sidecar: Sidecar
-) -> int:
+async def _lead(leadership: te.Leadership, settings: Settings, stop: Stop, sidecar: Sidecar) -> int:
     lock = leadership.lock
     if not settings.command:
         say(f"leading {lock} (term {leadership.term}) until stopped")
         await stop.requested.wait()
         return 0
     say(f"leading {lock} (term {leadership.term}): starting {settings.command[0]}")
-    env = dict(os.environ)
-    env.update(
-        TRIO_ELECTION_IDENTITY=leadership.identity,
-        TRIO_ELECTION_TERM=str(leadership.term),
-        TRIO_ELECTION_LOCK=lock,
-    )
-    try:
-        process = await trio.lowlevel.open_process(settings.command, env=env)
-    except OSError as exc:
-        message = f"cannot run {settings.command[0]!r}: {exc.strerror or exc}"
-        raise CommandError(message, 127) from None
+    env = {
+        "TRIO_ELECTION_IDENTITY": leadership.identity,
+        "TRIO_ELECTION_TERM": str(leadership.term),
+        "TRIO_ELECTION_LOCK": lock,
+    }
+    process = await start_command(settings.command, env)
     sidecar.command_running = True
     try:
         async with trio.open_nursery() as nursery:
@@ -339,38 +260,14 @@ async def _lead(
             timing = settings.options
             grace = min(settings.grace, timing.lease_duration - timing.renew_deadline)
             with trio.CancelScope(shield=True):
-                await _terminate(process, grace, stop.kill_now)
+                await terminate(process, grace, stop.kill_now)
         sidecar.command_running = False
         if process.returncode is not None:
-            status = _exit_status(process.returncode)
+            status = exit_status(process.returncode)
             sidecar.command_exits[status] = sidecar.command_exits.get(status, 0) + 1
-    return _exit_status(process.returncode)
+    return exit_status(process.returncode)
 
 
-async def _stop_when_asked(process: trio.Process, grace: float, stop: _Stop) -> None:
+async def _stop_when_asked(process: trio.Process, grace: float, stop: Stop) -> None:
     await stop.requested.wait()
-    await _terminate(process, grace, stop.kill_now)
-
-
-async def _terminate(process: trio.Process, grace: float, kill_now: trio.Event) -> None:
-    """SIGTERM, then SIGKILL after `grace` seconds (or at once when `kill_now` is set)."""
-    if process.returncode is None:
-        say(f"sending SIGTERM to the command (pid {process.pid}); SIGKILL in {grace:g} s")
-        process.send_signal(signal.SIGTERM)
-    async with trio.open_nursery() as nursery:
-
-        async def kill_later() -> None:
-            with trio.move_on_after(grace):
-                await kill_now.wait()
-            if process.returncode is None:
-                say(f"the command (pid {process.pid}) is still running: SIGKILL")
-                process.kill()
-
-        nursery.start_soon(kill_later)
-        await process.wait()
-        nursery.cancel_scope.cancel()
-
-
-def _exit_status(returncode: int | None) -> int:
-    assert returncode is not None
-    return 128 - returncode if returncode < 0 else returncode
+    await terminate(process, grace, stop.kill_now)

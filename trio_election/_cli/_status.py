@@ -1,10 +1,15 @@
-"""`trio-election status LOCK [--watch] [--output text|json]`: who holds the lock.
+"""`trio-election status LOCK [--watch] [--output text|json] [--shards]`: who holds the lock.
 
 Reads the lock object once and shows its record: holder, term (the record's transitions
 count), acquire and renew times with their age, lease duration, the kind of object and its
 resourceVersion. With ``--watch`` it then follows the object with a Kubernetes watch (or
 polls, where watching is not allowed) and prints one line per change of the record other
 than a renewal: a new holder, a release, a new term, a deleted object.
+
+With ``--shards`` LOCK names a shard group (``leases/<namespace>/<name>``, as ``run
+--shards`` takes it): the command lists the namespace's Leases once and shows the shard
+map (each shard's holder, term, renewal, fresh or expired) and the members (the Leases
+labelled ``trio-election.io/shard-group: <name>``, fresh or expired, and what each leads).
 
 Ages are measured against this machine's wall clock and are for people to read: candidates
 never trust the times written in a record, only how long they themselves have seen it
@@ -26,8 +31,10 @@ import trio_election as te
 import trio_election.kube
 from trio_election._kube_locks._spec import check_lock_string
 
+from . import _status_shards
 from ._options import (
     CommandError,
+    UsageError,
     add_kube_options,
     add_lock_options,
     lock_kind,
@@ -61,7 +68,7 @@ def add_parser(subparsers: Subcommands) -> None:
         "status",
         help="show who holds a lock (and follow it with --watch)",
         description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
-        usage="%(prog)s [LOCK] [--watch] [--output text|json] [options]",
+        usage="%(prog)s [LOCK] [--watch] [--output text|json] [--json] [--shards] [options]",
     )
     add_lock_options(parser)
     parser.add_argument(
@@ -77,6 +84,19 @@ def add_parser(subparsers: Subcommands) -> None:
         default="text",
         help="text (default) or json (one object per line with --watch)",
     )
+    parser.add_argument(
+        "--json",
+        dest="output",
+        action="store_const",
+        const="json",
+        help="the same as --output json",
+    )
+    parser.add_argument(
+        "--shards",
+        action="store_true",
+        help="LOCK is a shard group (leases only): show its shard map and its members "
+        "(needs list on Leases)",
+    )
     add_kube_options(parser)
     parser.set_defaults(handler=main)
 
@@ -86,9 +106,30 @@ def main(options: argparse.Namespace) -> int:
         raise CommandError("status takes no command after --", 2)
     spec = lock_spec(options)
     check_lock_string(spec)  # before the kubeconfig: a bad string needs no cluster to tell
+    if options.shards:
+        if check_lock_string(spec)[0] != "leases":
+            raise UsageError(
+                f"argument --shards: a shard group is made of Leases, and {spec!r} is not "
+                "one: give LOCK as leases/<namespace>/<name>"
+            )
+        if options.watch:
+            raise UsageError(
+                "--watch does not follow a shard group: leave out --watch (run the command "
+                "again to see the map again)"
+            )
     client = open_client(options)
+    if options.shards:
+        return trio.run(_status_group, spec, client, options.output)
     lock = te.lock_from_string(spec, client)
     return trio.run(_status, lock, client, options.output, options.watch)
+
+
+async def _status_group(spec: str, client: KubeClient, output: str) -> int:
+    async with client:
+        namespace, name, items = await _status_shards.read_group(spec, client)
+    info = _status_shards.describe_group(namespace, name, items, _now())
+    print(json.dumps(info) if output == "json" else _status_shards.text(info), flush=True)
+    return 0
 
 
 @contextmanager

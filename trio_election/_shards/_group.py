@@ -34,12 +34,13 @@ from ._members import Membership
 from ._memory import MemoryLockGroup
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Awaitable, Callable
+    from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 
     from .._core._clock import ElectionClock
     from .._core._engine import Engine
     from .._core._leadership import Leadership
     from .._core._lock import LockHandle
+    from .._core._metering import Statistics
     from .._election import Election
     from ._members import MemberStore
 
@@ -79,6 +80,7 @@ class Shards:
         self._members: frozenset[str] = frozenset()
         self._owned: frozenset[int] = frozenset()
         self._owned_seq = 0
+        self._moves = {"acquired": 0, "lost": 0}
         self._changed = anyio.Event()
         self._poked = anyio.Event()
         self._serving = False
@@ -120,6 +122,22 @@ class Shards:
     def targets(self) -> tuple[str | None, ...]:
         """Who should lead each shard, as this member computes it now."""
         return self._target
+
+    @property
+    def group(self) -> str:
+        """The group: ``leases/<namespace>/<name>``, or ``memory/<name>``."""
+        return self._description
+
+    @property
+    def moves(self) -> Mapping[str, int]:
+        """How many times a shard came to this member (``acquired``: its work started) and
+        went (``lost``: its work unwound, whether it moved, its lease was lost, or the member
+        left), since `open_shards()` was entered."""
+        return dict(self._moves)
+
+    def statistics(self) -> tuple[Statistics, ...]:
+        """Each shard's `Election.statistics()`, by shard number (for metrics)."""
+        return tuple(election.statistics() for election, _ in self._elections)
 
     async def changes(self) -> AsyncGenerator[frozenset[int]]:
         """Yield `owned`, then each change of it; a slow reader gets the latest value."""
@@ -225,6 +243,8 @@ class Shards:
 
     def _set_owned(self, owned: frozenset[int]) -> None:
         if owned != self._owned:
+            self._moves["acquired"] += len(owned - self._owned)
+            self._moves["lost"] += len(self._owned - owned)
             self._owned = owned
             self._owned_seq += 1
             self._wake()

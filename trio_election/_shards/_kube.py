@@ -41,7 +41,14 @@ if TYPE_CHECKING:
 
     from .._kube import KubeClient
 
-__all__ = ["GROUP_LABEL", "SHARDS_ANNOTATION", "KubeMemberStore", "member_lease", "shard_locks"]
+__all__ = [
+    "GROUP_LABEL",
+    "SHARDS_ANNOTATION",
+    "KubeMemberStore",
+    "member_entry",
+    "member_lease",
+    "shard_locks",
+]
 
 GROUP_LABEL = "trio-election.io/shard-group"
 """The label of a group's membership Leases; its value is the group's name."""
@@ -63,7 +70,9 @@ def member_lease(name: str, identity: str) -> str:
     return f"{name}-member-{hashlib.sha256(identity.encode()).hexdigest()[:16]}"
 
 
-def _entry(obj: Mapping[str, Any]) -> MemberEntry | None:
+def member_entry(obj: Mapping[str, Any]) -> MemberEntry | None:
+    """The membership record in the Lease `obj` (its `record` None when unreadable), or None
+    when `obj` has no name."""
     meta = as_mapping(obj.get("metadata")) or {}
     name = meta.get("name")
     if not isinstance(name, str):
@@ -113,7 +122,7 @@ class KubeMemberStore:
         entries: dict[str, MemberEntry] = {}
         for item in as_list(listing.get("items")) or []:
             obj = as_mapping(item)
-            entry = None if obj is None else _entry(obj)
+            entry = None if obj is None else member_entry(obj)
             if entry is not None:
                 entries[entry.name] = entry
         meta = as_mapping(listing.get("metadata")) or {}
@@ -143,7 +152,7 @@ class KubeMemberStore:
                     if event.type == "DELETED":
                         entries.pop(event.name, None)
                     else:
-                        entry = _entry(event.object)
+                        entry = member_entry(event.object)
                         if entry is None:
                             continue
                         entries[entry.name] = entry
