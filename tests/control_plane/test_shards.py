@@ -293,7 +293,7 @@ def test_an_apiserver_restart_costs_the_members_nothing(members: Members) -> Non
             ]
             if len(renewed) == S and all(renewed):
                 break
-        assert time.monotonic() < deadline, response.text
+        assert time.monotonic() < deadline, (response.text, members.log_tails())
         time.sleep(0.1)
     assert members.owners() == owners
     for name, process in members.processes.items():
