@@ -35,7 +35,7 @@ PHASES = ("startup", "handover", "load", "scale")
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--only", default=",".join(PHASES), help="phases, comma-separated")
-    parser.add_argument("--kinds", default=",".join(KINDS), help="trio,clientgo,kubepy")
+    parser.add_argument("--kinds", default=",".join(KINDS), help=",".join(KINDS))
     parser.add_argument("--samples", type=int, default=20, help="handovers of each kind")
     parser.add_argument("--timings", default="15/10/2,4/3/1", help="handover timings")
     parser.add_argument(
