@@ -55,10 +55,10 @@ def main() -> None:
     parser.add_argument("--report", type=Path, help="only write the tables and plot of a JSON")
     options = parser.parse_args()
     if options.report is not None:
-        results = json.loads(options.report.read_text())
+        loaded = json.loads(options.report.read_text())
         stem = options.report.with_suffix("")
-        stem.with_suffix(".md").write_text(_report.markdown(results))
-        _report.plot(results, stem.with_suffix(".png"))
+        stem.with_suffix(".md").write_text(_report.markdown(loaded))
+        _report.plot(loaded, stem.with_suffix(".png"))
         print(stem.with_suffix(".md").read_text())
         return
     phases = options.only.split(",")
@@ -93,7 +93,8 @@ def main() -> None:
                 samples = _handovers(cp, folder, kinds, timing, options)
                 results["handover"] += [dataclasses.asdict(s) for s in samples]
         if "load" in phases:
-            results["load"] = []
+            loads: list[dict[str, Any]] = []
+            results["load"] = loads
             count, seconds = _windows(options.load_windows)
             results["load_baseline"] = baseline(cp, windows=count, window=seconds)
             print(f"load baseline: {results['load_baseline']}", flush=True)
@@ -102,12 +103,13 @@ def main() -> None:
                     load = run_load(
                         cp, folder, kind, n, timing=Timing(), windows=count, window=seconds
                     )
-                    results["load"].append(dataclasses.asdict(load))
+                    loads.append(dataclasses.asdict(load))
                     print(
                         f"load {kind} x{n}: {_report.brief(load.totals(), 'req/min')}", flush=True
                     )
         if "scale" in phases:
-            results["scale"] = []
+            scales: list[dict[str, Any]] = []
+            results["scale"] = scales
             count, seconds = _windows(options.scale_windows)
             for n in (int(x) for x in options.scale_n.split(",")):
                 for kind in kinds:
@@ -121,7 +123,7 @@ def main() -> None:
                         window=seconds,
                         log=folder / f"scale-{kind}-{n}.log",
                     )
-                    results["scale"].append(dataclasses.asdict(scale))
+                    scales.append(dataclasses.asdict(scale))
                     print(_report.scale_line(scale), flush=True)
     results["meta"]["seconds"] = round(time.monotonic() - began)
     options.out.mkdir(parents=True, exist_ok=True)

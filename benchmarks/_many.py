@@ -89,9 +89,16 @@ def run_ours(options: argparse.Namespace) -> None:
 
 
 def run_kubepy(options: argparse.Namespace) -> None:
-    from kubernetes import config as kube_config
-    from kubernetes.leaderelection import electionconfig, leaderelection
-    from kubernetes.leaderelection.resourcelock.leaselock import LeaseLock
+    from kubernetes import config as _config
+    from kubernetes.leaderelection import electionconfig as _electionconfig
+    from kubernetes.leaderelection import leaderelection as _leaderelection
+    from kubernetes.leaderelection.resourcelock import leaselock as _leaselock
+
+    # the package is untyped where it matters here
+    kube_config: Any = _config
+    electionconfig: Any = _electionconfig
+    leaderelection: Any = _leaderelection
+    LeaseLock: Any = _leaselock.LeaseLock
 
     kube_config.load_kube_config(config_file=options.kubeconfig)
     counter = Counter(options.n)

@@ -137,7 +137,7 @@ def proc_stat(pid: int) -> ProcStat:
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat[stat.rindex(")") + 2 :].split()
     cpu = (int(fields[11]) + int(fields[12])) / TICK
-    status = {}
+    status: dict[str, str] = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         key, _, value = line.partition(":")
         status[key] = value.strip()

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ._procs import KINDS, LABELS, OURS
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from ._scale import ScaleResult
@@ -106,7 +107,7 @@ def markdown(results: dict[str, Any]) -> str:
             head,
             rule,
         ]
-        row = [_spread(results["startup"].get(k, []), "{:.2f} s") for k in kinds]
+        row: list[str] = [_spread(results["startup"].get(k, []), "{:.2f} s") for k in kinds]
         out += ["| start to leading | " + " | ".join(row) + " |", ""]
     if "handover" in results:
         out += [
@@ -122,7 +123,7 @@ def markdown(results: dict[str, Any]) -> str:
                 row = []
                 for k in kinds:
                     h = by.get((k, mode, timing))
-                    values = h["after_signal"] if h else []
+                    values: list[float] = h["after_signal"] if h else []
                     fails = f", {len(h['failures'])} failed" if h and h["failures"] else ""
                     row.append(
                         (
@@ -204,7 +205,7 @@ def markdown(results: dict[str, Any]) -> str:
         ]
         scale = {(s["kind"], s["n"]): s for s in results["scale"]}
         ns = sorted({n for _, n in scale})
-        rows = [
+        rows: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
             ("CPU, % of a core", lambda s: _spread([c * 100 for c in s["cpu"]])),
             ("peak RSS, MiB", lambda s: f"{s['hwm'] / MIB:.0f}"),
             ("threads", lambda s: f"{s['threads']}"),
@@ -276,7 +277,7 @@ def _per_election(scale: dict[tuple[str, int], Any], kind: str, base: int, n: in
     a, b = scale.get((kind, base)), scale.get((kind, n))
     if not a or not b or a["error"] or b["error"]:
         return None
-    return (b["hwm"] - a["hwm"]) / (n - base)
+    return float(b["hwm"] - a["hwm"]) / (n - base)
 
 
 def targets(results: dict[str, Any]) -> list[str]:
@@ -343,6 +344,14 @@ def targets(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _cpu_percent(s: dict[str, Any]) -> float:
+    return float(statistics.median(s["cpu"])) * 100
+
+
+def _peak_mib(s: dict[str, Any]) -> float:
+    return float(s["hwm"]) / MIB
+
+
 def plot(results: dict[str, Any], path: Path) -> None:
     try:
         import matplotlib as mpl
@@ -360,10 +369,13 @@ def plot(results: dict[str, Any], path: Path) -> None:
         "clientgo": "tab:green",
         "kubepy": "tab:orange",
     }
+    fig: Any
     fig, axes = plt.subplots(2, 2, figsize=(12, 9))
     ax = axes[0][0]
     handover = results.get("handover", [])
-    labels, data, cols = [], [], []
+    labels: list[str] = []
+    data: list[list[float]] = []
+    cols: list[str] = []
     for h in sorted(
         handover, key=lambda h: (-h["timing"]["lease"], h["mode"], KINDS.index(h["kind"]))
     ):
@@ -395,10 +407,11 @@ def plot(results: dict[str, Any], path: Path) -> None:
     ax.set_ylabel("API requests / min")
     ax.set_title("API load (apiserver_request_total)")
     ax.legend()
-    for ax, key, scale_of, ylabel in (
-        (axes[1][0], "cpu", lambda s: statistics.median(s["cpu"]) * 100, "CPU, % of one core"),
-        (axes[1][1], "hwm", lambda s: s["hwm"] / MIB, "peak RSS, MiB"),
-    ):
+    panels: list[tuple[Any, Callable[[dict[str, Any]], float], str]] = [
+        (axes[1][0], _cpu_percent, "CPU, % of one core"),
+        (axes[1][1], _peak_mib, "peak RSS, MiB"),
+    ]
+    for ax, scale_of, ylabel in panels:
         for k in kinds:
             rows = sorted(
                 (s["n"], scale_of(s))
@@ -413,7 +426,6 @@ def plot(results: dict[str, Any], path: Path) -> None:
         ax.set_ylabel(ylabel)
         ax.set_title(f"Many elections: {ylabel.split(',')[0]}")
         ax.legend()
-        del key
     runtimes = ", ".join(k for k in OURS if k in kinds)
     fig.suptitle(
         f"trio-election ({runtimes}) vs client-go vs kubernetes (Python), {results['meta']['date']}"
