@@ -115,8 +115,8 @@ def control_plane(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Head-to-head benchmarks against client-go and the `kubernetes` Python client on a
-    local control plane (about 30 minutes; `-- --help` for the options). Not a default
-    session. Writes benchmarks/results/latest.{md,json,png}."""
+    local control plane, ours under trio, asyncio and uvloop (about 45 minutes; `-- --help`
+    for the options). Not a default session. Writes benchmarks/results/latest.{md,json,png}."""
     install(session, "bench")
     session.run("python", "scripts/build_control_plane.py", external=False)
     session.run("python", "-m", "benchmarks", *session.posargs)

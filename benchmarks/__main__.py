@@ -36,7 +36,7 @@ PHASES = ("startup", "handover", "load", "scale", "shards")
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--only", default=",".join(PHASES), help="phases, comma-separated")
-    parser.add_argument("--kinds", default=",".join(KINDS), help="trio,clientgo,kubepy")
+    parser.add_argument("--kinds", default=",".join(KINDS), help=",".join(KINDS))
     parser.add_argument("--samples", type=int, default=20, help="handovers of each kind")
     parser.add_argument("--timings", default="15/10/2,4/3/1", help="handover timings")
     parser.add_argument(
@@ -61,10 +61,10 @@ def main() -> None:
     parser.add_argument("--report", type=Path, help="only write the tables and plot of a JSON")
     options = parser.parse_args()
     if options.report is not None:
-        results = json.loads(options.report.read_text())
+        loaded = json.loads(options.report.read_text())
         stem = options.report.with_suffix("")
-        stem.with_suffix(".md").write_text(_report.markdown(results))
-        _report.plot(results, stem.with_suffix(".png"))
+        stem.with_suffix(".md").write_text(_report.markdown(loaded))
+        _report.plot(loaded, stem.with_suffix(".png"))
         print(stem.with_suffix(".md").read_text())
         return
     phases = options.only.split(",")
@@ -99,7 +99,8 @@ def main() -> None:
                 samples = _handovers(cp, folder, kinds, timing, options)
                 results["handover"] += [dataclasses.asdict(s) for s in samples]
         if "load" in phases:
-            results["load"] = []
+            loads: list[dict[str, Any]] = []
+            results["load"] = loads
             count, seconds = _windows(options.load_windows)
             results["load_baseline"] = baseline(cp, windows=count, window=seconds)
             print(f"load baseline: {results['load_baseline']}", flush=True)
@@ -108,12 +109,13 @@ def main() -> None:
                     load = run_load(
                         cp, folder, kind, n, timing=Timing(), windows=count, window=seconds
                     )
-                    results["load"].append(dataclasses.asdict(load))
+                    loads.append(dataclasses.asdict(load))
                     print(
                         f"load {kind} x{n}: {_report.brief(load.totals(), 'req/min')}", flush=True
                     )
         if "scale" in phases:
-            results["scale"] = []
+            scales: list[dict[str, Any]] = []
+            results["scale"] = scales
             count, seconds = _windows(options.scale_windows)
             for n in (int(x) for x in options.scale_n.split(",")):
                 for kind in kinds:
@@ -127,7 +129,7 @@ def main() -> None:
                         window=seconds,
                         log=folder / f"scale-{kind}-{n}.log",
                     )
-                    results["scale"].append(dataclasses.asdict(scale))
+                    scales.append(dataclasses.asdict(scale))
                     print(_report.scale_line(scale), flush=True)
         if "shards" in phases:
             results["shards"] = []

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from trio_election._kube_locks._records import record_from_lease_spec
 
-from ._procs import Peer, Timing, candidate_args
+from ._procs import OURS, Peer, Timing, candidate_args
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -148,7 +148,7 @@ def run_stream(
             time.sleep(max(0.0, begun + 3 * timing.retry + 0.5 - time.monotonic()))
             time.sleep(timing.retry * (next(serial) % 7) / 7)  # any phase of the renew cycle
             others = [p for p in peers if p is not leader]
-            if mode == "graceful" and kind == "trio":
+            if mode == "graceful" and kind in OURS:
                 with quiet:
                     sent = leader.send(signal.SIGTERM)
                     started = _successor(others, sent, patience)

@@ -1,9 +1,10 @@
 """Many elections in one process, each for a Lease of its own, every one of them leading.
 
-    python benchmarks/_many.py trio|kubepy --kubeconfig K --namespace NS --prefix P -n N \
-        [--lease-duration 15 --renew-deadline 10 --retry-period 2]
+    python benchmarks/_many.py trio|asyncio|uvloop|kubepy --kubeconfig K --namespace NS \
+        --prefix P -n N [--lease-duration 15 --renew-deadline 10 --retry-period 2]
 
-`trio`: one trio process, one `KubeClient`, N `open_election()` + `leading()` tasks.
+`trio`: one process, one `KubeClient`, N `open_election()` + `leading()` tasks, under
+`trio.run`; `asyncio` and `uvloop`: the same code under `asyncio.run` and `uvloop.run`.
 `kubepy`: the `kubernetes` Python client as it is used: one thread per `LeaderElection`.
 The Leases are `<P>-0` ... `<P>-<N-1>`. Lines on stdout, as the peers print them:
 ``ready``, one ``started-leading "<lease>"`` per election, then ``all-leading "<N>"``.
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import threading
 import time
@@ -41,8 +41,8 @@ class Counter:
                 emit("all-leading", str(self.total))
 
 
-def run_trio(options: argparse.Namespace) -> None:
-    import trio
+def run_ours(options: argparse.Namespace) -> None:
+    import anyio
 
     import trio_election as te
     from trio_election.kube import KubeClient, KubeConfig
@@ -63,24 +63,42 @@ def run_trio(options: argparse.Namespace) -> None:
                 async with election.leading():
                     counter.lead(name)
                     try:
-                        await trio.sleep(math.inf)
+                        await anyio.sleep_forever()
                     finally:
                         emit("stopped-leading", name)
 
     async def main() -> None:
         config = KubeConfig.load(options.kubeconfig)
-        async with KubeClient(config) as client, trio.open_nursery() as nursery:
+        async with KubeClient(config) as client, anyio.create_task_group() as group:
             emit("ready", options.identity)
             for i in range(options.n):
-                nursery.start_soon(one, client, f"{options.prefix}-{i}")
+                group.start_soon(one, client, f"{options.prefix}-{i}")
 
-    trio.run(main)
+    if options.kind == "trio":
+        import trio
+
+        trio.run(main)
+    elif options.kind == "asyncio":
+        import asyncio
+
+        asyncio.run(main())
+    else:
+        import uvloop
+
+        uvloop.run(main())
 
 
 def run_kubepy(options: argparse.Namespace) -> None:
-    from kubernetes import config as kube_config
-    from kubernetes.leaderelection import electionconfig, leaderelection
-    from kubernetes.leaderelection.resourcelock.leaselock import LeaseLock
+    from kubernetes import config as _config
+    from kubernetes.leaderelection import electionconfig as _electionconfig
+    from kubernetes.leaderelection import leaderelection as _leaderelection
+    from kubernetes.leaderelection.resourcelock import leaselock as _leaselock
+
+    # the package is untyped where it matters here
+    kube_config: Any = _config
+    electionconfig: Any = _electionconfig
+    leaderelection: Any = _leaderelection
+    LeaseLock: Any = _leaselock.LeaseLock
 
     kube_config.load_kube_config(config_file=options.kubeconfig)
     counter = Counter(options.n)
@@ -112,7 +130,7 @@ def run_kubepy(options: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("kind", choices=("trio", "kubepy"))
+    parser.add_argument("kind", choices=("trio", "asyncio", "uvloop", "kubepy"))
     parser.add_argument("--kubeconfig", required=True)
     parser.add_argument("--namespace", required=True)
     parser.add_argument("--prefix", required=True)
@@ -123,10 +141,10 @@ def main() -> None:
     parser.add_argument("--retry-period", type=int, default=2)
     options = parser.parse_args()
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
-    if options.kind == "trio":
-        run_trio(options)
-    else:
+    if options.kind == "kubepy":
         run_kubepy(options)
+    else:
+        run_ours(options)
 
 
 if __name__ == "__main__":

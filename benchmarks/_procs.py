@@ -15,8 +15,16 @@ from trio_election._controlplane._processes import Reaper
 REPO = Path(__file__).resolve().parent.parent
 PEERS = REPO / "tests" / "peers"
 HERE = Path(__file__).resolve().parent
-KINDS = ("trio", "clientgo", "kubepy")
-LABELS = {"trio": "trio-election", "clientgo": "client-go", "kubepy": "kubernetes (Python)"}
+OURS = ("trio", "asyncio", "uvloop")
+"""This library's kinds: the same candidate under `trio.run`, `asyncio.run` and `uvloop.run`."""
+KINDS = (*OURS, "clientgo", "kubepy")
+LABELS = {
+    "trio": "trio-election (trio)",
+    "asyncio": "trio-election (asyncio)",
+    "uvloop": "trio-election (uvloop)",
+    "clientgo": "client-go",
+    "kubepy": "kubernetes (Python)",
+}
 TICK = os.sysconf("SC_CLK_TCK")
 
 _reaper: Reaper | None = None
@@ -60,10 +68,11 @@ def candidate_args(
     kind: str, *, kubeconfig: Path, namespace: str, name: str, identity: str, timing: Timing
 ) -> list[str]:
     """The command line of one candidate of `kind` (the interop tests' peers)."""
-    if kind == "trio":
+    if kind in OURS:
         args = [
             sys.executable,
             str(PEERS / "trio_candidate.py"),
+            f"--runtime={kind}",
             f"--lock=leases/{namespace}/{name}",
         ]
     elif kind == "kubepy":
@@ -136,7 +145,7 @@ def proc_stat(pid: int) -> ProcStat:
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat[stat.rindex(")") + 2 :].split()
     cpu = (int(fields[11]) + int(fields[12])) / TICK
-    status = {}
+    status: dict[str, str] = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         key, _, value = line.partition(":")
         status[key] = value.strip()

@@ -7,9 +7,10 @@ import statistics
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
-from ._procs import KINDS, LABELS
+from ._procs import KINDS, LABELS, OURS
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from ._scale import ScaleResult
@@ -97,7 +98,8 @@ def _spread(values: list[float], fmt: str = "{:.1f}") -> str:
 
 
 def _kinds(results: dict[str, Any]) -> list[str]:
-    return [k for k in KINDS if k in results["meta"]["options"]["kinds"]]
+    named = results["meta"]["options"]["kinds"].split(",")
+    return [k for k in KINDS if k in named]
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -128,7 +130,7 @@ def markdown(results: dict[str, Any]) -> str:
             head,
             rule,
         ]
-        row = [_spread(results["startup"].get(k, []), "{:.2f} s") for k in kinds]
+        row: list[str] = [_spread(results["startup"].get(k, []), "{:.2f} s") for k in kinds]
         out += ["| start to leading | " + " | ".join(row) + " |", ""]
     if "handover" in results:
         out += [
@@ -144,7 +146,7 @@ def markdown(results: dict[str, Any]) -> str:
                 row = []
                 for k in kinds:
                     h = by.get((k, mode, timing))
-                    values = h["after_signal"] if h else []
+                    values: list[float] = h["after_signal"] if h else []
                     fails = f", {len(h['failures'])} failed" if h and h["failures"] else ""
                     row.append(
                         (
@@ -226,7 +228,7 @@ def markdown(results: dict[str, Any]) -> str:
         ]
         scale = {(s["kind"], s["n"]): s for s in results["scale"]}
         ns = sorted({n for _, n in scale})
-        rows = [
+        rows: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
             ("CPU, % of a core", lambda s: _spread([c * 100 for c in s["cpu"]])),
             ("peak RSS, MiB", lambda s: f"{s['hwm'] / MIB:.0f}"),
             ("threads", lambda s: f"{s['threads']}"),
@@ -337,7 +339,7 @@ def _per_election(scale: dict[tuple[str, int], Any], kind: str, base: int, n: in
     a, b = scale.get((kind, base)), scale.get((kind, n))
     if not a or not b or a["error"] or b["error"]:
         return None
-    return (b["hwm"] - a["hwm"]) / (n - base)
+    return float(b["hwm"] - a["hwm"]) / (n - base)
 
 
 def targets(results: dict[str, Any]) -> list[str]:
@@ -348,42 +350,46 @@ def targets(results: dict[str, Any]) -> list[str]:
         lines.append(f"{'MET' if ok else 'not met' if ok is not None else 'not measured'}: {text}")
 
     scale = {(s["kind"], s["n"]): s for s in results.get("scale", [])}
-    for n in (100, 1000):
-        ours, theirs = scale.get(("trio", n)), scale.get(("kubepy", n))
-        if ours and theirs and not ours["error"] and not theirs["error"]:
-            a, b = statistics.median(ours["cpu"]), statistics.median(theirs["cpu"])
+    ours = [k for k in OURS if k in _kinds(results)]
+    for kind in ours:
+        label = LABELS[kind]
+        for n in (100, 1000):
+            mine, theirs = scale.get((kind, n)), scale.get(("kubepy", n))
+            if not (mine and theirs and not mine["error"] and not theirs["error"]):
+                say(None, f"{label}: CPU and memory at {n} elections (a run is missing or failed)")
+                continue
+            a, b = statistics.median(mine["cpu"]), statistics.median(theirs["cpu"])
             say(
                 a <= b / 2,
-                f"CPU at {n} elections ≤ ½ the kubernetes client's: "
+                f"{label}: CPU at {n} elections ≤ ½ the kubernetes client's: "
                 f"{a * 100:.1f}% vs {b * 100:.1f}% of a core ({a / b:.2f}x), for "
-                f"{_requests(ours):.0f} vs {_requests(theirs):.0f} API requests a minute "
-                f"({_cpu_per_request(ours)} vs {_cpu_per_request(theirs)} ms of CPU each)",
+                f"{_requests(mine):.0f} vs {_requests(theirs):.0f} API requests a minute "
+                f"({_cpu_per_request(mine)} vs {_cpu_per_request(theirs)} ms of CPU each)",
             )
-            pa, pb = _per_election(scale, "trio", 10, n), _per_election(scale, "kubepy", 10, n)
+            pa, pb = _per_election(scale, kind, 10, n), _per_election(scale, "kubepy", 10, n)
             if pa is not None and pb is not None:
                 say(
                     pa <= pb / 2,
-                    f"memory per election (RSS growth from 10) at {n} ≤ ½ the "
+                    f"{label}: memory per election (RSS growth from 10) at {n} ≤ ½ the "
                     f"kubernetes client's: {pa / 1024:.0f} KiB vs {pb / 1024:.0f} KiB",
                 )
-        else:
-            say(None, f"CPU and memory at {n} elections (a run is missing or failed)")
-    mine = sorted((n, s) for (k, n), s in scale.items() if k == "trio" and not s["error"])
-    if len(mine) >= 2:
-        low = statistics.median(mine[0][1]["handshakes_per_min"])
-        high = statistics.median(mine[-1][1]["handshakes_per_min"])
-        say(
-            high <= low + 1,
-            f"TLS handshakes per minute independent of the number of "
-            f"elections: {low:.0f}/min at {mine[0][0]}, {high:.0f}/min at {mine[-1][0]}",
-        )
+    for kind in ours:
+        runs = sorted((n, s) for (k, n), s in scale.items() if k == kind and not s["error"])
+        if len(runs) >= 2:
+            low = statistics.median(runs[0][1]["handshakes_per_min"])
+            high = statistics.median(runs[-1][1]["handshakes_per_min"])
+            say(
+                high <= low + 1,
+                f"{LABELS[kind]}: TLS handshakes per minute independent of the number of "
+                f"elections: {low:.0f}/min at {runs[0][0]}, {high:.0f}/min at {runs[-1][0]}",
+            )
     for h in results.get("handover", []):
-        if h["kind"] == "trio" and h["mode"] == "graceful" and h["after_signal"]:
+        if h["kind"] in ours and h["mode"] == "graceful" and h["after_signal"]:
             v = h["after_signal"]
             med, p95 = statistics.median(v) * 1000, pct(v, 0.95) * 1000
             say(
                 med <= 25 and p95 <= 50,
-                f"graceful handover at {_timing(h)}: median "
+                f"{LABELS[h['kind']]}: graceful handover at {_timing(h)}: median "
                 f"{med:.0f} ms (≤ 25), p95 {p95:.0f} ms (≤ 50)",
             )
     for r in results.get("shards", []):
@@ -412,12 +418,25 @@ def targets(results: dict[str, Any]) -> list[str]:
             )
         say(r["overlaps"] == 0, f"never two holders of a shard at {where}: {r['overlaps']}")
     load = {(r["kind"], r["candidates"]): r for r in results.get("load", [])}
-    one, ten = load.get(("trio", 1)), load.get(("trio", 10))
-    if one and ten:
-        a = statistics.median([sum(w.values()) for w in load_windows(results, one)])
-        b = statistics.median([sum(w.values()) for w in load_windows(results, ten)])
-        say(b / a <= 1.2, f"API load 10 ÷ 1 candidates ≤ 1.2: {b / a:.2f} ({a:.1f} → {b:.1f}/min)")
+    for kind in ours:
+        one, ten = load.get((kind, 1)), load.get((kind, 10))
+        if one and ten:
+            a = statistics.median([sum(w.values()) for w in load_windows(results, one)])
+            b = statistics.median([sum(w.values()) for w in load_windows(results, ten)])
+            say(
+                b / a <= 1.2,
+                f"{LABELS[kind]}: API load 10 ÷ 1 candidates ≤ 1.2: "
+                f"{b / a:.2f} ({a:.1f} → {b:.1f}/min)",
+            )
     return lines
+
+
+def _cpu_percent(s: dict[str, Any]) -> float:
+    return float(statistics.median(s["cpu"])) * 100
+
+
+def _peak_mib(s: dict[str, Any]) -> float:
+    return float(s["hwm"]) / MIB
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
@@ -430,11 +449,20 @@ def plot(results: dict[str, Any], path: Path) -> None:
         print("matplotlib is not installed (the bench group has it): no plot")
         return
     kinds = _kinds(results)
-    colors = {"trio": "tab:blue", "clientgo": "tab:green", "kubepy": "tab:orange"}
+    colors = {
+        "trio": "tab:blue",
+        "asyncio": "tab:purple",
+        "uvloop": "tab:red",
+        "clientgo": "tab:green",
+        "kubepy": "tab:orange",
+    }
+    fig: Any
     fig, axes = plt.subplots(2, 2, figsize=(12, 9))
     ax = axes[0][0]
     handover = results.get("handover", [])
-    labels, data, cols = [], [], []
+    labels: list[str] = []
+    data: list[list[float]] = []
+    cols: list[str] = []
     for h in sorted(
         handover, key=lambda h: (-h["timing"]["lease"], h["mode"], KINDS.index(h["kind"]))
     ):
@@ -467,10 +495,11 @@ def plot(results: dict[str, Any], path: Path) -> None:
     ax.set_title("API load (apiserver_request_total)")
     if ax.get_legend_handles_labels()[0]:
         ax.legend()
-    for ax, key, scale_of, ylabel in (
-        (axes[1][0], "cpu", lambda s: statistics.median(s["cpu"]) * 100, "CPU, % of one core"),
-        (axes[1][1], "hwm", lambda s: s["hwm"] / MIB, "peak RSS, MiB"),
-    ):
+    panels: list[tuple[Any, Callable[[dict[str, Any]], float], str]] = [
+        (axes[1][0], _cpu_percent, "CPU, % of one core"),
+        (axes[1][1], _peak_mib, "peak RSS, MiB"),
+    ]
+    for ax, scale_of, ylabel in panels:
         for k in kinds:
             rows = sorted(
                 (s["n"], scale_of(s))
@@ -486,8 +515,10 @@ def plot(results: dict[str, Any], path: Path) -> None:
         ax.set_title(f"Many elections: {ylabel.split(',')[0]}")
         if ax.get_legend_handles_labels()[0]:
             ax.legend()
-        del key
-    fig.suptitle(f"trio-election vs client-go vs kubernetes (Python), {results['meta']['date']}")
+    runtimes = ", ".join(k for k in OURS if k in kinds)
+    fig.suptitle(
+        f"trio-election ({runtimes}) vs client-go vs kubernetes (Python), {results['meta']['date']}"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

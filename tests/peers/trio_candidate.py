@@ -1,7 +1,7 @@
 """A trio-election candidate as a process of its own, for the interop tests.
 
     python tests/peers/trio_candidate.py --kubeconfig K --lock leases/NS/NAME --identity ID \
-        --lease-duration 4 --renew-deadline 3 --retry-period 1
+        --lease-duration 4 --renew-deadline 3 --retry-period 1 [--runtime trio]
 
 It campaigns with `open_election()` and `leading()` (again after a loss), its work being
 to wait until cancelled. Each stdout line is ``<monotonic seconds> <event> <JSON string>``
@@ -16,24 +16,27 @@ to wait until cancelled. Each stdout line is ``<monotonic seconds> <event> <JSON
     exit "<reason>"               the election is closed (after the release); status 0
 
 SIGTERM and SIGINT cancel the work; leaving `leading()` releases the lock, then the
-process exits.
+process exits. `--runtime` picks the event loop: `trio.run` (the default), `asyncio.run`
+(``asyncio``) or `uvloop.run` (``uvloop``); the code is the same on each.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
-import math
 import sys
 import time
 
+import anyio
 import trio
 
 import trio_election as te
 from trio_election.kube import KubeClient, KubeConfig
 
 DESCRIPTION = (__doc__ or "").splitlines()[0]
+RUNTIMES = ("trio", "asyncio", "uvloop")
 
 
 def emit(event: str, arg: str) -> None:
@@ -64,7 +67,7 @@ async def campaign(options: argparse.Namespace) -> None:
                     emit("started-leading", identity)
                     emit("term", str(leadership.term))
                     try:
-                        await trio.sleep(math.inf)  # the work: until cancelled
+                        await anyio.sleep_forever()  # the work: until cancelled
                     finally:
                         emit("stopped-leading", identity)
                 if leadership.lost:
@@ -82,6 +85,7 @@ def main() -> None:
     parser.add_argument("--lease-duration", type=float, default=15.0)
     parser.add_argument("--renew-deadline", type=float, default=10.0)
     parser.add_argument("--retry-period", type=float, default=2.0)
+    parser.add_argument("--runtime", choices=RUNTIMES, default="trio", help="the event loop")
     parser.add_argument("-v", "--verbose", action="store_true", help="DEBUG logs on stderr")
     options = parser.parse_args()
     logging.basicConfig(
@@ -89,7 +93,14 @@ def main() -> None:
         level=logging.DEBUG if options.verbose else logging.INFO,
         format="%(relativeCreated)8.0f %(name)s %(levelname)s %(message)s",
     )
-    trio.run(campaign, options)
+    if options.runtime == "trio":
+        trio.run(campaign, options)
+    elif options.runtime == "asyncio":
+        asyncio.run(campaign(options))
+    else:
+        import uvloop
+
+        uvloop.run(campaign(options))
 
 
 if __name__ == "__main__":
