@@ -45,9 +45,11 @@ _HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/json"}
 _DRAIN_WITHIN = 1.0
 """How long a stopped watch may take to wind down its (closed) response stream."""
 
-REQUEST_CONNECTIONS = 32
+REQUEST_CONNECTIONS = 2
 """At most this many requests of one client at once (each on a connection of its own);
-more wait their turn, each within its own deadline."""
+more wait their turn, each within its own deadline. A burst (many elections starting
+together) waits rather than opening connections that would then stay open for good; two
+let a slow request (a LIST of a large collection) leave the renewals a connection."""
 
 
 @final
