@@ -6,6 +6,7 @@ import base64
 import contextlib
 import json as jsonlib
 import logging
+import math
 import re
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -46,10 +47,25 @@ _DRAIN_WITHIN = 1.0
 """How long a stopped watch may take to wind down its (closed) response stream."""
 
 REQUEST_CONNECTIONS = 2
-"""At most this many requests of one client at once (each on a connection of its own);
-more wait their turn, each within its own deadline. A burst (many elections starting
-together) waits rather than opening connections that would then stay open for good; two
-let a slow request (a LIST of a large collection) leave the renewals a connection."""
+"""Requests of one client at once (each on a connection of its own); more wait their turn,
+each within its own deadline. A burst (many elections starting together) waits rather than
+opening connections that would stay open for good; two let a slow request (a LIST of a
+large collection) leave the renewals a connection."""
+
+MOST_REQUEST_CONNECTIONS = 32
+"""What `REQUEST_CONNECTIONS` may grow to when requests keep waiting (see `GROW_WAITING`)."""
+
+GROW_WAITING = 0.25
+"""The share of the time to its deadline that a request may wait for a turn: beyond it, the
+client opens twice as many request connections (at most once every `GROW_EVERY` seconds).
+For a load that the connections do not carry (a thousand elections renewing in one
+process: each write waits for etcd's commit, so that two connections carry a few hundred a
+second), not for a burst that they clear in time. A request without a deadline never makes
+them grow. Connections are never closed for being idle: each would cost a TLS handshake
+when the load comes back."""
+
+GROW_EVERY = 0.5
+"""Seconds between two doublings of the request connections, at the least."""
 
 
 @final
@@ -69,20 +85,50 @@ class _Lender:
     docs/benchmarks.md has the figures.)
     """
 
-    def __init__(self, make: Callable[[], httpx.AsyncBaseTransport], limit: int | None) -> None:
+    def __init__(
+        self, make: Callable[[], httpx.AsyncBaseTransport], limit: int | None, most: int = 0
+    ) -> None:
         self._make = make
         self._free: list[httpx.AsyncBaseTransport] = []
         self._made: list[httpx.AsyncBaseTransport] = []
-        self._turns = None if limit is None else anyio.Semaphore(limit)
+        self._turns = None if limit is None else anyio.CapacityLimiter(limit)
+        self._most = max(most, limit or 0)
+        self._grown_at = -math.inf
 
     @asynccontextmanager
     async def lend(self) -> AsyncGenerator[httpx.AsyncBaseTransport]:
-        if self._turns is None:
+        """A transport for one request; blocks for a turn when the limit is reached."""
+        turns = self._turns
+        if turns is None:
             async with self._lent() as transport:
                 yield transport
-        else:
-            async with self._turns, self._lent() as transport:
+            return
+        turn = object()
+        try:
+            turns.acquire_on_behalf_of_nowait(turn)
+        except anyio.WouldBlock:
+            await self._wait_for(turns, turn)
+        try:
+            async with self._lent() as transport:
                 yield transport
+        finally:
+            turns.release_on_behalf_of(turn)
+
+    async def _wait_for(self, turns: anyio.CapacityLimiter, turn: object) -> None:
+        """Blocks until `turn` has one. A request that waits a `GROW_WAITING` share of the
+        time to its deadline doubles the limit (up to the most allowed)."""
+        now = anyio.current_time()
+        grow_at = now + (anyio.current_effective_deadline() - now) * GROW_WAITING
+        while True:
+            with anyio.CancelScope(deadline=grow_at):
+                await turns.acquire_on_behalf_of(turn)
+                return
+            now = anyio.current_time()
+            if now - self._grown_at >= GROW_EVERY and turns.total_tokens < self._most:
+                self._grown_at = now
+                turns.total_tokens = min(2 * int(turns.total_tokens), self._most)
+                logger.debug("requests wait: up to %d connections", turns.total_tokens)
+            grow_at = now + GROW_EVERY
 
     @asynccontextmanager
     async def _lent(self) -> AsyncGenerator[httpx.AsyncBaseTransport]:
@@ -205,7 +251,8 @@ class KubeClient:
         if self._transport is not None:  # one transport makes every connection
             shared = self._transport
             return _Pools(_Lender(lambda: shared, None), _Lender(lambda: shared, None))
-        return _Pools(_Lender(transport, REQUEST_CONNECTIONS), _Lender(transport, None))
+        requests = _Lender(transport, REQUEST_CONNECTIONS, MOST_REQUEST_CONNECTIONS)
+        return _Pools(requests, _Lender(transport, None))
 
     async def _client(self) -> _Pools:
         if self.config.exec is not None:
