@@ -10,7 +10,9 @@ shared watch that reads the echo of every write). Ways of sending:
 - ``transport``: an `httpx.Request` handed to an `httpx.AsyncHTTPTransport` of one
   connection, as `KubeClient` does;
 - ``h2``: the same over HTTP/2 (``h2``; `httpx.AsyncHTTPTransport` with ``http2=True``);
-- ``client``: `httpx.AsyncClient.patch`, as most programs do.
+- ``client``: `httpx.AsyncClient.patch`, as most programs do;
+- ``kubeclient``: `KubeClient.request`, ours (credentials, the lender of connections,
+  typed errors), without the lock and the engine above it.
 
 Prints, for each runtime and way, the CPU of this process per request (ms; the median of
 `--rounds` rounds) and the wall time per request.
@@ -29,13 +31,15 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import httpx
 
+from trio_election.kube import KubeClient, KubeConfig
 from trio_election.testing import ControlPlane
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
+    from pathlib import Path
 
 RUNTIMES = ("trio", "asyncio")
-WAYS = ("transport", "h2", "client")
+WAYS = ("transport", "h2", "client", "kubeclient")
 MERGE_PATCH = "application/merge-patch+json"
 
 
@@ -54,11 +58,21 @@ async def _loop(
     send: Callable[[bytes], Awaitable[bytes]], version: str, requests: int
 ) -> tuple[float, float, str]:
     """`requests` renewals in a row: (CPU seconds, wall seconds, the last version)."""
-    cpu, wall = time.process_time(), time.perf_counter()
-    for _ in range(requests):
+
+    async def renew(version: str) -> str:
         body = {"metadata": {"resourceVersion": version}, "spec": _spec("limit")}
         answer = json.loads(await send(json.dumps(body).encode()))
-        version = answer["metadata"]["resourceVersion"]
+        return str(answer["metadata"]["resourceVersion"])
+
+    return await _renewals(renew, version, requests)
+
+
+async def _renewals(
+    renew: Callable[[str], Awaitable[str]], version: str, requests: int
+) -> tuple[float, float, str]:
+    cpu, wall = time.process_time(), time.perf_counter()
+    for _ in range(requests):
+        version = await renew(version)
     return time.process_time() - cpu, time.perf_counter() - wall, version
 
 
@@ -68,6 +82,8 @@ async def _measure(
     context: ssl.SSLContext,
     version: str,
     *,
+    kubeconfig: Path,
+    path: str,
     way: str,
     requests: int,
     rounds: int,
@@ -104,6 +120,19 @@ async def _measure(
                 used, took, version = await _loop(send, version, requests)
                 cpu.append(used * 1000 / requests)
                 wall.append(took * 1000 / requests)
+    elif way == "kubeclient":
+        async with KubeClient(KubeConfig.load(kubeconfig)) as kube:
+
+            async def renew(version: str) -> str:
+                body = {"metadata": {"resourceVersion": version}, "spec": _spec("limit")}
+                answer = await kube.request("PATCH", path, json=body, content_type=MERGE_PATCH)
+                return str(answer["metadata"]["resourceVersion"])
+
+            version = (await _renewals(renew, version, requests // 10 + 1))[2]
+            for _ in range(rounds):
+                used, took, version = await _renewals(renew, version, requests)
+                cpu.append(used * 1000 / requests)
+                wall.append(took * 1000 / requests)
     else:
         async with httpx.AsyncClient(
             verify=context, limits=limits, timeout=timeout, headers=headers, trust_env=False
@@ -126,7 +155,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000, help="renewals per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--runtimes", default=",".join(RUNTIMES), help="trio,asyncio")
-    parser.add_argument("--ways", default=",".join(WAYS), help="transport,h2,client")
+    parser.add_argument("--ways", default=",".join(WAYS), help="transport,h2,client,kubeclient")
     options = parser.parse_args()
     with ControlPlane.start() as plane:
         namespace = plane.create_namespace("stack-limit")
@@ -142,21 +171,24 @@ def main() -> None:
         for runtime in options.runtimes.split(","):
             for way in options.ways.split(","):
 
-                async def run(way: str = way) -> tuple[list[float], list[float], str]:
+                async def run(way: str = way, since: str = version) -> tuple[Any, Any, str]:
                     return await _measure(
                         url,
                         user.token,
                         context,
-                        version,
+                        since,
+                        kubeconfig=user.kubeconfig,
+                        path=f"{path}/limit",
                         way=way,
                         requests=options.requests,
                         rounds=options.rounds,
                     )
 
                 cpu, wall, version = anyio.run(run, backend=runtime)
+                rounds = ", ".join(f"{c:.3f}" for c in cpu)
                 print(
                     f"{runtime} {way}: CPU {statistics.median(cpu):.3f} ms per request "
-                    f"({', '.join(f'{c:.3f}' for c in cpu)}); wall {statistics.median(wall):.3f} ms",
+                    f"({rounds}); wall {statistics.median(wall):.3f} ms",
                     flush=True,
                 )
 

@@ -98,21 +98,36 @@ class _Lender:
     @asynccontextmanager
     async def lend(self) -> AsyncGenerator[httpx.AsyncBaseTransport]:
         """A transport for one request; blocks for a turn when the limit is reached."""
-        turns = self._turns
-        if turns is None:
-            async with self._lent() as transport:
-                yield transport
-            return
-        turn = object()
+        transport, turn = await self.take()
         try:
-            turns.acquire_on_behalf_of_nowait(turn)
-        except anyio.WouldBlock:
-            await self._wait_for(turns, turn)
-        try:
-            async with self._lent() as transport:
-                yield transport
+            yield transport
         finally:
-            turns.release_on_behalf_of(turn)
+            self.give_back(transport, turn)
+
+    async def take(self) -> tuple[httpx.AsyncBaseTransport, object]:
+        """`lend` without a context manager (a request's hot path): a transport and the
+        turn to give back with it (`give_back`, always). Blocks for a turn."""
+        turns = self._turns
+        turn = None
+        if turns is not None:
+            turn = object()
+            try:
+                turns.acquire_on_behalf_of_nowait(turn)
+            except anyio.WouldBlock:
+                await self._wait_for(turns, turn)
+        if self._free:
+            transport = self._free.pop()
+        else:
+            transport = self._make()
+            if transport not in self._made:  # a given transport: one for all
+                self._made.append(transport)
+        return transport, turn
+
+    def give_back(self, transport: httpx.AsyncBaseTransport, turn: object) -> None:
+        self._free.append(transport)
+        if turn is not None:
+            assert self._turns is not None
+            self._turns.release_on_behalf_of(turn)
 
     async def _wait_for(self, turns: anyio.CapacityLimiter, turn: object) -> None:
         """Blocks until `turn` has one. A request that waits a `GROW_WAITING` share of the
@@ -129,19 +144,6 @@ class _Lender:
                 turns.total_tokens = min(2 * int(turns.total_tokens), self._most)
                 logger.debug("requests wait: up to %d connections", turns.total_tokens)
             grow_at = now + GROW_EVERY
-
-    @asynccontextmanager
-    async def _lent(self) -> AsyncGenerator[httpx.AsyncBaseTransport]:
-        if self._free:
-            transport = self._free.pop()
-        else:
-            transport = self._make()
-            if transport not in self._made:  # a given transport: one for all
-                self._made.append(transport)
-        try:
-            yield transport
-        finally:
-            self._free.append(transport)
 
     async def aclose(self) -> None:
         for transport in self._made:
@@ -273,17 +275,24 @@ class KubeClient:
     async def _borrowed(self) -> AsyncGenerator[_Pools]:
         """The current httpx clients, kept open while in use: when an exec plugin's client
         certificate changes, requests and watches still running on the old ones finish."""
-        http = await self._client()
-        self._in_use[http] = self._in_use.get(http, 0) + 1
+        http = await self._hold()
         try:
             yield http
         finally:
-            left = self._in_use.pop(http) - 1
-            if left:
-                self._in_use[http] = left
-            elif http is not self._http:
-                with anyio.CancelScope(shield=True):
-                    await http.aclose()
+            await self._release(http)
+
+    async def _hold(self) -> _Pools:
+        http = await self._client()
+        self._in_use[http] = self._in_use.get(http, 0) + 1
+        return http
+
+    async def _release(self, http: _Pools) -> None:
+        left = self._in_use.pop(http) - 1
+        if left:
+            self._in_use[http] = left
+        elif http is not self._http:
+            with anyio.CancelScope(shield=True):
+                await http.aclose()
 
     def _note_warnings(self, response: httpx.Response) -> None:
         """Note that the server answered, and log each new warning it sent."""
@@ -306,17 +315,29 @@ class KubeClient:
         """Send one request and return the decoded JSON body; raise a typed `ApiError`."""
         body = None if json is None else jsonlib.dumps(json).encode()
         for attempt in range(2):
-            async with self._borrowed() as pools, pools.requests.lend() as transport:
-                headers = await self._credentials.headers()
-                generation = self._credentials.generation
-                if body is not None:
-                    headers["Content-Type"] = content_type or "application/json"
-                request = self._request(method, path, params, headers, body)
+            # no context managers on this path (each costs a few per cent of a renew)
+            pools = await self._hold()
+            try:
+                lender = pools.requests
+                transport, turn = await lender.take()
                 try:
-                    async with _exchange(transport, request) as response:
-                        await response.aread()
-                except httpx.HTTPError as exc:
-                    raise connection_error(self.config, exc, answered=self._answered) from None
+                    headers = await self._credentials.headers()
+                    generation = self._credentials.generation
+                    if body is not None:
+                        headers["Content-Type"] = content_type or "application/json"
+                    request = self._request(method, path, params, headers, body)
+                    try:
+                        response = await transport.handle_async_request(request)
+                        try:
+                            content = await _body_of(response)
+                        finally:
+                            await response.aclose()
+                    except httpx.HTTPError as exc:
+                        raise connection_error(self.config, exc, answered=self._answered) from None
+                finally:
+                    lender.give_back(transport, turn)
+            finally:
+                await self._release(pools)
             self._note_warnings(response)
             if response.status_code == 401 and attempt == 0 and self._credentials.refreshable:
                 await self._credentials.refresh(generation)
@@ -324,7 +345,7 @@ class KubeClient:
             if response.status_code >= 400:
                 raise error_from_response(
                     response.status_code,
-                    response.content,
+                    content,
                     method=method,
                     path=path,
                     params=dict(params) if params else None,
@@ -332,7 +353,7 @@ class KubeClient:
                     secrets=self._secrets(headers),
                 )
             try:
-                decoded = response.json()
+                decoded = jsonlib.loads(content)
             except ValueError:
                 raise ApiConnectionError(
                     f"{method} {path}: the server's answer is not JSON"
@@ -460,6 +481,19 @@ def _warning_texts(header: str) -> list[str]:
     """The texts of a `Warning` header (one, or several joined by commas on the way)."""
     texts = [re.sub(r"\\(.)", r"\1", m.group(1)) for m in _WARNING.finditer(header)]
     return texts or [header]
+
+
+async def _body_of(response: httpx.Response) -> bytes:
+    """The whole body of `response`, read from its stream: httpx's `aread` passes each
+    chunk through a chain of async generators (decoders, a chunker), for no change when
+    the body is not encoded (we ask for no encoding)."""
+    if "content-encoding" in response.headers:
+        return await response.aread()
+    stream = response.stream
+    if not isinstance(stream, httpx.AsyncByteStream):  # pragma: no cover - a sync transport
+        return await response.aread()
+    chunks = [chunk async for chunk in stream]
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 @asynccontextmanager
