@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import heapq
+import itertools
 import json as jsonlib
 import logging
 import math
 import re
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Self, final
 
 import anyio
@@ -91,63 +93,100 @@ class _Lender:
         self._make = make
         self._free: list[httpx.AsyncBaseTransport] = []
         self._made: list[httpx.AsyncBaseTransport] = []
-        self._turns = None if limit is None else anyio.CapacityLimiter(limit)
+        self._limit = limit
         self._most = max(most, limit or 0)
+        self._lent = 0
+        self._waiting: list[_Waiter] = []
+        """A heap: the waiter of the earliest deadline first (then the first come)."""
+        self._arrivals = itertools.count()
         self._grown_at = -math.inf
 
     @asynccontextmanager
     async def lend(self) -> AsyncGenerator[httpx.AsyncBaseTransport]:
         """A transport for one request; blocks for a turn when the limit is reached."""
-        transport, turn = await self.take()
+        transport = await self.take()
         try:
             yield transport
         finally:
-            self.give_back(transport, turn)
+            self.give_back(transport)
 
-    async def take(self) -> tuple[httpx.AsyncBaseTransport, object]:
-        """`lend` without a context manager (a request's hot path): a transport and the
-        turn to give back with it (`give_back`, always). Blocks for a turn."""
-        turns = self._turns
-        turn = None
-        if turns is not None:
-            turn = object()
-            try:
-                turns.acquire_on_behalf_of_nowait(turn)
-            except anyio.WouldBlock:
-                await self._wait_for(turns, turn)
-        if self._free:
-            transport = self._free.pop()
-        else:
-            transport = self._make()
-            if transport not in self._made:  # a given transport: one for all
-                self._made.append(transport)
-        return transport, turn
+    async def take(self) -> httpx.AsyncBaseTransport:
+        """`lend` without a context manager (a request's hot path): give the transport
+        back with `give_back`, always. Blocks for a turn when the limit is reached: the
+        request of the earliest deadline (its cancel scopes') has the next one, so that a
+        renewal goes before the reads of a burst of elections starting."""
+        if self._limit is None or self._lent < self._limit:
+            self._lent += 1
+            return self._transport()
+        return await self._wait()
 
-    def give_back(self, transport: httpx.AsyncBaseTransport, turn: object) -> None:
+    def give_back(self, transport: httpx.AsyncBaseTransport) -> None:
         self._free.append(transport)
-        if turn is not None:
-            assert self._turns is not None
-            self._turns.release_on_behalf_of(turn)
+        self._lent -= 1
+        self._hand_on()
 
-    async def _wait_for(self, turns: anyio.CapacityLimiter, turn: object) -> None:
-        """Blocks until `turn` has one. A request that waits a `GROW_WAITING` share of the
-        time to its deadline doubles the limit (up to the most allowed)."""
+    def _transport(self) -> httpx.AsyncBaseTransport:
+        if self._free:
+            return self._free.pop()
+        transport = self._make()
+        if transport not in self._made:  # a given transport: one for all
+            self._made.append(transport)
+        return transport
+
+    def _hand_on(self) -> None:
+        """Give the turns that the limit allows to the waiters of the earliest deadlines."""
+        while self._waiting and (self._limit is None or self._lent < self._limit):
+            waiter = heapq.heappop(self._waiting)
+            if not waiter.gone:
+                self._lent += 1
+                waiter.given = True
+                waiter.event.set()
+
+    async def _wait(self) -> httpx.AsyncBaseTransport:
+        """Blocks until a turn is given. A request that waits a `GROW_WAITING` share of
+        the time to its deadline doubles the limit (up to the most allowed)."""
         now = anyio.current_time()
-        grow_at = now + (anyio.current_effective_deadline() - now) * GROW_WAITING
-        while True:
-            with anyio.CancelScope(deadline=grow_at):
-                await turns.acquire_on_behalf_of(turn)
-                return
-            now = anyio.current_time()
-            if now - self._grown_at >= GROW_EVERY and turns.total_tokens < self._most:
-                self._grown_at = now
-                turns.total_tokens = min(2 * int(turns.total_tokens), self._most)
-                logger.debug("requests wait: up to %d connections", turns.total_tokens)
-            grow_at = now + GROW_EVERY
+        deadline = anyio.current_effective_deadline()
+        waiter = _Waiter(deadline, next(self._arrivals))
+        heapq.heappush(self._waiting, waiter)
+        grow_at = now + (deadline - now) * GROW_WAITING
+        try:
+            while True:
+                with anyio.CancelScope(deadline=grow_at):
+                    await waiter.event.wait()
+                if waiter.given:
+                    return self._transport()
+                now = anyio.current_time()
+                limit = self._limit
+                assert limit is not None
+                if now - self._grown_at >= GROW_EVERY and limit < self._most:
+                    self._grown_at = now
+                    self._limit = min(2 * limit, self._most)
+                    logger.debug("requests wait: up to %d connections", self._limit)
+                    self._hand_on()
+                grow_at = now + GROW_EVERY
+        except BaseException:
+            waiter.gone = True
+            if waiter.given:  # given as it was cancelled: the turn is the next one's
+                self._lent -= 1
+                self._hand_on()
+            raise
 
     async def aclose(self) -> None:
         for transport in self._made:
             await transport.aclose()
+
+
+@dataclass(order=True, slots=True)
+class _Waiter:
+    """A request waiting for a turn: ordered by deadline, then arrival."""
+
+    deadline: float
+    arrival: int
+    event: anyio.Event = field(default_factory=anyio.Event, compare=False)
+    given: bool = field(default=False, compare=False)
+    gone: bool = field(default=False, compare=False)
+    """Cancelled while waiting: skipped when turns are handed on."""
 
 
 @final
@@ -319,7 +358,7 @@ class KubeClient:
             pools = await self._hold()
             try:
                 lender = pools.requests
-                transport, turn = await lender.take()
+                transport = await lender.take()
                 try:
                     headers = await self._credentials.headers()
                     generation = self._credentials.generation
@@ -335,7 +374,7 @@ class KubeClient:
                     except httpx.HTTPError as exc:
                         raise connection_error(self.config, exc, answered=self._answered) from None
                 finally:
-                    lender.give_back(transport, turn)
+                    lender.give_back(transport)
             finally:
                 await self._release(pools)
             self._note_warnings(response)
