@@ -50,6 +50,7 @@ _DRAIN_WITHIN = 1.0
 
 REQUEST_CONNECTIONS = 2
 """Requests of one client at once (each on a connection of its own); more wait their turn,
+the one of the earliest deadline first (a renewal before a starting election's read),
 each within its own deadline. A burst (many elections starting together) waits rather than
 opening connections that would stay open for good; two let a slow request (a LIST of a
 large collection) leave the renewals a connection."""
@@ -83,8 +84,9 @@ class _Lender:
     against its keep-alive limit of 20, and beyond 20 elections each renew paid a TLS
     handshake. A pool of one connection costs the same whatever the number of elections.
     (HTTP/2, one connection for all, was measured too: httpcore reads every stream of a
-    connection under one lock, so that a renew waits behind idle watches;
-    docs/benchmarks.md has the figures.)
+    connection under one lock, so that a renew waits behind idle watches; and for requests
+    alone, its framing cost 1.7 times the CPU of HTTP/1.1 per request; docs/benchmarks.md
+    has the figures.)
     """
 
     def __init__(
