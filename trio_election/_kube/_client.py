@@ -466,6 +466,7 @@ class KubeClient:
         `httpx.AsyncClient` would merge URLs, wrap auth and redirects and keep cookies on
         every request, a fifth of the CPU of a renew), so this does what of it we need."""
         headers.update(_HEADERS)
+        url: httpx.URL | None
         if params:
             url = httpx.URL(self._base + path, params=dict(params))
         else:
