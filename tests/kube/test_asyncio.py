@@ -183,13 +183,20 @@ async def test_locks_of_one_client_share_one_watch(anyio_backend: Backend) -> No
         async with anyio.create_task_group() as tg:
             for name in names:
                 tg.start_soon(watch, name)
-            # the first watches its own object; those after it share a watch of all Leases
-            await until(lambda: api.open_watches == 2)
+
+            # the first watches its own object; those after it share a watch of all Leases,
+            # and the first moves to it too: its own watch closes
+            def one_shared_watch() -> bool:
+                shared = [w for w in api.filter("watch") if "fieldSelector" not in w.params]
+                return len(shared) == 1 and api.open_watches == 1
+
+            await until(one_shared_watch)
             for lock in locks.values():
                 await lock.update(te.LeaderRecord("x", 15, T0, T0, 1), await lock.get())
     assert last_seen == dict.fromkeys(names, "x")
     shared = [w for w in api.filter("watch") if "fieldSelector" not in w.params]
     assert len(shared) == 1
+    assert len(api.filter("watch")) == 2  # the first one's own, and the shared one
     assert api.open_watches == 0
     assert not _detached._running  # the shared watch ended with its last reader
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import heapq
+import itertools
 import json as jsonlib
 import logging
+import math
 import re
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Self, final
 
 import anyio
@@ -45,9 +48,30 @@ _HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/json"}
 _DRAIN_WITHIN = 1.0
 """How long a stopped watch may take to wind down its (closed) response stream."""
 
-REQUEST_CONNECTIONS = 32
-"""At most this many requests of one client at once (each on a connection of its own);
-more wait their turn, each within its own deadline."""
+_URLS_KEPT = 4096
+"""At most this many parsed URLs kept per client (one per lock object)."""
+
+REQUEST_CONNECTIONS = 2
+"""Requests of one client at once (each on a connection of its own); more wait their turn,
+the one of the earliest deadline first (a renewal before a starting election's read),
+each within its own deadline. A burst (many elections starting together) waits rather than
+opening connections that would stay open for good; two let a slow request (a LIST of a
+large collection) leave the renewals a connection."""
+
+MOST_REQUEST_CONNECTIONS = 32
+"""What `REQUEST_CONNECTIONS` may grow to when requests keep waiting (see `GROW_WAITING`)."""
+
+GROW_WAITING = 0.25
+"""The share of the time to its deadline that a request may wait for a turn: beyond it, the
+client opens twice as many request connections (at most once every `GROW_EVERY` seconds).
+For a load that the connections do not carry (a thousand elections renewing in one
+process: each write waits for etcd's commit, so that two connections carry a few hundred a
+second), not for a burst that they clear in time. A request without a deadline never makes
+them grow. Connections are never closed for being idle: each would cost a TLS handshake
+when the load comes back."""
+
+GROW_EVERY = 0.5
+"""Seconds between two doublings of the request connections, at the least."""
 
 
 @final
@@ -63,41 +87,111 @@ class _Lender:
     against its keep-alive limit of 20, and beyond 20 elections each renew paid a TLS
     handshake. A pool of one connection costs the same whatever the number of elections.
     (HTTP/2, one connection for all, was measured too: httpcore reads every stream of a
-    connection under one lock, so that a renew waits behind idle watches;
-    docs/benchmarks.md has the figures.)
+    connection under one lock, so that a renew waits behind idle watches; and for requests
+    alone, its framing cost 1.7 times the CPU of HTTP/1.1 per request; docs/benchmarks.md
+    has the figures.)
     """
 
-    def __init__(self, make: Callable[[], httpx.AsyncBaseTransport], limit: int | None) -> None:
+    def __init__(
+        self, make: Callable[[], httpx.AsyncBaseTransport], limit: int | None, most: int = 0
+    ) -> None:
         self._make = make
         self._free: list[httpx.AsyncBaseTransport] = []
         self._made: list[httpx.AsyncBaseTransport] = []
-        self._turns = None if limit is None else anyio.Semaphore(limit)
+        self._limit = limit
+        self._most = max(most, limit or 0)
+        self._lent = 0
+        self._waiting: list[_Waiter] = []
+        """A heap: the waiter of the earliest deadline first (then the first come)."""
+        self._arrivals = itertools.count()
+        self._grown_at = -math.inf
 
     @asynccontextmanager
     async def lend(self) -> AsyncGenerator[httpx.AsyncBaseTransport]:
-        if self._turns is None:
-            async with self._lent() as transport:
-                yield transport
-        else:
-            async with self._turns, self._lent() as transport:
-                yield transport
-
-    @asynccontextmanager
-    async def _lent(self) -> AsyncGenerator[httpx.AsyncBaseTransport]:
-        if self._free:
-            transport = self._free.pop()
-        else:
-            transport = self._make()
-            if transport not in self._made:  # a given transport: one for all
-                self._made.append(transport)
+        """A transport for one request; blocks for a turn when the limit is reached."""
+        transport = await self.take()
         try:
             yield transport
         finally:
-            self._free.append(transport)
+            self.give_back(transport)
+
+    async def take(self) -> httpx.AsyncBaseTransport:
+        """`lend` without a context manager (a request's hot path): give the transport
+        back with `give_back`, always. Blocks for a turn when the limit is reached: the
+        request of the earliest deadline (its cancel scopes') has the next one, so that a
+        renewal goes before the reads of a burst of elections starting."""
+        if self._limit is None or self._lent < self._limit:
+            self._lent += 1
+            return self._transport()
+        return await self._wait()
+
+    def give_back(self, transport: httpx.AsyncBaseTransport) -> None:
+        self._free.append(transport)
+        self._lent -= 1
+        self._hand_on()
+
+    def _transport(self) -> httpx.AsyncBaseTransport:
+        if self._free:
+            return self._free.pop()
+        transport = self._make()
+        if transport not in self._made:  # a given transport: one for all
+            self._made.append(transport)
+        return transport
+
+    def _hand_on(self) -> None:
+        """Give the turns that the limit allows to the waiters of the earliest deadlines."""
+        while self._waiting and (self._limit is None or self._lent < self._limit):
+            waiter = heapq.heappop(self._waiting)
+            if not waiter.gone:
+                self._lent += 1
+                waiter.given = True
+                waiter.event.set()
+
+    async def _wait(self) -> httpx.AsyncBaseTransport:
+        """Blocks until a turn is given. A request that waits a `GROW_WAITING` share of
+        the time to its deadline doubles the limit (up to the most allowed)."""
+        now = anyio.current_time()
+        deadline = anyio.current_effective_deadline()
+        waiter = _Waiter(deadline, next(self._arrivals))
+        heapq.heappush(self._waiting, waiter)
+        grow_at = now + (deadline - now) * GROW_WAITING
+        try:
+            while True:
+                with anyio.CancelScope(deadline=grow_at):
+                    await waiter.event.wait()
+                if waiter.given:
+                    return self._transport()
+                now = anyio.current_time()
+                limit = self._limit
+                assert limit is not None
+                if now - self._grown_at >= GROW_EVERY and limit < self._most:
+                    self._grown_at = now
+                    self._limit = min(2 * limit, self._most)
+                    logger.debug("requests wait: up to %d connections", self._limit)
+                    self._hand_on()
+                grow_at = now + GROW_EVERY
+        except BaseException:
+            waiter.gone = True
+            if waiter.given:  # given as it was cancelled: the turn is the next one's
+                self._lent -= 1
+                self._hand_on()
+            raise
 
     async def aclose(self) -> None:
         for transport in self._made:
             await transport.aclose()
+
+
+@dataclass(order=True, slots=True)
+class _Waiter:
+    """A request waiting for a turn: ordered by deadline, then arrival."""
+
+    deadline: float
+    arrival: int
+    event: anyio.Event = field(default_factory=anyio.Event, compare=False)
+    given: bool = field(default=False, compare=False)
+    gone: bool = field(default=False, compare=False)
+    """Cancelled while waiting: skipped when turns are handed on."""
 
 
 @final
@@ -138,6 +232,9 @@ class KubeClient:
         where = config.source or "KubeConfig"
         check_server_url(config.server, f"{where}: server")
         self._base = config.server.rstrip("/")
+        self._urls: dict[str, httpx.URL] = {}
+        """The URL of each path requested without parameters (a lock's object): parsing
+        one again was 20 µs of every renew."""
         self._extensions = {
             # reading waits as long as the caller's cancel scope allows (a watch is quiet
             # for minutes); only connecting (TCP and TLS handshake) has a bound of its own
@@ -203,7 +300,8 @@ class KubeClient:
         if self._transport is not None:  # one transport makes every connection
             shared = self._transport
             return _Pools(_Lender(lambda: shared, None), _Lender(lambda: shared, None))
-        return _Pools(_Lender(transport, REQUEST_CONNECTIONS), _Lender(transport, None))
+        requests = _Lender(transport, REQUEST_CONNECTIONS, MOST_REQUEST_CONNECTIONS)
+        return _Pools(requests, _Lender(transport, None))
 
     async def _client(self) -> _Pools:
         if self.config.exec is not None:
@@ -224,17 +322,24 @@ class KubeClient:
     async def _borrowed(self) -> AsyncGenerator[_Pools]:
         """The current httpx clients, kept open while in use: when an exec plugin's client
         certificate changes, requests and watches still running on the old ones finish."""
-        http = await self._client()
-        self._in_use[http] = self._in_use.get(http, 0) + 1
+        http = await self._hold()
         try:
             yield http
         finally:
-            left = self._in_use.pop(http) - 1
-            if left:
-                self._in_use[http] = left
-            elif http is not self._http:
-                with anyio.CancelScope(shield=True):
-                    await http.aclose()
+            await self._release(http)
+
+    async def _hold(self) -> _Pools:
+        http = await self._client()
+        self._in_use[http] = self._in_use.get(http, 0) + 1
+        return http
+
+    async def _release(self, http: _Pools) -> None:
+        left = self._in_use.pop(http) - 1
+        if left:
+            self._in_use[http] = left
+        elif http is not self._http:
+            with anyio.CancelScope(shield=True):
+                await http.aclose()
 
     def _note_warnings(self, response: httpx.Response) -> None:
         """Note that the server answered, and log each new warning it sent."""
@@ -257,17 +362,29 @@ class KubeClient:
         """Send one request and return the decoded JSON body; raise a typed `ApiError`."""
         body = None if json is None else jsonlib.dumps(json).encode()
         for attempt in range(2):
-            async with self._borrowed() as pools, pools.requests.lend() as transport:
-                headers = await self._credentials.headers()
-                generation = self._credentials.generation
-                if body is not None:
-                    headers["Content-Type"] = content_type or "application/json"
-                request = self._request(method, path, params, headers, body)
+            # no context managers on this path (each costs a few per cent of a renew)
+            pools = await self._hold()
+            try:
+                lender = pools.requests
+                transport = await lender.take()
                 try:
-                    async with _exchange(transport, request) as response:
-                        await response.aread()
-                except httpx.HTTPError as exc:
-                    raise connection_error(self.config, exc, answered=self._answered) from None
+                    headers = await self._credentials.headers()
+                    generation = self._credentials.generation
+                    if body is not None:
+                        headers["Content-Type"] = content_type or "application/json"
+                    request = self._request(method, path, params, headers, body)
+                    try:
+                        response = await transport.handle_async_request(request)
+                        try:
+                            content = await _body_of(response)
+                        finally:
+                            await response.aclose()
+                    except httpx.HTTPError as exc:
+                        raise connection_error(self.config, exc, answered=self._answered) from None
+                finally:
+                    lender.give_back(transport)
+            finally:
+                await self._release(pools)
             self._note_warnings(response)
             if response.status_code == 401 and attempt == 0 and self._credentials.refreshable:
                 await self._credentials.refresh(generation)
@@ -275,7 +392,7 @@ class KubeClient:
             if response.status_code >= 400:
                 raise error_from_response(
                     response.status_code,
-                    response.content,
+                    content,
                     method=method,
                     path=path,
                     params=dict(params) if params else None,
@@ -283,7 +400,7 @@ class KubeClient:
                     secrets=self._secrets(headers),
                 )
             try:
-                decoded = response.json()
+                decoded = jsonlib.loads(content)
             except ValueError:
                 raise ApiConnectionError(
                     f"{method} {path}: the server's answer is not JSON"
@@ -349,10 +466,18 @@ class KubeClient:
         `httpx.AsyncClient` would merge URLs, wrap auth and redirects and keep cookies on
         every request, a fifth of the CPU of a renew), so this does what of it we need."""
         headers.update(_HEADERS)
+        url: httpx.URL | None
+        if params:
+            url = httpx.URL(self._base + path, params=dict(params))
+        else:
+            url = self._urls.get(path)
+            if url is None:
+                if len(self._urls) >= _URLS_KEPT:
+                    self._urls.clear()
+                url = self._urls[path] = httpx.URL(self._base + path)
         request = httpx.Request(
             method,
-            self._base + path,
-            params=dict(params) if params else None,
+            url,
             headers=headers,
             content=body,
             extensions=self._extensions,
@@ -411,6 +536,19 @@ def _warning_texts(header: str) -> list[str]:
     """The texts of a `Warning` header (one, or several joined by commas on the way)."""
     texts = [re.sub(r"\\(.)", r"\1", m.group(1)) for m in _WARNING.finditer(header)]
     return texts or [header]
+
+
+async def _body_of(response: httpx.Response) -> bytes:
+    """The whole body of `response`, read from its stream: httpx's `aread` passes each
+    chunk through a chain of async generators (decoders, a chunker), for no change when
+    the body is not encoded (we ask for no encoding)."""
+    if "content-encoding" in response.headers:
+        return await response.aread()
+    stream = response.stream
+    if not isinstance(stream, httpx.AsyncByteStream):  # pragma: no cover - a sync transport
+        return await response.aread()
+    chunks = [chunk async for chunk in stream]
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 @asynccontextmanager

@@ -32,7 +32,7 @@ import math
 import weakref
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, final
+from typing import TYPE_CHECKING, Any, Self, final
 
 import anyio
 
@@ -73,7 +73,9 @@ async def object_events(
 
     Raises what `KubeClient.watch` raises (`ApiError`, `GoneError` for a version too old,
     `ApiConnectionError`); a shared stream that breaks raises `LockError`. A stream of its
-    own ends when the server ends it; a shared one does not.
+    own ends when the server ends it; a shared one does not. A stream of its own moves to
+    the collection's shared watch when one starts (another handle came to watch in it),
+    so that its connection closes; the events it gives go on the same.
     """
     collection = _collections(client).setdefault(path, _Collection())
     collection.watching += 1
@@ -89,21 +91,122 @@ async def object_events(
                 "allowWatchBookmarks": "true",
                 "timeoutSeconds": str(WATCH_TIMEOUT_SECONDS),
             }
-            async with aclosing(client.watch(path, params=params)) as events:
-                yield events
+            stream = _Stream(collection, name, client.watch(path, params=params), since)
         else:
-            reader = shared.join(name, int(since))
-            try:
-                async with aclosing(reader.events()) as events:
-                    yield events
-            finally:
-                shared.leave(reader)
-                if shared.ended:  # the last one out waits for its connection to close,
-                    # so that a client closed next finds nothing of it still running
-                    with anyio.move_on_after(_WIND_DOWN_WITHIN, shield=True):
-                        await shared.finished.wait()
+            stream = _Stream(collection, name, None, since)
+            stream.join(shared)
+        try:
+            yield stream
+        finally:
+            await stream.aclose()
     finally:
         collection.watching -= 1
+
+
+@final
+class _Stream:
+    """One handle's events: of a watch of its own (`own`) until the collection's shared
+    watch starts, then of its share of that one."""
+
+    __slots__ = (
+        "_collection",
+        "_moving",
+        "_name",
+        "_own",
+        "_reader",
+        "_scope",
+        "_shared",
+        "_since",
+    )
+
+    def __init__(
+        self,
+        collection: _Collection,
+        name: str,
+        own: AsyncGenerator[WatchEvent] | None,
+        since: str,
+    ) -> None:
+        self._collection = collection
+        self._name = name
+        self._own = own
+        self._since = int(since) if since.isdigit() else None
+        """The version of the last event given, while versions are numbers (else None: a
+        stream of its own then stays on its own)."""
+        self._reader: _Reader | None = None
+        self._shared: _Shared | None = None
+        self._scope: anyio.CancelScope | None = None
+        self._moving = False
+        if own is not None and self._since is not None:
+            collection.alone.add(self)
+
+    def move(self) -> None:
+        """Go on with the collection's shared watch, which has just listed the collection:
+        the watch of its own stops at once, even while waiting for an event."""
+        self._moving = True
+        if self._scope is not None:
+            self._scope.cancel()
+
+    def join(self, shared: _Shared) -> None:
+        assert self._since is not None
+        self._shared = shared
+        self._reader = shared.join(self._name, self._since)
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> WatchEvent:
+        own = self._own
+        if own is not None:
+            if not self._moving:
+                event: WatchEvent | None = None
+                with anyio.CancelScope() as scope:
+                    self._scope = scope
+                    try:
+                        event = await anext(own)
+                    finally:
+                        self._scope = None
+                if event is not None:
+                    if self._since is not None:
+                        version = event.version
+                        if version.isdigit():
+                            self._since = max(self._since, int(version))
+                        else:  # not comparable: this stream stays on its own
+                            self._since = None
+                            self._collection.alone.discard(self)
+                    return event
+            # moving: the watch of its own ends here, its connection closed (a response
+            # left half-read is not kept alive)
+            self._own = None
+            self._collection.alone.discard(self)
+            await own.aclose()
+            shared = self._collection.live()
+            if shared is None:  # it failed meanwhile: end, as a server's end does
+                raise StopAsyncIteration
+            self.join(shared)
+        reader = self._reader
+        assert reader is not None
+        try:
+            return await reader.receive.receive()
+        except anyio.EndOfStream:
+            if reader.failure is not None:
+                message, retry_after = reader.failure
+                raise LockError(message, retry_after=retry_after) from None
+            raise StopAsyncIteration from None
+
+    async def aclose(self) -> None:
+        """Stop the stream; the last handle to leave a shared watch waits for its
+        connection to close, so that a client closed next finds nothing of it running."""
+        self._collection.alone.discard(self)
+        if self._own is not None:
+            own, self._own = self._own, None
+            await own.aclose()
+        shared, reader = self._shared, self._reader
+        if shared is not None and reader is not None:
+            self._reader = None
+            shared.leave(reader)
+            if shared.ended:
+                with anyio.move_on_after(_WIND_DOWN_WITHIN, shield=True):
+                    await shared.finished.wait()
 
 
 _by_client: weakref.WeakKeyDictionary[KubeClient, dict[str, _Collection]] = (
@@ -122,11 +225,13 @@ def _collections(client: KubeClient) -> dict[str, _Collection]:
 class _Collection:
     """What one client knows of watching one collection."""
 
-    __slots__ = ("refused_until", "shared", "watching")
+    __slots__ = ("alone", "refused_until", "shared", "watching")
 
     def __init__(self) -> None:
         self.watching = 0
         """Watch streams open on objects of the collection (shared or not)."""
+        self.alone: set[_Stream] = set()
+        """The streams on a watch of their own that move to a shared watch once it starts."""
         self.shared: _Shared | None = None
         self.refused_until = -math.inf
 
@@ -184,13 +289,6 @@ class _Reader:
             # readers of one object get copies: a lock handle keeps what it is given
             given = event if first else WatchEvent(event.type, copy.deepcopy(event.object))
             self.send.send_nowait(given)
-
-    async def events(self) -> AsyncGenerator[WatchEvent]:
-        async for event in self.receive:
-            yield event
-        if self.failure is not None:
-            message, retry_after = self.failure
-            raise LockError(message, retry_after=retry_after)
 
 
 @final
@@ -254,6 +352,8 @@ class _Shared:
                     return
                 finally:
                     self.started.set()
+                for stream in list(self.collection.alone):  # their watches close
+                    stream.move()
                 await self._follow()
         except Exception as exc:  # a detached task: each reader hears of it
             retry_after = exc.retry_after if isinstance(exc, TooManyRequestsError) else None
