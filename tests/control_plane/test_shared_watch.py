@@ -161,6 +161,58 @@ async def test_elections_of_one_process_hold_one_watch_and_see_their_own_lease(
         nursery.cancel_scope.cancel()
 
 
+async def test_a_shard_group_follows_its_members_on_the_shared_watch(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    """Two members of one shard group in one process, each with a client of its own: each
+    holds one watch of Leases, the shard Leases' and the members' records' both, and a
+    member that leaves is seen gone through it (its shards move to the other)."""
+    user = control_plane.user("group", namespace=namespace, verbs={"leases": (*VERBS, "delete")})
+    baseline = await settled_watches(control_plane)
+    group = f"leases/{namespace}/group-{next(_runs)}"
+    shards: dict[str, te.Shards] = {}
+    scopes: dict[str, trio.CancelScope] = {}
+
+    async def member(name: str, *, task_status: trio.TaskStatus[None]) -> None:
+        with trio.CancelScope() as scopes[name]:
+            async with (
+                KubeClient(KubeConfig.load(user.kubeconfig)) as client,
+                te.open_shards(
+                    group,
+                    shards=4,
+                    identity=name,
+                    client=client,
+                    lease_duration=15,
+                    renew_deadline=12,
+                    retry_period=1,
+                    stop_on_sigterm=False,
+                ) as shards[name],
+                trio.open_nursery() as nursery,
+            ):
+
+                async def work(shard: int, leadership: te.Leadership) -> None:
+                    await trio.sleep_forever()
+
+                await nursery.start(shards[name].serve, work)
+                task_status.started()
+
+    async with trio.open_nursery() as nursery:
+        for name in ("a", "b"):
+            await nursery.start(member, name)
+
+        def split() -> bool:
+            return all(len(shards[n].owned) == 2 and shards[n].members == {"a", "b"} for n in "ab")
+
+        await wait_until(split, within=30, every=0.1)
+        held = await settled_watches(control_plane) - baseline
+        print(f"two members of a shard group hold {held} watches of Leases")
+        assert held == 2  # one per client: its shards' and its members' records' in one
+        scopes["b"].cancel()
+        await wait_until(lambda: shards["a"].members == {"a"}, within=5)
+        await wait_until(lambda: len(shards["a"].owned) == 4, within=10)
+        nursery.cancel_scope.cancel()
+
+
 async def test_the_shared_watch_survives_an_apiserver_restart(
     control_plane: ControlPlane, namespace: str
 ) -> None:

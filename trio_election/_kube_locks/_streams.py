@@ -9,6 +9,10 @@ instead: one connection and one stream for all of them (each connection held abo
 docs/benchmarks.md). A handle's stream is the same either way: the events of its object,
 newer than the version it gives, as the apiserver sends them.
 
+What follows the whole collection (the members of a shard group, by their label) listens
+to the shared watch instead (`listening`): it hears of every change and reads the latest
+state of every object, on the same connection.
+
 The shared watch starts with a LIST of the collection, so that it knows every object as of
 one version, then watches from that version and keeps the latest state of each object. A
 handle that joins is first given its object as known there, when that is newer than the
@@ -30,9 +34,10 @@ import copy
 import logging
 import math
 import weakref
+from collections.abc import Mapping
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Self, final
+from typing import TYPE_CHECKING, Any, Protocol, Self, final
 
 import anyio
 
@@ -43,13 +48,19 @@ from .._kube._watch import WatchEvent
 from ._detached import spawn_detached
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, AsyncIterator
+    from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 
     from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
     from .._kube import KubeClient
 
-__all__ = ["SHARE_RETRY_SECONDS", "WATCH_TIMEOUT_SECONDS", "object_events"]
+__all__ = [
+    "SHARE_RETRY_SECONDS",
+    "WATCH_TIMEOUT_SECONDS",
+    "Listener",
+    "listening",
+    "object_events",
+]
 
 logger = logging.getLogger("trio_election")
 
@@ -99,6 +110,35 @@ async def object_events(
             yield stream
         finally:
             await stream.aclose()
+    finally:
+        collection.watching -= 1
+
+
+@asynccontextmanager
+async def listening(
+    client: KubeClient, path: str, listener: Listener
+) -> AsyncGenerator[Mapping[str, dict[str, Any]] | None]:
+    """Follow the whole collection at `path` on its shared watch (started if need be):
+    yields the watch's latest state of each object (read only; `listener` hears of each
+    change), or None when the collection's watch cannot be shared (RBAC grants no list or
+    watch of it, or its versions are not numbers)."""
+    collection = _collections(client).setdefault(path, _Collection())
+    collection.watching += 1
+    try:
+        shared = await collection.share(client, path)
+        if shared is None:
+            yield None
+            return
+        shared.listen(listener)
+        if shared.ended:  # it failed before we joined: nothing more comes
+            listener.failed(f"{path}: the shared watch ended", None)
+        try:
+            yield shared.objects_view
+        finally:
+            shared.unlisten(listener)
+            if shared.ended:
+                with anyio.move_on_after(_WIND_DOWN_WITHIN, shield=True):
+                    await shared.finished.wait()
     finally:
         collection.watching -= 1
 
@@ -251,7 +291,8 @@ class _Collection:
         try:
             await shared.started.wait()
         except BaseException:
-            if not shared.readers and shared.waiting == 1:  # nobody else is coming: stop it
+            if not shared.readers and not shared.listeners and shared.waiting == 1:
+                # nobody else is coming: stop it
                 shared.stop()
             raise
         finally:
@@ -271,6 +312,19 @@ class _Collection:
 
 class _Unshareable(Exception):
     """The collection's versions cannot be compared: handles watch alone."""
+
+
+class Listener(Protocol):
+    """What follows a whole shared watch rather than one object (`_labelled.py`)."""
+
+    def saw(self, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
+        """An object changed from `old` to `new` (None: it was not there / is gone)."""
+
+    def relisted(self) -> None:
+        """The collection was listed again: any object may have changed."""
+
+    def failed(self, message: str, retry_after: float | None) -> None:
+        """The shared watch ended; nothing more comes."""
 
 
 @dataclass(eq=False, slots=True)
@@ -303,6 +357,8 @@ class _Shared:
     """The latest state of each object, as of `position`."""
     position: int = 0
     readers: dict[str, list[_Reader]] = field(default_factory=dict[str, list[_Reader]])
+    listeners: list[Listener] = field(default_factory=list[Listener])
+    """Readers of the whole collection."""
     waiting: int = 0
     """Handles waiting for the LIST to join."""
     started: anyio.Event = field(default_factory=anyio.Event)
@@ -325,7 +381,23 @@ class _Shared:
             readers.remove(reader)
             if not readers:
                 del self.readers[reader.name]
-        if not self.readers:
+        self._stop_if_unread()
+
+    @property
+    def objects_view(self) -> Mapping[str, dict[str, Any]]:
+        """The latest state of each object, following every listing (read only)."""
+        return _ObjectsView(self)
+
+    def listen(self, listener: Listener) -> None:
+        self.listeners.append(listener)
+
+    def unlisten(self, listener: Listener) -> None:
+        if listener in self.listeners:
+            self.listeners.remove(listener)
+        self._stop_if_unread()
+
+    def _stop_if_unread(self) -> None:
+        if not self.readers and not self.listeners:
             self.stop()
 
     def stop(self) -> None:
@@ -367,6 +439,8 @@ class _Shared:
 
     def _fail(self, message: str, retry_after: float | None) -> None:
         self.ended = True
+        for listener in list(self.listeners):
+            listener.failed(message, retry_after)
         for readers in self.readers.values():
             for reader in readers:
                 if reader.failure is None:
@@ -389,6 +463,8 @@ class _Shared:
         for readers in list(self.readers.values()):
             for reader in readers:
                 self._catch_up(reader)
+        for listener in list(self.listeners):
+            listener.relisted()
 
     async def _follow(self) -> None:
         while True:
@@ -411,12 +487,32 @@ class _Shared:
         if event.type == "BOOKMARK":
             return
         name = event.name
+        old = self.objects.get(name)
         if event.type == "DELETED":
             self.objects.pop(name, None)
         else:
             self.objects[name] = event.object
+        for listener in self.listeners:
+            listener.saw(old, None if event.type == "DELETED" else event.object)
         for i, reader in enumerate(self.readers.get(name, ())):
             reader.give(event, version, first=i == 0)
+
+
+@final
+class _ObjectsView(Mapping[str, dict[str, Any]]):
+    __slots__ = ("_shared",)
+
+    def __init__(self, shared: _Shared) -> None:
+        self._shared = shared
+
+    def __getitem__(self, name: str) -> dict[str, Any]:
+        return self._shared.objects[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._shared.objects)
+
+    def __len__(self) -> int:
+        return len(self._shared.objects)
 
 
 def _metadata(obj: dict[str, Any]) -> dict[str, Any]:

@@ -6,8 +6,9 @@
   ``trio-election.io/shard-group: <name>`` (`GROUP_LABEL`), with the annotation
   ``trio-election.io/shards: <S>``; its spec holds the identity (``holderIdentity``),
   ``leaseDurationSeconds`` and ``renewTime``, rewritten every `retry_period`.
-- The records are listed and watched with a label selector on the group: ``list`` and
-  ``watch`` on Leases are needed. Without them `open_shards()` raises the apiserver's 403 as
+- The records are listed with a label selector on the group and followed on the
+  namespace's shared watch of Leases (the shard Leases' watch; a watch by label of their
+  own where that cannot be shared): ``list`` and ``watch`` on Leases are needed. Without them `open_shards()` raises the apiserver's 403 as
   `ForbiddenError`, whose message names the verb and the rule to grant, once the refusals
   have lasted the lock layer's grace window (`FORBIDDEN_GRACE_SECONDS`, 15 s): an apiserver
   that has just restarted refuses for a moment.
@@ -32,12 +33,13 @@ from .._kube._errors import (
 )
 from .._kube._json import as_list, as_mapping
 from .._kube_locks._forbidden import Permissions
+from .._kube_locks._labelled import labelled_objects
 from .._kube_locks._locks import LeaseLock
 from .._kube_locks._records import format_micro_time, parse_time
 from ._members import MemberEntry, MemberRecord
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Mapping
+    from collections.abc import AsyncGenerator, Iterable, Mapping
 
     from .._kube import KubeClient
 
@@ -97,6 +99,11 @@ def member_entry(obj: Mapping[str, Any]) -> MemberEntry | None:
     return MemberEntry(name, record, raw)
 
 
+def _entries(objects: Iterable[Mapping[str, Any]]) -> dict[str, MemberEntry]:
+    found = (member_entry(obj) for obj in objects)
+    return {entry.name: entry for entry in found if entry is not None}
+
+
 @final
 class KubeMemberStore:
     """The membership Leases of one group, through one client (a `MemberStore`)."""
@@ -119,12 +126,8 @@ class KubeMemberStore:
 
     async def _listing(self) -> tuple[dict[str, MemberEntry], str]:
         listing = await self._client.request("GET", self._path, params=self._selector())
-        entries: dict[str, MemberEntry] = {}
-        for item in as_list(listing.get("items")) or []:
-            obj = as_mapping(item)
-            entry = None if obj is None else member_entry(obj)
-            if entry is not None:
-                entries[entry.name] = entry
+        items = (as_mapping(item) for item in as_list(listing.get("items")) or [])
+        entries = _entries(obj for obj in items if obj is not None)
         meta = as_mapping(listing.get("metadata")) or {}
         version = meta.get("resourceVersion")
         return entries, version if isinstance(version, str) else ""
@@ -135,7 +138,18 @@ class KubeMemberStore:
         return entries
 
     async def watch(self) -> AsyncGenerator[Mapping[str, MemberEntry]]:
+        """The members as of now, then after each change: read from the namespace's shared
+        watch of Leases (the shard Leases' too) when it can be shared, else from a watch of
+        the group's label of its own."""
         with _retried(self.description, self._permissions, "watch", "watch the members"):
+            async with labelled_objects(
+                self._client, self._path, GROUP_LABEL, self._group
+            ) as snapshots:
+                if snapshots is not None:
+                    async with aclosing(snapshots) as stream:
+                        async for objects in stream:
+                            yield _entries(objects.values())
+                    return
             entries, version = await self._listing()
             yield dict(entries)
             params = {
