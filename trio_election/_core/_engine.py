@@ -46,9 +46,10 @@ from ._clock import loop_span, sleep_until
 from ._exceptions import ElectionError, LockConflict, LockError, LockNotFound
 from ._following import Follower
 from ._leadership import Leadership, Term
-from ._lock import UNKNOWN_HOLDER, LeaderRecord
+from ._lock import UNKNOWN_HOLDER, LeaderRecord, NominatingHandle
 from ._metering import Meter, MeteredHandle, Statistics
 from ._pacing import Pacer
+from ._succession import Succession
 from ._view import LockView
 
 if TYPE_CHECKING:
@@ -100,7 +101,8 @@ class Engine:
         self.meter = Meter()
         self.lock_key: Hashable = lock_key(handle)
         """What identifies the lock among the elections of this process (`_campaigns`)."""
-        self.handle: LockHandle = MeteredHandle(handle, self.meter)
+        metered = MeteredHandle(handle, self.meter)
+        self.handle: LockHandle = metered
         self.identity = identity
         self.timing = timing
         self.clock = clock
@@ -134,6 +136,17 @@ class Engine:
             observe=self._observe,
             read=self.read,
             leading=lambda: self._term is not None,
+        )
+        self._succession = Succession(
+            metered if isinstance(handle, NominatingHandle) else None,
+            identity=identity,
+            view=self._view,
+            pacer=self._pacer,
+            timing=timing,
+            clock=clock,
+            observe=self._observe,
+            read=self.read,
+            watching=lambda: self._follower.watching,
         )
 
     # ------------------------------------------------------------------ queries
@@ -224,6 +237,7 @@ class Engine:
         """Take in one read of the lock, from any source, end a term that it does not name,
         and wake whoever waits."""
         self._view.take(obs)
+        self._succession.note(obs)
         term = self._term
         if term is not None and obs.holder != self.identity:
             term.lose(*_why_not_ours(obs))
@@ -292,24 +306,37 @@ class Engine:
         """Campaign until we hold the lock; return the new term.
 
         Blocks until then; raises a stored fatal error. The follower task must be running.
+        While it waits for a term held by another to end, it may name itself that term's
+        successor (`_succession`); a campaign that ends without the lock (cancelled, or a
+        fatal error) withdraws that name first, shielded, within `retry_period`.
         """
-        while True:
-            self.raise_fatal()
-            changed = self._view.changed
-            # compare in the loop's time, the time the wait below is measured in: comparing in
-            # a scaled clock's time can round just short of `at` and wait for nothing forever
-            at = self.clock.to_loop(self._view.may_take_at())
-            if anyio.current_time() >= at:
-                outcome, term = await self._try_take()
-                if term is not None:
-                    return term
-                if outcome == _Outcome.CONFLICT:
+        try:
+            while True:
+                self.raise_fatal()
+                changed = self._view.changed
+                # compare in the loop's time, the time the waits below are measured in:
+                # comparing in a scaled clock's time can round just short of `at` and wait
+                # for nothing forever
+                at = self.clock.to_loop(self._view.may_take_at())
+                if anyio.current_time() >= at:
+                    outcome, term = await self._try_take()
+                    if term is not None:
+                        return term
+                    if outcome == _Outcome.CONFLICT:
+                        continue
+                    with anyio.move_on_after(self._pacer.retry_span()):
+                        await changed.wait()
                     continue
-                with anyio.move_on_after(self._pacer.retry_span()):
+                name_at = self.clock.to_loop(self._succession.nominate_at())
+                if anyio.current_time() >= name_at:
+                    await self._succession.nominate()
+                    continue
+                with anyio.CancelScope(deadline=min(at, name_at)):
                     await changed.wait()
-                continue
-            with anyio.CancelScope(deadline=at):
-                await changed.wait()
+        except BaseException:
+            with anyio.move_on_after(loop_span(self.clock, self.timing.retry_period), shield=True):
+                await self._succession.withdraw()
+            raise
 
     async def _try_take(self) -> tuple[str, Term | None]:
         obs = self._view.current

@@ -15,7 +15,7 @@ from ._exceptions import ElectionError, LockConflict, LockError, LockNotFound
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Awaitable, Mapping
 
-    from ._lock import LeaderRecord, LockHandle, Observation
+    from ._lock import LeaderRecord, LockHandle, NominatingHandle, Nomination, Observation
 
 T = TypeVar("T")
 
@@ -31,7 +31,7 @@ class Statistics:
     """A snapshot of one candidate's state (`election.statistics()`).
 
     Times are the event loop's times; durations are seconds. `requests` counts lock calls by
-    ``(verb, outcome)``: verbs ``get``, ``create``, ``update``, ``watch``; outcomes ``ok``,
+    ``(verb, outcome)``: verbs ``get``, ``create``, ``update``, ``nominate``, ``watch``; outcomes ``ok``,
     ``conflict``, ``not_found``, ``error`` (retried), ``fatal``, ``cancelled``. `losses`
     counts terms lost, by kind (`LOSS_KINDS`).
     """
@@ -166,6 +166,11 @@ class MeteredHandle:
 
     async def update(self, record: LeaderRecord, based_on: Observation) -> Observation:
         return await self._count("update", self._inner.update(record, based_on))
+
+    async def nominate(self, nominee: Nomination | None, based_on: Observation) -> Observation:
+        """The wrapped handle's `nominate` (only for one that has it: `NominatingHandle`)."""
+        inner: NominatingHandle = self._inner  # type: ignore[assignment]
+        return await self._count("nominate", inner.nominate(nominee, based_on))
 
     async def watch(self, after: Observation) -> AsyncGenerator[Observation]:
         meter = self._meter
