@@ -146,7 +146,7 @@ class Engine:
             clock=clock,
             observe=self._observe,
             read=self.read,
-            watching=lambda: self._follower.watching,
+            watching=lambda: self._follower.streaming,
         )
 
     # ------------------------------------------------------------------ queries

@@ -31,9 +31,10 @@ class Statistics:
     """A snapshot of one candidate's state (`election.statistics()`).
 
     Times are the event loop's times; durations are seconds. `requests` counts lock calls by
-    ``(verb, outcome)``: verbs ``get``, ``create``, ``update``, ``nominate``, ``watch``; outcomes ``ok``,
-    ``conflict``, ``not_found``, ``error`` (retried), ``fatal``, ``cancelled``. `losses`
-    counts terms lost, by kind (`LOSS_KINDS`).
+    ``(verb, outcome)``: verbs ``get``, ``create``, ``update``, ``nominate`` (naming this
+    candidate the next holder), ``watch``; outcomes ``ok``, ``conflict``, ``not_found``,
+    ``error`` (retried), ``fatal``, ``cancelled``. `losses` counts terms lost, by kind
+    (`LOSS_KINDS`).
     """
 
     identity: str

@@ -60,7 +60,8 @@ class Succession:
     The engine calls `note()` with every observation, `nominate()` from its campaign when
     `nominate_at()` has come, and `withdraw()` when a campaign ends without the lock.
     `handle` is None when the lock cannot store a nomination; `watching` tells whether the
-    candidate follows the lock with a watch (only then does naming itself gain anything).
+    candidate follows the lock with a watch that works (only then does naming itself gain
+    anything: a polling successor would see the release seconds late).
     """
 
     __slots__ = (
