@@ -195,7 +195,7 @@ async def test_a_successor_that_leaves_after_the_release_lets_the_others_take_it
         released_at, _ = await fleet.release()
         await trio.sleep(LAG)
         fleet.members[successor].scope.cancel()
-        await fleet.until(lambda: fleet.lock.observe().nominee is None)
+        await fleet.until(lambda: fleet.lock.observe().successor is None)
         withdrawn_at = trio.current_time()
         took_at, holder = await fleet.next_holder()
         assert holder != successor
@@ -220,3 +220,25 @@ async def test_a_nomination_is_not_a_renew(autojump_clock: trio.testing.MockCloc
         expired_at = renewed_at + LAG + 15
         assert expired_at <= took_at <= expired_at + MAX_EXPIRY_DELAY_FRACTION * RETRY + LAG
     fleet.history.assert_one_leader()
+
+
+async def test_a_term_begun_by_another_client_gets_no_nomination(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """An older client-go leader releases with a write based on the object it read last: a
+    nomination since would make its release fail. Only terms whose record was written with
+    an open nomination (ours) get one."""
+    async with AsyncExitStack() as stack:
+        fleet = await open_fleet(stack)
+        await fleet.named()
+        fleet.members["c0"].handle.hang()  # our leader is cut off; another client takes over
+        record = fleet.lock.observe().record
+        assert record is not None
+        await trio.sleep(20)
+        fleet.lock.put_record(
+            te.LeaderRecord("go-1", 3600, record.acquire_time, record.renew_time, 99)
+        )
+        before = fleet.nominations()
+        await trio.sleep(10 * NOMINATION_SPREAD * RETRY)
+        assert fleet.lock.observe().holder == "go-1"
+        assert fleet.nominations() == before

@@ -145,3 +145,18 @@ async def test_multilock_names_the_successor_on_the_primary(
     assert renewed.successor == "b"
     with pytest.raises(te.LockConflict):
         await multi.nominate(None, named)
+
+
+async def test_a_term_begun_with_take_takes_nominations(
+    lock: KubeLock, api: FakeKubeApi, resource: str
+) -> None:
+    created = await lock.take(rec("a"), te.Observation(False, None, ""), Nomination("", 3))
+    assert created.nominee == Nomination("", 3)
+    assert created.successor is None  # open: it names no one yet
+    api.clear_requests()
+    taken = await lock.take(rec("b", transitions=4), created, Nomination("", 4))
+    assert [(r.verb, r.status) for r in api.requests] == [("patch", 200)]  # one write
+    assert taken.record == rec("b", transitions=4)
+    assert json.loads(str(annotation(api, resource))) == {"identity": "", "term": 4}
+    with pytest.raises(te.LockConflict):
+        await lock.take(rec("c", transitions=5), created, Nomination("", 5))

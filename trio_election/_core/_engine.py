@@ -46,7 +46,7 @@ from ._clock import loop_span, sleep_until
 from ._exceptions import ElectionError, LockConflict, LockError, LockNotFound
 from ._following import Follower
 from ._leadership import Leadership, Term
-from ._lock import UNKNOWN_HOLDER, LeaderRecord, NominatingHandle
+from ._lock import UNKNOWN_HOLDER, LeaderRecord, NominatingHandle, Nomination
 from ._metering import Meter, MeteredHandle, Statistics
 from ._pacing import Pacer
 from ._succession import Succession
@@ -137,8 +137,10 @@ class Engine:
             read=self.read,
             leading=lambda: self._term is not None,
         )
+        self._nominating = metered if isinstance(handle, NominatingHandle) else None
+        """The handle, where it can store a successor beside the record."""
         self._succession = Succession(
-            metered if isinstance(handle, NominatingHandle) else None,
+            self._nominating,
             identity=identity,
             view=self._view,
             pacer=self._pacer,
@@ -347,7 +349,11 @@ class Engine:
         result: Observation | None = None
         try:
             with anyio.move_on_after(loop_span(self.clock, self.timing.renew_deadline)):
-                if obs.exists:
+                if self._nominating is not None:
+                    # the term takes nominations (we read the lock again before releasing)
+                    opened = Nomination("", record.leader_transitions)
+                    result = await self._nominating.take(record, obs, opened)
+                elif obs.exists:
                     result = await self.handle.update(record, obs)
                 else:
                     result = await self.handle.create(record)

@@ -52,7 +52,11 @@ class Nomination:
 
     Kept beside the record, never in it (an annotation that client-go does not read), and
     only good for its term: once the holder changes, the count moves on and the nomination
-    names no one (`successor()`).
+    names no one (`successor`). An empty `identity` names no one but says that the term's
+    holder takes nominations: our leaders write it with the record that begins their term
+    (`NominatingHandle.take`), because they read the lock again before releasing it. Older
+    client-go leaders release with a write based on the object they read last, which a
+    nomination since would make fail, so their terms get none.
     """
 
     identity: str
@@ -164,5 +168,15 @@ class NominatingHandle(LockHandle, Protocol):
         at `based_on.version`; the record itself (the holder fields) is not touched.
 
         Raises `LockConflict` if the object changed since, `LockNotFound` if it is gone.
+        """
+        ...
+
+    async def take(
+        self, record: LeaderRecord, based_on: Observation, nominee: Nomination
+    ) -> Observation:
+        """Write `record` and, in the same write, `nominee` beside it: `create` when
+        `based_on` is missing, else `update` (only if still at `based_on.version`).
+
+        Raises what `create` and `update` raise.
         """
         ...

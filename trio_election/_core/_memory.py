@@ -114,6 +114,17 @@ class MemoryLock:
             self._nominee = nominee
             self._bump()
 
+    def _store_with(self, record: LeaderRecord, nominee: Nomination) -> None:
+        """`put_record` and `put_nominee` as one change."""
+        raw = _raw(record)
+        if self._exists and (raw, nominee) == (self._raw, self._nominee):
+            return
+        self._exists = True
+        self._record = record
+        self._raw = raw
+        self._nominee = nominee
+        self._bump()
+
     def delete(self) -> None:
         """Delete the lock object."""
         if self._exists:
@@ -265,6 +276,24 @@ class MemoryLockHandle:
                 f"(now {current.version})"
             )
         self._lock.put_nominee(nominee)
+        return self._lock.observe()
+
+    async def take(
+        self, record: LeaderRecord, based_on: Observation, nominee: Nomination
+    ) -> Observation:
+        await self._enter("update" if based_on.exists else "create", write=True)
+        current = self._lock.observe()
+        if not based_on.exists:
+            if current.exists:
+                raise LockConflict(f"{self.description} already exists")
+        elif not current.exists:
+            raise LockNotFound(f"{self.description} does not exist")
+        elif current.version != based_on.version:
+            raise LockConflict(
+                f"{self.description} changed since version {based_on.version} "
+                f"(now {current.version})"
+            )
+        self._lock._store_with(record, nominee)  # noqa: SLF001  # pyright: ignore[reportPrivateUsage]
         return self._lock.observe()
 
     async def watch(self, after: Observation) -> AsyncGenerator[Observation]:

@@ -173,6 +173,14 @@ class MeteredHandle:
         inner: NominatingHandle = self._inner  # type: ignore[assignment]
         return await self._count("nominate", inner.nominate(nominee, based_on))
 
+    async def take(
+        self, record: LeaderRecord, based_on: Observation, nominee: Nomination
+    ) -> Observation:
+        """The wrapped handle's `take`, counted as the create or update it is."""
+        inner: NominatingHandle = self._inner  # type: ignore[assignment]
+        verb = "update" if based_on.exists else "create"
+        return await self._count(verb, inner.take(record, based_on, nominee))
+
     async def watch(self, after: Observation) -> AsyncGenerator[Observation]:
         meter = self._meter
         outcome = "ok"  # ended by the server, or closed by us

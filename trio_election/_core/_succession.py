@@ -6,9 +6,13 @@ them over. So the next holder is chosen before the release: during a term, a wat
 follower that sees no successor named for it names itself (`Nomination`, stored beside the
 record by the lock's `nominate()`, a write conditional on the object's version that never
 touches the record), at a random point of a few seconds (`Pacer.nomination_delay`), unless
-another follower did first: about one write per term. The leader's next renew then finds
-the object changed and takes its slow path (a read, then its write, which keeps the
-nomination). The release keeps it too; the successor takes the empty holder at once, and
+another follower did first: about one write per term. Only terms that say they take
+nominations get one: our leaders write that with the record that begins their term
+(`NominatingHandle.take`), as they read the lock again before releasing; a client-go
+leader older than 1.34 releases with a write based on the object it read last, which a
+nomination since would make fail (its followers would then wait out the lease). The
+leader's next renew then finds the object changed and takes its slow path (a read, then
+its write, which keeps the nomination). The release keeps it too; the successor takes the empty holder at once, and
 every other follower waits the fallback first (`LockView`, `Pacer.fallback_delay`), so a
 successor that has died costs a handover only the fallback.
 
@@ -112,9 +116,10 @@ class Succession:
         holder = obs.record.holder_identity
         if not holder or holder in (UNKNOWN_HOLDER, self._identity):
             return None
-        if obs.successor is not None:
-            return None
-        return obs.record.leader_transitions
+        nominee, term = obs.nominee, obs.record.leader_transitions
+        if nominee is None or nominee.term != term or nominee.identity:
+            return None  # a term that takes no nominations, or one already named
+        return term
 
     def note(self, obs: Observation) -> None:
         """Take in one observation: when a term begins to miss a successor, draw when to
@@ -176,10 +181,11 @@ class Succession:
             return
         for _ in range(WITHDRAW_TRIES):
             obs = self._view.current
-            if obs is None or obs.successor != self._identity:
+            if obs is None or obs.successor != self._identity or obs.record is None:
                 return
+            opened = Nomination("", obs.record.leader_transitions)  # for another to take up
             try:
-                self._observe(await handle.nominate(None, obs))
+                self._observe(await handle.nominate(opened, obs))
             except LockConflict:
                 try:
                     await self._read()

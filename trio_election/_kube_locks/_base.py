@@ -307,10 +307,31 @@ class KubeLock:
 
     async def create(self, record: LeaderRecord) -> Observation:
         """``POST`` a new object holding `record`; `LockConflict` if it exists already."""
+        return await self._create(self._new(record))
+
+    async def _create(self, body: dict[str, Any]) -> Observation:
         client = self._need_client()
         with self._request("create"):
-            obj = await client.request("POST", self._collection_path, json=self._new(record))
+            obj = await client.request("POST", self._collection_path, json=body)
         return self._written(obj)
+
+    async def take(
+        self, record: LeaderRecord, based_on: Observation, nominee: Nomination
+    ) -> Observation:
+        """`create` (when `based_on` is missing) or `update` with `record`, with `nominee`
+        in `NOMINEE_ANNOTATION` in the same request."""
+        value = nomination_to_annotation(nominee)
+        if not based_on.exists:
+            body = self._new(record)
+            body.setdefault("metadata", {}).setdefault("annotations", {})[NOMINEE_ANNOTATION] = (
+                value
+            )
+            return await self._create(body)
+        patch = self._patch(record)
+        patch.setdefault("metadata", {}).setdefault("annotations", {})[NOMINEE_ANNOTATION] = value
+        return await self._write(
+            based_on, patch, lambda obj: _annotated(self._replace(obj, record), value)
+        )
 
     async def update(self, record: LeaderRecord, based_on: Observation) -> Observation:
         """Write `record` if the object is still at `based_on.version`.

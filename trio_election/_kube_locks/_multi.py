@@ -160,8 +160,22 @@ class MultiLock:
 
     async def create(self, record: LeaderRecord) -> Observation:
         """Create the primary, then the secondary; `LockConflict` if another got there first."""
+        return await self._create(record, None)
+
+    async def take(
+        self, record: LeaderRecord, based_on: Observation, nominee: Nomination
+    ) -> Observation:
+        """`create` or `update` with `record`, with `nominee` beside it on the primary."""
+        if based_on.exists:
+            return await self._update(record, based_on, nominee)
+        return await self._create(record, nominee)
+
+    async def _create(self, record: LeaderRecord, nominee: Nomination | None) -> Observation:
         try:
-            primary = await self._primary.create(record)
+            if nominee is None:
+                primary = await self._primary.create(record)
+            else:
+                primary = await self._primary.take(record, MISSING, nominee)
         except LockConflict:
             primary = await self._primary.get()
             holder = primary.record.holder_identity if primary.record is not None else None
@@ -172,10 +186,18 @@ class MultiLock:
 
     async def update(self, record: LeaderRecord, based_on: Observation) -> Observation:
         """Write the primary, then the secondary, each only if unchanged since `based_on`."""
+        return await self._update(record, based_on, None)
+
+    async def _update(
+        self, record: LeaderRecord, based_on: Observation, nominee: Nomination | None
+    ) -> Observation:
         if not based_on.exists:
             raise LockNotFound(f"{self.description}: nothing to update (the object is missing)")
         primary_version, secondary_version = _unpack(based_on.version)
-        primary = await self._primary.update(record, _existing(primary_version))
+        if nominee is None:
+            primary = await self._primary.update(record, _existing(primary_version))
+        else:
+            primary = await self._primary.take(record, _existing(primary_version), nominee)
         if secondary_version:
             try:
                 secondary = await self._secondary.update(record, _existing(secondary_version))

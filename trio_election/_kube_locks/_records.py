@@ -278,8 +278,8 @@ def nomination_from_annotation(value: object) -> Nomination | None:
         return None
     fields: dict[str, Any] = decoded  # pyright: ignore[reportUnknownVariableType]
     identity, term = fields.get("identity"), _whole(fields.get("term"))
-    if not isinstance(identity, str) or not identity or term is None or term < 0:
-        return None
+    if not isinstance(identity, str) or term is None or term < 0:
+        return None  # (an empty identity is a term open to nominations)
     return Nomination(identity, term)
 
 
