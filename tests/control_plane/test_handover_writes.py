@@ -116,6 +116,18 @@ async def wait_until(condition: Callable[[], bool], *, within: float) -> None:
             await trio.sleep(0.005)
 
 
+async def counted(
+    control_plane: ControlPlane, fleet: list[Candidate]
+) -> tuple[dict[str, Counter[tuple[str, str]]], Counter[str]]:
+    """Every candidate's lock calls and the apiserver's PATCH count, with no call made in
+    between (read again if one was)."""
+    while True:
+        calls = {m.identity: m.calls() for m in fleet}
+        patches = await trio.to_thread.run_sync(lease_patches, control_plane)
+        if calls == {m.identity: m.calls() for m in fleet}:
+            return calls, patches
+
+
 async def handovers(control_plane: ControlPlane, user: TestUser, followers: int) -> list[Handover]:
     lock = f"leases/{user.namespace}/writes-{next(_names)}"
     fleet = [Candidate(f"c{i}") for i in range(followers + 1)]
@@ -165,8 +177,7 @@ async def handovers(control_plane: ControlPlane, user: TestUser, followers: int)
                 return old.slow_path_renewals() > old.slow_before_term and settled(holder)
 
             await wait_until(successor_named, within=60)
-            calls = {m.identity: m.calls() for m in fleet}
-            before = await trio.to_thread.run_sync(lease_patches, control_plane)
+            calls, before = await counted(control_plane, fleet)
             released_at = trio.current_time()
             old.step_down.set()
             with trio.fail_after(30):
@@ -178,8 +189,7 @@ async def handovers(control_plane: ControlPlane, user: TestUser, followers: int)
             # (the first renew comes a retry period, 2 s, after the term began)
             await wait_until(lambda: new.renewals() >= 1, within=30)  # noqa: B023
             await wait_until(lambda: settled(new_holder), within=30)  # noqa: B023
-            after = await trio.to_thread.run_sync(lease_patches, control_plane)
-            now = {m.identity: m.calls() for m in fleet}
+            now, after = await counted(control_plane, fleet)
             delta = {i: now[i] - calls[i] for i in now}
             # not the handover's: the old leader's renewals before its release and the
             # release, the new leader's renewals, and every nomination
