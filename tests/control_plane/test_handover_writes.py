@@ -75,8 +75,8 @@ class Candidate:
     """Its lock calls when its last term began (the write that took the lock included)."""
     term_ended: Counter[tuple[str, str]] = field(default_factory=Counter[tuple[str, str]])
     """Its lock calls when its last term's work ended (before the release)."""
-    slow_before_term: int = 0
-    """Its slow-path renewals when its last term began."""
+    nominated_before_term: int = 0
+    """The fleet's nominations when its last term began."""
 
     def renewals(self) -> int:
         assert self.election is not None
@@ -85,10 +85,6 @@ class Candidate:
     def calls(self) -> Counter[tuple[str, str]]:
         assert self.election is not None
         return Counter(self.election.statistics().requests)
-
-    def slow_path_renewals(self) -> int:
-        assert self.election is not None
-        return self.election.statistics().slow_path_renewals
 
 
 def updates(calls: Counter[tuple[str, str]], outcome: str | None = None) -> int:
@@ -142,13 +138,17 @@ async def handovers(control_plane: ControlPlane, user: TestUser, followers: int)
             while True:
                 async with member.election.leading():
                     member.term_began = member.calls()
-                    member.slow_before_term = member.slow_path_renewals()
+                    member.nominated_before_term = nominated()
                     leading.append((member.identity, trio.current_time()))
                     changed.set()
                     changed = trio.Event()
                     await member.step_down.wait()
                     member.step_down = trio.Event()
                     member.term_ended = member.calls()
+
+    def nominated() -> int:
+        """Nominations written by the fleet so far."""
+        return sum(nominations(m.calls(), "ok") for m in fleet if m.election is not None)
 
     def settled(holder: str) -> bool:
         return all(
@@ -171,12 +171,14 @@ async def handovers(control_plane: ControlPlane, user: TestUser, followers: int)
             holder, _since = leading[-1]
             old = next(m for m in fleet if m.identity == holder)
 
-            # a successor named in this term, and the leader's renew since (its slow path:
-            # the object changed under it), so that no write of the term is still to come
+            # a successor named in this term, and the leader's renew since, so that no write
+            # of the term is still to come
             def successor_named(old: Candidate = old, holder: str = holder) -> bool:
-                return old.slow_path_renewals() > old.slow_before_term and settled(holder)
+                return nominated() > old.nominated_before_term and settled(holder)
 
             await wait_until(successor_named, within=60)
+            renewed = old.renewals()
+            await wait_until(lambda: old.renewals() > renewed, within=30)  # noqa: B023
             calls, before = await counted(control_plane, fleet)
             released_at = trio.current_time()
             old.step_down.set()

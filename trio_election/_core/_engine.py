@@ -445,7 +445,9 @@ class Engine:
         self._renew_failing = True  # until this attempt succeeds
         self._last_renew_error = "it timed out"
         result: Observation | None = None
-        if cached.exists and cached.version == view.own_version:
+        # the object as last written by us, or as our watch showed it since with our record
+        # unchanged (a successor named beside it): one conditional write, no read first
+        if cached.exists and (cached.version == view.own_version or view.wrote(cached)):
             try:
                 result = await self.handle.update(record, cached)
             except ElectionError as exc:  # the slow path tells transient from fatal

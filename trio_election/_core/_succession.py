@@ -11,10 +11,11 @@ nominations get one: our leaders write that with the record that begins their te
 (`NominatingHandle.take`), as they read the lock again before releasing; a client-go
 leader older than 1.34 releases with a write based on the object it read last, which a
 nomination since would make fail (its followers would then wait out the lease). The
-leader's next renew then finds the object changed and takes its slow path (a read, then
-its write, which keeps the nomination). The release keeps it too; the successor takes the empty holder at once, and
-every other follower waits the fallback first (`LockView`, `Pacer.fallback_delay`), so a
-successor that has died costs a handover only the fallback.
+leader's next renew is based on the version its watch showed with the nomination (its
+record unchanged), and keeps it; only when the two cross is the renew refused, and sent
+again after a read (its slow path). The release keeps it too; the successor takes the
+empty holder at once, and every other follower waits the fallback first (`LockView`,
+`Pacer.fallback_delay`), so a successor that has died costs a handover only the fallback.
 
 A nomination is good for its term only (`Observation.successor`): when the holder changes,
 the transitions count moves on and the followers name a new successor. A successor that
@@ -22,9 +23,8 @@ stops campaigning (its `leading()` cancelled, SIGTERM, a fatal error) withdraws 
 so that the others need not wait the fallback and one of them names itself instead.
 
 Nothing here is needed for safety: taking the lock later is always allowed, and every
-write is conditional. Locks whose handles have no `nominate` (client-go's MultiLock
-migration, a user's own lock) are taken after the short release delay alone, as are locks
-whose followers poll.
+write is conditional. Locks whose handles have no `nominate` (a user's own lock) are taken
+after the short release delay alone, as are locks whose followers poll (`MultiLock`).
 """
 
 from __future__ import annotations
