@@ -21,9 +21,11 @@ How it decides (the safety rules):
   process sent (a write the server applied late) is ours. A missing object after a holder
   was seen is waited out for that holder's lease. Expiry-based takeovers wait a random
   delay of at most `MAX_EXPIRY_DELAY_FRACTION * retry_period` first; a released lock is
-  taken after a random delay of at most `MAX_RELEASE_DELAY` (a few milliseconds, drawn so
-  that of many watching followers one writes, and the others see its write first), and
-  by the candidate that released it only after `RELEASER_DELAY`.
+  taken at once by the successor named in it (a follower that named itself during the
+  term, `Succession`), after the fallback (`SUCCESSOR_FALLBACK`) by the others, and where
+  none is named after a random delay of at most `MAX_RELEASE_DELAY` (a few milliseconds,
+  drawn so that of many watching followers one writes, and the others see its write
+  first); by the candidate that released it only after `RELEASER_DELAY`.
 - Every write carries the version it was based on; a conflict means someone else wrote first.
 - A term's deadline is the send time of the last renew that changed the record, plus
   `renew_deadline`; the leader's cancel scope fires then, even if a lock call hangs.
@@ -45,8 +47,8 @@ from ._campaigns import lock_key, registry
 from ._clock import loop_span, sleep_until
 from ._exceptions import ElectionError, LockConflict, LockError, LockNotFound
 from ._following import Follower
-from ._leadership import Leadership, Term
-from ._lock import UNKNOWN_HOLDER, LeaderRecord, NominatingHandle, Nomination
+from ._leadership import Leadership, Term, why_not_ours
+from ._lock import LeaderRecord, NominatingHandle, Nomination
 from ._metering import Meter, MeteredHandle, Statistics
 from ._pacing import Pacer
 from ._succession import Succession
@@ -63,17 +65,6 @@ if TYPE_CHECKING:
 __all__ = ["Engine"]
 
 logger = logging.getLogger("trio_election")
-
-
-def _why_not_ours(obs: Observation) -> tuple[str, str]:
-    """Why an observed state of the lock ends our term: its kind, and the reason."""
-    if not obs.exists:
-        return "deleted", "the lock object was deleted"
-    if obs.holder is None:
-        return "released", "another process released the lock (its record has an empty holder)"
-    if obs.holder == UNKNOWN_HOLDER:
-        return "unreadable", "the lock's record was overwritten with one that cannot be read"
-    return "other_holder", f"{obs.holder} holds the lock now"
 
 
 class _Outcome:
@@ -242,7 +233,7 @@ class Engine:
         self._succession.note(obs)
         term = self._term
         if term is not None and obs.holder != self.identity:
-            term.lose(*_why_not_ours(obs))
+            term.lose(*why_not_ours(obs))
         self._view.wake()
 
     def _fail(self, exc: BaseException) -> None:
