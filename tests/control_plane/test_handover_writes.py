@@ -1,12 +1,14 @@
-"""A graceful handover on the real apiserver, with N followers writing at once.
+"""A graceful handover on the real apiserver, with N followers watching.
 
 N followers watch one Lease, each as a replica of its own would (its own `KubeClient`: its
-own connections and its own watch); the leader leaves `leading()` (a release) and
-campaigns again. Each follower waits its short random release delay (at most
-`MAX_RELEASE_DELAY`) and writes unless its watch has shown a new holder by then: exactly one
-write may take the lock, every other must be refused by its precondition. The writes are counted by the apiserver (`apiserver_request_total`, PATCH on
-Leases, by code): per handover, the release, the renewals made meanwhile (counted by the
-candidates), and what remains: the writes that took the lock, or tried to.
+own connections and its own watch); during each term one of them names itself successor
+(the ``trio-election.io/next`` annotation); the leader leaves `leading()` (a release) and
+campaigns again. The successor takes the lock the moment its watch shows the release; the
+others wait the fallback (`SUCCESSOR_FALLBACK`), by which time its write has reached
+their watches. The writes are counted by the apiserver (`apiserver_request_total`, PATCH
+on Leases, by code): per handover, less what the candidates count as not taking the lock
+(the release, the leaders' renewals, the nominations), what remains are the writes that
+took the lock, or tried to: at most 2, with 10 followers as with 100.
 """
 
 from __future__ import annotations
@@ -69,10 +71,30 @@ class Candidate:
     identity: str
     election: te.Election | None = None
     step_down: trio.Event = field(default_factory=trio.Event)
+    term_began: Counter[tuple[str, str]] = field(default_factory=Counter[tuple[str, str]])
+    """Its lock calls when its last term began (the write that took the lock included)."""
+    term_ended: Counter[tuple[str, str]] = field(default_factory=Counter[tuple[str, str]])
+    """Its lock calls when its last term's work ended (before the release)."""
+    nominated_before_term: int = 0
+    """The fleet's nominations when its last term began."""
 
     def renewals(self) -> int:
         assert self.election is not None
         return self.election.statistics().renewals
+
+    def calls(self) -> Counter[tuple[str, str]]:
+        assert self.election is not None
+        return Counter(self.election.statistics().requests)
+
+
+def updates(calls: Counter[tuple[str, str]], outcome: str | None = None) -> int:
+    return sum(n for (verb, out), n in calls.items() if verb == "update" and outcome in (None, out))
+
+
+def nominations(calls: Counter[tuple[str, str]], outcome: str | None = None) -> int:
+    return sum(
+        n for (verb, out), n in calls.items() if verb == "nominate" and outcome in (None, out)
+    )
 
 
 @dataclass
@@ -90,6 +112,18 @@ async def wait_until(condition: Callable[[], bool], *, within: float) -> None:
             await trio.sleep(0.005)
 
 
+async def counted(
+    control_plane: ControlPlane, fleet: list[Candidate]
+) -> tuple[dict[str, Counter[tuple[str, str]]], Counter[str]]:
+    """Every candidate's lock calls and the apiserver's PATCH count, with no call made in
+    between (read again if one was)."""
+    while True:
+        calls = {m.identity: m.calls() for m in fleet}
+        patches = await trio.to_thread.run_sync(lease_patches, control_plane)
+        if calls == {m.identity: m.calls() for m in fleet}:
+            return calls, patches
+
+
 async def handovers(control_plane: ControlPlane, user: TestUser, followers: int) -> list[Handover]:
     lock = f"leases/{user.namespace}/writes-{next(_names)}"
     fleet = [Candidate(f"c{i}") for i in range(followers + 1)]
@@ -103,11 +137,18 @@ async def handovers(control_plane: ControlPlane, user: TestUser, followers: int)
         ) as member.election:
             while True:
                 async with member.election.leading():
+                    member.term_began = member.calls()
+                    member.nominated_before_term = nominated()
                     leading.append((member.identity, trio.current_time()))
                     changed.set()
                     changed = trio.Event()
                     await member.step_down.wait()
                     member.step_down = trio.Event()
+                    member.term_ended = member.calls()
+
+    def nominated() -> int:
+        """Nominations written by the fleet so far."""
+        return sum(nominations(m.calls(), "ok") for m in fleet if m.election is not None)
 
     def settled(holder: str) -> bool:
         return all(
@@ -128,10 +169,17 @@ async def handovers(control_plane: ControlPlane, user: TestUser, followers: int)
                 await changed.wait()
         for _ in range(ROUNDS):
             holder, _since = leading[-1]
-            await wait_until(lambda: settled(holder), within=60)  # noqa: B023
             old = next(m for m in fleet if m.identity == holder)
-            renewals = sum(m.renewals() for m in fleet)
-            before = await trio.to_thread.run_sync(lease_patches, control_plane)
+
+            # a successor named in this term, and the leader's renew since, so that no write
+            # of the term is still to come
+            def successor_named(old: Candidate = old, holder: str = holder) -> bool:
+                return nominated() > old.nominated_before_term and settled(holder)
+
+            await wait_until(successor_named, within=60)
+            renewed = old.renewals()
+            await wait_until(lambda: old.renewals() > renewed, within=30)  # noqa: B023
+            calls, before = await counted(control_plane, fleet)
             released_at = trio.current_time()
             old.step_down.set()
             with trio.fail_after(30):
@@ -143,16 +191,23 @@ async def handovers(control_plane: ControlPlane, user: TestUser, followers: int)
             # (the first renew comes a retry period, 2 s, after the term began)
             await wait_until(lambda: new.renewals() >= 1, within=30)  # noqa: B023
             await wait_until(lambda: settled(new_holder), within=30)  # noqa: B023
-            after = await trio.to_thread.run_sync(lease_patches, control_plane)
-            renewed = sum(m.renewals() for m in fleet) - renewals
+            now, after = await counted(control_plane, fleet)
+            delta = {i: now[i] - calls[i] for i in now}
+            # not the handover's: the old leader's renewals before its release and the
+            # release, the new leader's renewals, and every nomination
+            old_renews = old.term_ended - calls[old.identity]
+            new_renews = now[new.identity] - new.term_began
+            named = sum((d for d in delta.values()), Counter[tuple[str, str]]())
             patches = sum(after.values()) - sum(before.values())
-            results.append(
-                Handover(
-                    writes=patches - 1 - renewed,  # less the release and the renewals
-                    refused=after["409"] - before["409"],
-                    seconds=took_at - released_at,
-                )
+            writes = patches - updates(old_renews) - 1 - updates(new_renews) - nominations(named)
+            refused = (
+                after["409"]
+                - before["409"]
+                - updates(old_renews, "conflict")
+                - updates(new_renews, "conflict")
+                - nominations(named, "conflict")
             )
+            results.append(Handover(writes=writes, refused=refused, seconds=took_at - released_at))
         nursery.cancel_scope.cancel()
     return results
 
@@ -161,10 +216,10 @@ async def handovers(control_plane: ControlPlane, user: TestUser, followers: int)
 async def test_a_graceful_handover_is_taken_by_one_write_the_others_refused(
     control_plane: ControlPlane, user: TestUser, followers: int
 ) -> None:
-    """Every handover gives a new term, taken by exactly one write; any other follower's
-    write was refused by its precondition. How many write at all is printed: on a real
-    apiserver a write takes longer to reach the other watches than the spread of the
-    delays, so most followers still write (docs/benchmarks.md, "Writes at a handover")."""
+    """Every handover gives a new term, taken by at most two writes (the successor's, and
+    rarely one follower's whose fallback ended before the successor's write reached it),
+    any write but one refused by its precondition. The handover's latency is printed
+    (docs/benchmarks.md, "Writes at a graceful handover")."""
     results = await handovers(control_plane, user, followers)
     writes = [r.writes for r in results]
     times = sorted(r.seconds * 1000 for r in results)
@@ -174,5 +229,5 @@ async def test_a_graceful_handover_is_taken_by_one_write_the_others_refused(
         f"ms median ({times[0]:.0f}-{times[-1]:.0f})"
     )
     print(f"\n{summary}")
-    assert all(r.writes >= 1 for r in results), results  # the one that took it
+    assert all(1 <= r.writes <= 2 for r in results), results
     assert all(r.refused == r.writes - 1 for r in results), results

@@ -21,9 +21,11 @@ How it decides (the safety rules):
   process sent (a write the server applied late) is ours. A missing object after a holder
   was seen is waited out for that holder's lease. Expiry-based takeovers wait a random
   delay of at most `MAX_EXPIRY_DELAY_FRACTION * retry_period` first; a released lock is
-  taken after a random delay of at most `MAX_RELEASE_DELAY` (a few milliseconds, drawn so
-  that of many watching followers one writes, and the others see its write first), and
-  by the candidate that released it only after `RELEASER_DELAY`.
+  taken at once by the successor named in it (a follower that named itself during the
+  term, `Succession`), after the fallback (`SUCCESSOR_FALLBACK`) by the others, and where
+  none is named after a random delay of at most `MAX_RELEASE_DELAY` (a few milliseconds,
+  drawn so that of many watching followers one writes, and the others see its write
+  first); by the candidate that released it only after `RELEASER_DELAY`.
 - Every write carries the version it was based on; a conflict means someone else wrote first.
 - A term's deadline is the send time of the last renew that changed the record, plus
   `renew_deadline`; the leader's cancel scope fires then, even if a lock call hangs.
@@ -45,10 +47,11 @@ from ._campaigns import lock_key, registry
 from ._clock import loop_span, sleep_until
 from ._exceptions import ElectionError, LockConflict, LockError, LockNotFound
 from ._following import Follower
-from ._leadership import Leadership, Term
-from ._lock import UNKNOWN_HOLDER, LeaderRecord
+from ._leadership import Leadership, Term, why_not_ours
+from ._lock import LeaderRecord, NominatingHandle, Nomination
 from ._metering import Meter, MeteredHandle, Statistics
 from ._pacing import Pacer
+from ._succession import Succession
 from ._view import LockView
 
 if TYPE_CHECKING:
@@ -62,17 +65,6 @@ if TYPE_CHECKING:
 __all__ = ["Engine"]
 
 logger = logging.getLogger("trio_election")
-
-
-def _why_not_ours(obs: Observation) -> tuple[str, str]:
-    """Why an observed state of the lock ends our term: its kind, and the reason."""
-    if not obs.exists:
-        return "deleted", "the lock object was deleted"
-    if obs.holder is None:
-        return "released", "another process released the lock (its record has an empty holder)"
-    if obs.holder == UNKNOWN_HOLDER:
-        return "unreadable", "the lock's record was overwritten with one that cannot be read"
-    return "other_holder", f"{obs.holder} holds the lock now"
 
 
 class _Outcome:
@@ -100,7 +92,8 @@ class Engine:
         self.meter = Meter()
         self.lock_key: Hashable = lock_key(handle)
         """What identifies the lock among the elections of this process (`_campaigns`)."""
-        self.handle: LockHandle = MeteredHandle(handle, self.meter)
+        metered = MeteredHandle(handle, self.meter)
+        self.handle: LockHandle = metered
         self.identity = identity
         self.timing = timing
         self.clock = clock
@@ -134,6 +127,19 @@ class Engine:
             observe=self._observe,
             read=self.read,
             leading=lambda: self._term is not None,
+        )
+        self._nominating = metered if isinstance(handle, NominatingHandle) else None
+        """The handle, where it can store a successor beside the record."""
+        self._succession = Succession(
+            self._nominating,
+            identity=identity,
+            view=self._view,
+            pacer=self._pacer,
+            timing=timing,
+            clock=clock,
+            observe=self._observe,
+            read=self.read,
+            watching=lambda: self._follower.streaming,
         )
 
     # ------------------------------------------------------------------ queries
@@ -224,9 +230,10 @@ class Engine:
         """Take in one read of the lock, from any source, end a term that it does not name,
         and wake whoever waits."""
         self._view.take(obs)
+        self._succession.note(obs)
         term = self._term
         if term is not None and obs.holder != self.identity:
-            term.lose(*_why_not_ours(obs))
+            term.lose(*why_not_ours(obs))
         self._view.wake()
 
     def _fail(self, exc: BaseException) -> None:
@@ -292,24 +299,37 @@ class Engine:
         """Campaign until we hold the lock; return the new term.
 
         Blocks until then; raises a stored fatal error. The follower task must be running.
+        While it waits for a term held by another to end, it may name itself that term's
+        successor (`_succession`); a campaign that ends without the lock (cancelled, or a
+        fatal error) withdraws that name first, shielded, within `retry_period`.
         """
-        while True:
-            self.raise_fatal()
-            changed = self._view.changed
-            # compare in the loop's time, the time the wait below is measured in: comparing in
-            # a scaled clock's time can round just short of `at` and wait for nothing forever
-            at = self.clock.to_loop(self._view.may_take_at())
-            if anyio.current_time() >= at:
-                outcome, term = await self._try_take()
-                if term is not None:
-                    return term
-                if outcome == _Outcome.CONFLICT:
+        try:
+            while True:
+                self.raise_fatal()
+                changed = self._view.changed
+                # compare in the loop's time, the time the waits below are measured in:
+                # comparing in a scaled clock's time can round just short of `at` and wait
+                # for nothing forever
+                at = self.clock.to_loop(self._view.may_take_at())
+                if anyio.current_time() >= at:
+                    outcome, term = await self._try_take()
+                    if term is not None:
+                        return term
+                    if outcome == _Outcome.CONFLICT:
+                        continue
+                    with anyio.move_on_after(self._pacer.retry_span()):
+                        await changed.wait()
                     continue
-                with anyio.move_on_after(self._pacer.retry_span()):
+                name_at = self.clock.to_loop(self._succession.nominate_at())
+                if anyio.current_time() >= name_at:
+                    await self._succession.nominate()
+                    continue
+                with anyio.CancelScope(deadline=min(at, name_at)):
                     await changed.wait()
-                continue
-            with anyio.CancelScope(deadline=at):
-                await changed.wait()
+        except BaseException:
+            with anyio.move_on_after(loop_span(self.clock, self.timing.retry_period), shield=True):
+                await self._succession.withdraw()
+            raise
 
     async def _try_take(self) -> tuple[str, Term | None]:
         obs = self._view.current
@@ -320,7 +340,11 @@ class Engine:
         result: Observation | None = None
         try:
             with anyio.move_on_after(loop_span(self.clock, self.timing.renew_deadline)):
-                if obs.exists:
+                if self._nominating is not None:
+                    # the term takes nominations (we read the lock again before releasing)
+                    opened = Nomination("", record.leader_transitions)
+                    result = await self._nominating.take(record, obs, opened)
+                elif obs.exists:
                     result = await self.handle.update(record, obs)
                 else:
                     result = await self.handle.create(record)
@@ -412,7 +436,9 @@ class Engine:
         self._renew_failing = True  # until this attempt succeeds
         self._last_renew_error = "it timed out"
         result: Observation | None = None
-        if cached.exists and cached.version == view.own_version:
+        # the object as last written by us, or as our watch showed it since with our record
+        # unchanged (a successor named beside it): one conditional write, no read first
+        if cached.exists and (cached.version == view.own_version or view.wrote(cached)):
             try:
                 result = await self.handle.update(record, cached)
             except ElectionError as exc:  # the slow path tells transient from fatal

@@ -42,7 +42,8 @@ POLLS_BEFORE_WATCHING_AGAIN = 30
 
 @final
 class Follower:
-    """Watches (or polls) one candidate's lock; `watching` is True while a watch is open.
+    """Watches (or polls) one candidate's lock; `watching` is True while a watch is open,
+    `streaming` once it has delivered an event (the server accepted it: it works).
 
     `observe` takes in each state seen; `read` reads the lock once (and observes it,
     `LockError` on failure); `leading` tells whether a term is on (its renewals then read
@@ -58,6 +59,7 @@ class Follower:
         "_read",
         "_timing",
         "_view",
+        "streaming",
         "watching",
     )
 
@@ -82,6 +84,7 @@ class Follower:
         self._read = read
         self._leading = leading
         self.watching = False
+        self.streaming = False
 
     async def run(self) -> None:
         """Watch; after a failure wait a poll delay, read, and watch again. Poll for a while
@@ -123,7 +126,7 @@ class Follower:
                         failures = 0
                         polls_left = POLLS_BEFORE_WATCHING_AGAIN
                 finally:
-                    self.watching = False
+                    self.watching = self.streaming = False
             await anyio.sleep(self._pacer.retry_span())
             if polls_left:
                 polls_left -= 1
@@ -147,6 +150,7 @@ class Follower:
                 self.watching = True
                 async for event in events:
                     events_seen += 1
+                    self.streaming = True
                     if not _is_stale(event, view.current):
                         self._observe(event)
         if not events_seen and self._clock.now() - opened < self._timing.retry_period:

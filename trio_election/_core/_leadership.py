@@ -7,13 +7,17 @@ given the term's `Leadership`, which only reads the same state.
 from __future__ import annotations
 
 import logging
-from typing import final
+from typing import TYPE_CHECKING, final
 
 import anyio
 
 from ._fence import Fence
+from ._lock import UNKNOWN_HOLDER
 
-__all__ = ["Leadership", "Term"]
+if TYPE_CHECKING:
+    from ._lock import Observation
+
+__all__ = ["Leadership", "Term", "why_not_ours"]
 
 logger = logging.getLogger("trio_election")
 
@@ -145,3 +149,15 @@ class Leadership:
         if self.lost:
             return "the renew deadline passed without a successful renew"
         return ""
+
+
+def why_not_ours(obs: Observation) -> tuple[str, str]:
+    """Why an observed state of the lock ends our term (one that does not name us): its
+    kind (`LOSS_KINDS`), and the reason."""
+    if not obs.exists:
+        return "deleted", "the lock object was deleted"
+    if obs.holder is None:
+        return "released", "another process released the lock (its record has an empty holder)"
+    if obs.holder == UNKNOWN_HOLDER:
+        return "unreadable", "the lock's record was overwritten with one that cannot be read"
+    return "other_holder", f"{obs.holder} holds the lock now"

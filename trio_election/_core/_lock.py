@@ -19,6 +19,8 @@ __all__ = [
     "UNKNOWN_HOLDER",
     "LeaderRecord",
     "LockHandle",
+    "NominatingHandle",
+    "Nomination",
     "Observation",
 ]
 
@@ -44,6 +46,25 @@ class LeaderRecord:
 
 @final
 @dataclass(frozen=True, slots=True)
+class Nomination:
+    """A follower's claim to take the lock next: `identity`, for the term `term` (the
+    record's transitions count when it named itself).
+
+    Kept beside the record, never in it (an annotation that client-go does not read), and
+    only good for its term: once the holder changes, the count moves on and the nomination
+    names no one (`successor`). An empty `identity` names no one but says that the term's
+    holder takes nominations: our leaders write it with the record that begins their term
+    (`NominatingHandle.take`), because they read the lock again before releasing it. Older
+    client-go leaders release with a write based on the object they read last, which a
+    nomination since would make fail, so their terms get none.
+    """
+
+    identity: str
+    term: int
+
+
+@final
+@dataclass(frozen=True, slots=True)
 class Observation:
     """One read of a lock object.
 
@@ -53,12 +74,15 @@ class Observation:
     - `version` is the object's `resourceVersion` (an opaque token; "" when missing).
     - `raw` is the record as stored, used to tell whether the record changed (client-go
       compares the raw record, not the object's version).
+    - `nominee` is the follower named to take the lock next, as stored beside the record
+      (None when none is; see `successor` for whether it is still good).
     """
 
     exists: bool
     record: LeaderRecord | None
     version: str
     raw: str = ""
+    nominee: Nomination | None = None
 
     @property
     def holder(self) -> str | None:
@@ -68,6 +92,20 @@ class Observation:
         if self.record is None:
             return UNKNOWN_HOLDER
         return self.record.holder_identity or None
+
+    @property
+    def successor(self) -> str | None:
+        """The follower named to take the lock next, when its nomination is for the
+        current term (the record's transitions count) and names someone other than the
+        holder; None otherwise."""
+        nominee, record = self.nominee, self.record
+        if nominee is None or record is None or not self.exists:
+            return None
+        if nominee.term != record.leader_transitions or not nominee.identity:
+            return None
+        if nominee.identity == record.holder_identity:
+            return None
+        return nominee.identity
 
 
 MISSING = Observation(exists=False, record=None, version="", raw="")
@@ -113,5 +151,32 @@ class LockHandle(Protocol):
         May end when the server closes the stream; the caller then watches again from the
         last observation. Raises `WatchUnavailable` when the lock cannot be watched, so the
         caller polls instead. Callers close the iterator (`contextlib.aclosing`).
+        """
+        ...
+
+
+@runtime_checkable
+class NominatingHandle(LockHandle, Protocol):
+    """A lock handle that can also name the follower who takes the lock next.
+
+    Optional: the engine nominates only through handles that have `nominate`; with any
+    other a released lock is taken after the short random release delay alone.
+    """
+
+    async def nominate(self, nominee: Nomination | None, based_on: Observation) -> Observation:
+        """Store `nominee` beside the record (None: remove it), only if the object is still
+        at `based_on.version`; the record itself (the holder fields) is not touched.
+
+        Raises `LockConflict` if the object changed since, `LockNotFound` if it is gone.
+        """
+        ...
+
+    async def take(
+        self, record: LeaderRecord, based_on: Observation, nominee: Nomination
+    ) -> Observation:
+        """Write `record` and, in the same write, `nominee` beside it: `create` when
+        `based_on` is missing, else `update` (only if still at `based_on.version`).
+
+        Raises what `create` and `update` raise.
         """
         ...

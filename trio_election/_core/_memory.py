@@ -3,21 +3,23 @@
 One `MemoryLock` object is the shared lock; each candidate talks to it through its own
 `MemoryLockHandle` (`elect()` makes one per candidate when given the lock object). A handle
 can be told to delay, fail, hang or answer with a conflict, independently of the others, so
-tests can break one candidate's connection on demand. The lock behaves like the Kubernetes
-API where it matters: every change gets a new version, a write that changes nothing keeps
-the version (and wakes no watcher), and writes carry a precondition.
+tests can break one candidate's connection on demand, and its watch can lag the lock's
+changes (`watch_delay`), as a real apiserver's watches lag its writes. The lock behaves like
+the Kubernetes API where it matters: every change gets a new version, a write that changes
+nothing keeps the version (and wakes no watcher), and writes carry a precondition. A
+successor's nomination is kept beside the record, as an annotation would be.
 """
 
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import Counter, deque
 from typing import TYPE_CHECKING, final
 
 import anyio
 
 from ._exceptions import LockConflict, LockError, LockNotFound, WatchUnavailable
-from ._lock import MISSING, LeaderRecord, Observation
+from ._lock import MISSING, LeaderRecord, Nomination, Observation
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
@@ -44,7 +46,16 @@ class MemoryLock:
     `wait_changed()` blocks until it changes.
     """
 
-    __slots__ = ("_changed", "_exists", "_name", "_raw", "_record", "_revision", "_watch")
+    __slots__ = (
+        "_changed",
+        "_exists",
+        "_name",
+        "_nominee",
+        "_raw",
+        "_record",
+        "_revision",
+        "_watch",
+    )
 
     def __init__(self, name: str = "memory", *, watch: bool = True) -> None:
         self._name = name
@@ -52,6 +63,7 @@ class MemoryLock:
         self._exists = False
         self._record: LeaderRecord | None = None
         self._raw = ""
+        self._nominee: Nomination | None = None
         self._revision = 0
         self._changed = anyio.Event()
 
@@ -76,7 +88,11 @@ class MemoryLock:
         if not self._exists:
             return MISSING
         return Observation(
-            exists=True, record=self._record, version=str(self._revision), raw=self._raw
+            exists=True,
+            record=self._record,
+            version=str(self._revision),
+            raw=self._raw,
+            nominee=self._nominee,
         )
 
     async def wait_changed(self) -> None:
@@ -91,12 +107,31 @@ class MemoryLock:
         """Store a record that cannot be read (garbage)."""
         self._store(None, raw)
 
+    def put_nominee(self, nominee: Nomination | None) -> None:
+        """Store (None: remove) a successor's nomination beside the record, unconditionally;
+        the record is kept. Nothing happens while the object is missing."""
+        if self._exists and nominee != self._nominee:
+            self._nominee = nominee
+            self._bump()
+
+    def _store_with(self, record: LeaderRecord, nominee: Nomination) -> None:
+        """`put_record` and `put_nominee` as one change."""
+        raw = _raw(record)
+        if self._exists and (raw, nominee) == (self._raw, self._nominee):
+            return
+        self._exists = True
+        self._record = record
+        self._raw = raw
+        self._nominee = nominee
+        self._bump()
+
     def delete(self) -> None:
         """Delete the lock object."""
         if self._exists:
             self._exists = False
             self._record = None
             self._raw = ""
+            self._nominee = None
             self._bump()
 
     def _store(self, record: LeaderRecord | None, raw: str) -> None:
@@ -119,7 +154,9 @@ class MemoryLockHandle:
 
     Faults apply to every call of this handle only: `delay` seconds first, then a hang
     (until `heal()`), a failure (`LockError`) or, for writes, a conflict (`LockConflict`).
-    `calls` counts the calls by operation name.
+    `watch_delay` (seconds, 0 by default) is how long after a change of the lock this
+    handle's watch delivers it (reads and writes are not delayed). `calls` counts the calls
+    by operation name.
     """
 
     __slots__ = (
@@ -131,12 +168,14 @@ class MemoryLockHandle:
         "_watch",
         "calls",
         "delay",
+        "watch_delay",
     )
 
     def __init__(self, lock: MemoryLock, *, watch: bool = True) -> None:
         self._lock = lock
         self._watch = watch
         self.delay = 0.0
+        self.watch_delay = 0.0
         self._failures: float = 0
         self._conflicts = 0
         self._hanging = False
@@ -226,6 +265,37 @@ class MemoryLockHandle:
         self._lock.put_record(record)
         return self._lock.observe()
 
+    async def nominate(self, nominee: Nomination | None, based_on: Observation) -> Observation:
+        await self._enter("nominate", write=True)
+        current = self._lock.observe()
+        if not current.exists:
+            raise LockNotFound(f"{self.description} does not exist")
+        if current.version != based_on.version:
+            raise LockConflict(
+                f"{self.description} changed since version {based_on.version} "
+                f"(now {current.version})"
+            )
+        self._lock.put_nominee(nominee)
+        return self._lock.observe()
+
+    async def take(
+        self, record: LeaderRecord, based_on: Observation, nominee: Nomination
+    ) -> Observation:
+        await self._enter("update" if based_on.exists else "create", write=True)
+        current = self._lock.observe()
+        if not based_on.exists:
+            if current.exists:
+                raise LockConflict(f"{self.description} already exists")
+        elif not current.exists:
+            raise LockNotFound(f"{self.description} does not exist")
+        elif current.version != based_on.version:
+            raise LockConflict(
+                f"{self.description} changed since version {based_on.version} "
+                f"(now {current.version})"
+            )
+        self._lock._store_with(record, nominee)  # noqa: SLF001  # pyright: ignore[reportPrivateUsage]
+        return self._lock.observe()
+
     async def watch(self, after: Observation) -> AsyncGenerator[Observation]:
         if not self._watch:
             raise WatchUnavailable(f"{self.description} is set to poll, not watch")
@@ -234,14 +304,28 @@ class MemoryLockHandle:
         if (seen.exists, seen.version) != (after.exists, after.version):
             yield seen
         revision = self._lock.revision
+        lagging: deque[tuple[float, Observation]] = deque()  # changes not yet delivered
         while True:
             while self._lock.revision == revision:
-                await self._lock.wait_changed()
+                if lagging and anyio.current_time() >= lagging[0][0]:
+                    break
+                deadline = lagging[0][0] if lagging else math.inf
+                with anyio.move_on_at(deadline):
+                    await self._lock.wait_changed()
+            if self._lock.revision != revision:
+                revision = self._lock.revision
+                lagging.append((anyio.current_time() + self.watch_delay, self._lock.observe()))
+            if anyio.current_time() < lagging[0][0]:
+                continue
             # a broken or silent connection delivers nothing
             while self._hanging:
                 await self._healed.wait()
             if self._failures:
                 self._failures -= 1
                 raise LockError(f"{self.description}: injected failure of the watch stream")
-            revision = self._lock.revision
-            yield self._lock.observe()
+            if self.watch_delay:
+                yield lagging.popleft()[1]
+            else:  # the state as it is now, what changed while the connection hung included
+                lagging.clear()
+                revision = self._lock.revision
+                yield self._lock.observe()

@@ -15,7 +15,7 @@ from ._exceptions import ElectionError, LockConflict, LockError, LockNotFound
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Awaitable, Mapping
 
-    from ._lock import LeaderRecord, LockHandle, Observation
+    from ._lock import LeaderRecord, LockHandle, NominatingHandle, Nomination, Observation
 
 T = TypeVar("T")
 
@@ -31,9 +31,10 @@ class Statistics:
     """A snapshot of one candidate's state (`election.statistics()`).
 
     Times are the event loop's times; durations are seconds. `requests` counts lock calls by
-    ``(verb, outcome)``: verbs ``get``, ``create``, ``update``, ``watch``; outcomes ``ok``,
-    ``conflict``, ``not_found``, ``error`` (retried), ``fatal``, ``cancelled``. `losses`
-    counts terms lost, by kind (`LOSS_KINDS`).
+    ``(verb, outcome)``: verbs ``get``, ``create``, ``update``, ``nominate`` (naming this
+    candidate the next holder), ``watch``; outcomes ``ok``, ``conflict``, ``not_found``,
+    ``error`` (retried), ``fatal``, ``cancelled``. `losses` counts terms lost, by kind
+    (`LOSS_KINDS`).
     """
 
     identity: str
@@ -166,6 +167,19 @@ class MeteredHandle:
 
     async def update(self, record: LeaderRecord, based_on: Observation) -> Observation:
         return await self._count("update", self._inner.update(record, based_on))
+
+    async def nominate(self, nominee: Nomination | None, based_on: Observation) -> Observation:
+        """The wrapped handle's `nominate` (only for one that has it: `NominatingHandle`)."""
+        inner: NominatingHandle = self._inner  # type: ignore[assignment]
+        return await self._count("nominate", inner.nominate(nominee, based_on))
+
+    async def take(
+        self, record: LeaderRecord, based_on: Observation, nominee: Nomination
+    ) -> Observation:
+        """The wrapped handle's `take`, counted as the create or update it is."""
+        inner: NominatingHandle = self._inner  # type: ignore[assignment]
+        verb = "update" if based_on.exists else "create"
+        return await self._count(verb, inner.take(record, based_on, nominee))
 
     async def watch(self, after: Observation) -> AsyncGenerator[Observation]:
         meter = self._meter

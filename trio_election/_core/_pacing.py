@@ -21,7 +21,10 @@ from ._timing import (
     JITTER_FACTOR,
     MAX_EXPIRY_DELAY_FRACTION,
     MAX_RELEASE_DELAY,
+    NOMINATION_SPREAD,
     RELEASE_DELAY_SHAPE,
+    SUCCESSOR_FALLBACK,
+    SUCCESSOR_FALLBACK_SPREAD,
 )
 
 if TYPE_CHECKING:
@@ -80,11 +83,29 @@ class Pacer:
 
     def release_delay(self) -> float:
         """How long after seeing the lock released to wait before taking it (seconds of our
-        clock): at random in `[0, MAX_RELEASE_DELAY]`, more likely near the end
-        (`RELEASE_DELAY_SHAPE`), so that the earliest of many followers is well ahead of
-        the next (its write reaches their watches first and they do not write)."""
+        clock), when no successor is named: at random in `[0, MAX_RELEASE_DELAY]`, more
+        likely near the end (`RELEASE_DELAY_SHAPE`), so that the earliest of many
+        followers is well ahead of the next (its write reaches their watches first and
+        they do not write)."""
+        return self._suppressing(MAX_RELEASE_DELAY)
+
+    def fallback_delay(self) -> float:
+        """How long after seeing the lock released to wait before taking it when another
+        follower is named its successor: `SUCCESSOR_FALLBACK`, then at random at most
+        `SUCCESSOR_FALLBACK_SPREAD` more (drawn as `release_delay()` is)."""
+        return SUCCESSOR_FALLBACK + self._suppressing(SUCCESSOR_FALLBACK_SPREAD)
+
+    def nomination_delay(self) -> float:
+        """How long after seeing a term with no successor named to wait before naming
+        ourselves (seconds of our clock): at random at most `NOMINATION_SPREAD *
+        retry_period`, drawn as `release_delay()` is."""
+        return self._suppressing(NOMINATION_SPREAD * self._timing.retry_period)
+
+    def _suppressing(self, maximum: float) -> float:
+        """A random delay in `[0, maximum]` whose density grows as `exp(SHAPE * t / max)`
+        (the exponential timers of feedback suppression)."""
         grown = math.expm1(RELEASE_DELAY_SHAPE) * self._random.random()
-        return MAX_RELEASE_DELAY * math.log1p(grown) / RELEASE_DELAY_SHAPE
+        return maximum * math.log1p(grown) / RELEASE_DELAY_SHAPE
 
     @contextmanager
     def renewing(self) -> Generator[float]:

@@ -15,8 +15,11 @@ __all__ = [
     "MAX_EXPIRY_DELAY_FRACTION",
     "MAX_IDENTITY_LENGTH",
     "MAX_RELEASE_DELAY",
+    "NOMINATION_SPREAD",
     "RELEASER_DELAY",
     "RELEASE_DELAY_SHAPE",
+    "SUCCESSOR_FALLBACK",
+    "SUCCESSOR_FALLBACK_SPREAD",
     "Timing",
     "check_identity",
     "default_identity",
@@ -46,6 +49,26 @@ RELEASER_DELAY = MAX_RELEASE_DELAY + 0.04
 seconds before taking it back, so that another candidate, whose release delay ends within
 `MAX_RELEASE_DELAY` of seeing the release on its watch, takes it instead (40 ms more: for
 its write to come back to us on our watch)."""
+
+
+SUCCESSOR_FALLBACK = 0.1
+"""When a released lock names a successor (a follower that nominated itself during the
+term, `_succession`), that follower takes it at once and every other follower waits this
+many seconds first, long enough for the successor's write to reach its watch, then its
+random fallback delay (`SUCCESSOR_FALLBACK_SPREAD`): a successor that has died costs a
+handover this much, and no more."""
+
+SUCCESSOR_FALLBACK_SPREAD = 0.1
+"""After `SUCCESSOR_FALLBACK`, a follower that is not the successor waits a random delay
+of at most this many seconds more, drawn like the release delay (`RELEASE_DELAY_SHAPE`):
+wide enough that, when the successor does not take the lock, the first of the others
+usually writes alone even where a write takes 20-30 ms to reach the other watches."""
+
+NOMINATION_SPREAD = 2.0
+"""A watching follower that sees a term with no successor named names itself at a random
+point of the next `NOMINATION_SPREAD * retry_period` seconds (drawn like the release
+delay: the first of many followers is well ahead of the next), unless another has by
+then: about one write per term."""
 
 
 def _seconds(name: str, value: object) -> float:

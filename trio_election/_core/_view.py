@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, final
 
 import anyio
 
-from ._timing import RELEASER_DELAY
+from ._timing import RELEASER_DELAY, SUCCESSOR_FALLBACK
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -60,7 +60,7 @@ class LockView:
         "_meter",
         "_on_leader_change",
         "_pacer",
-        "_release_delay",
+        "_release_at",
         "_sent",
         "_timing",
         "_warned_identity",
@@ -93,7 +93,7 @@ class LockView:
         self._current: Observation | None = None
         self.observed_time = 0.0
         self._expiry_delay = 0.0
-        self._release_delay = 0.0
+        self._release_at = 0.0
         self._last_held: tuple[LeaderRecord | None, float] | None = None
         self.own_version: str | None = None
         self._leader: str | None = None
@@ -145,8 +145,12 @@ class LockView:
         ):
             self.observed_time = now
             self._expiry_delay = self._pacer.expiry_delay()
-            if obs.exists and obs.record is not None and not obs.record.holder_identity:
-                self._release_delay = self._pacer.release_delay()
+            if _released(obs):
+                self._release_at = now + self._release_delay(obs)
+        elif _released(obs) and obs.successor != previous.successor:
+            # a successor named or withdrawn on the released record: every follower's
+            # wait starts again from here
+            self._release_at = now + self._release_delay(obs)
         if obs.exists and obs.holder is not None:
             self._last_held = (obs.record, self.observed_time)
         if obs.record is not None:
@@ -180,8 +184,22 @@ class LockView:
 
     def released(self) -> None:
         """We have just released the lock (and `take()`n our release): give the other
-        candidates the first turn at it (`RELEASER_DELAY`)."""
-        self._release_delay = RELEASER_DELAY
+        candidates the first turn at it (`RELEASER_DELAY`, and `SUCCESSOR_FALLBACK` more
+        when a successor is named)."""
+        current = self._current
+        named = current is not None and current.successor is not None
+        delay = RELEASER_DELAY + (SUCCESSOR_FALLBACK if named else 0.0)
+        self._release_at = self._clock.now() + delay
+
+    def _release_delay(self, obs: Observation) -> float:
+        """How long to wait before taking the released lock `obs`: none for its named
+        successor, the fallback for the other followers, else the short random delay."""
+        successor = obs.successor
+        if successor is None:
+            return self._pacer.release_delay()
+        if successor == self._identity:
+            return 0.0
+        return self._pacer.fallback_delay()
 
     def wrote(self, obs: Observation) -> bool:
         """True when `obs` holds a record that this candidate wrote (its latest, or one of
@@ -209,9 +227,12 @@ class LockView:
             return seen_at + self._duration_of(record) + self._expiry_delay
         record = obs.record
         if record is not None and not record.holder_identity:
-            # released: taken at once, after a short random delay (`Pacer.release_delay`)
-            # that lets the first of many followers take it before the others write
-            return self.observed_time + self._release_delay
+            # released: taken at once by the successor named in it; by the other followers
+            # after a short random delay (`Pacer.release_delay`) that lets the first of many
+            # take it before the others write, or, when a successor is named, after the
+            # longer fallback (`Pacer.fallback_delay`) that lets the successor's write reach
+            # them first
+            return self._release_at
         if record is not None and record.holder_identity == self._identity:
             if obs.version == self.own_version:
                 return now
@@ -248,3 +269,7 @@ class LockView:
         if record is None or record.lease_duration_seconds <= 0:
             return self._timing.lease_duration
         return record.lease_duration_seconds
+
+
+def _released(obs: Observation) -> bool:
+    return obs.exists and obs.record is not None and not obs.record.holder_identity

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import anyio
 
 from .._core._exceptions import ConfigError, LockConflict, LockError, LockNotFound, WatchUnavailable
-from .._core._lock import MISSING, LeaderRecord, Observation
+from .._core._lock import MISSING, LeaderRecord, Nomination, Observation
 from .._kube._errors import (
     ApiConnectionError,
     ApiError,
@@ -53,10 +53,11 @@ from .._kube._errors import (
     UnauthorizedError,
 )
 from ._forbidden import Permissions
+from ._records import NOMINEE_ANNOTATION, nomination_from_annotation, nomination_to_annotation
 from ._streams import WATCH_TIMEOUT_SECONDS, object_events
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Generator
+    from collections.abc import AsyncGenerator, Callable, Generator
 
     from .._kube import KubeClient
 
@@ -235,7 +236,15 @@ class KubeLock:
         if not _older(obj, self._cached):
             self._cached = obj
         record, raw = self._read(obj)
-        return Observation(exists=True, record=record, version=version_of(obj), raw=raw)
+        annotations = _metadata(obj).get("annotations")
+        nominee = (
+            nomination_from_annotation(annotations.get(NOMINEE_ANNOTATION))  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
+            if isinstance(annotations, dict)
+            else None
+        )
+        return Observation(
+            exists=True, record=record, version=version_of(obj), raw=raw, nominee=nominee
+        )
 
     def _written(self, obj: dict[str, Any]) -> Observation:
         """`_observe` for the object a write of ours returned, remembered as the echo."""
@@ -298,10 +307,31 @@ class KubeLock:
 
     async def create(self, record: LeaderRecord) -> Observation:
         """``POST`` a new object holding `record`; `LockConflict` if it exists already."""
+        return await self._create(self._new(record))
+
+    async def _create(self, body: dict[str, Any]) -> Observation:
         client = self._need_client()
         with self._request("create"):
-            obj = await client.request("POST", self._collection_path, json=self._new(record))
+            obj = await client.request("POST", self._collection_path, json=body)
         return self._written(obj)
+
+    async def take(
+        self, record: LeaderRecord, based_on: Observation, nominee: Nomination
+    ) -> Observation:
+        """`create` (when `based_on` is missing) or `update` with `record`, with `nominee`
+        in `NOMINEE_ANNOTATION` in the same request."""
+        value = nomination_to_annotation(nominee)
+        if not based_on.exists:
+            body = self._new(record)
+            body.setdefault("metadata", {}).setdefault("annotations", {})[NOMINEE_ANNOTATION] = (
+                value
+            )
+            return await self._create(body)
+        patch = self._patch(record)
+        patch.setdefault("metadata", {}).setdefault("annotations", {})[NOMINEE_ANNOTATION] = value
+        return await self._write(
+            based_on, patch, lambda obj: _annotated(self._replace(obj, record), value)
+        )
 
     async def update(self, record: LeaderRecord, based_on: Observation) -> Observation:
         """Write `record` if the object is still at `based_on.version`.
@@ -309,11 +339,34 @@ class KubeLock:
         One merge ``PATCH`` (or, where only ``update`` is allowed, one ``PUT`` of the object
         as last seen). `LockConflict` if it changed since, `LockNotFound` if it is gone.
         """
+        return await self._write(
+            based_on, self._patch(record), lambda obj: self._replace(obj, record)
+        )
+
+    async def nominate(self, nominee: Nomination | None, based_on: Observation) -> Observation:
+        """Name `nominee` the next holder (None: remove the name) in `NOMINEE_ANNOTATION`,
+        if the object is still at `based_on.version`; the record is not touched.
+
+        One merge ``PATCH`` of the annotation (or a ``PUT``, as `update` falls back).
+        `LockConflict` if the object changed since, `LockNotFound` if it is gone.
+        """
+        value = None if nominee is None else nomination_to_annotation(nominee)
+        patch: dict[str, Any] = {"metadata": {"annotations": {NOMINEE_ANNOTATION: value}}}
+        return await self._write(based_on, patch, lambda obj: _annotated(obj, value))
+
+    async def _write(
+        self,
+        based_on: Observation,
+        patch: dict[str, Any],
+        replace: Callable[[dict[str, Any]], dict[str, Any]],
+    ) -> Observation:
+        """Write `patch` (a merge patch), or where only ``update`` is allowed ``PUT``
+        `replace(object as last seen)`, if the object is still at `based_on.version`."""
         client = self._need_client()
         if not based_on.exists or not based_on.version:
             raise LockNotFound(f"{self.description}: nothing to update (the object is missing)")
         if self._put_until is None or anyio.current_time() >= self._put_until:
-            body = self._patch(record)
+            body = patch
             body.setdefault("metadata", {})["resourceVersion"] = based_on.version
             try:
                 with self._request("patch", judge_403=False):
@@ -327,7 +380,7 @@ class KubeLock:
                 self._patch_refused(exc)
                 # PUT this time; only a PUT that works while patch is refused switches the
                 # handle to PUT (a 403 on both is RBAC warming up, or no rights at all)
-                written = await self._put(client, record, based_on)
+                written = await self._put(client, replace, based_on)
                 self._put_instead(exc)
                 return written
             else:
@@ -336,7 +389,7 @@ class KubeLock:
                     self._put_until = None
                     logger.info("%s: patch is allowed now; writing with patch", self.description)
                 return self._written(obj)
-        return await self._put(client, record, based_on)
+        return await self._put(client, replace, based_on)
 
     def _patch_refused(self, exc: ForbiddenError) -> None:
         """A 403 on ``PATCH``: retried (`LockError`) if patch has worked and the refusals
@@ -364,7 +417,10 @@ class KubeLock:
         )
 
     async def _put(
-        self, client: KubeClient, record: LeaderRecord, based_on: Observation
+        self,
+        client: KubeClient,
+        replace: Callable[[dict[str, Any]], dict[str, Any]],
+        based_on: Observation,
     ) -> Observation:
         base = self._cached
         if base is None or version_of(base) != based_on.version:
@@ -378,7 +434,7 @@ class KubeLock:
                 )
             base = self._cached
             assert base is not None
-        body = self._replace(base, record)
+        body = replace(base)
         body.setdefault("metadata", {})["resourceVersion"] = based_on.version
         try:
             with self._request("update"):
@@ -511,6 +567,20 @@ def _differs(new: Observation, old: Observation) -> bool:
     if new.exists != old.exists:
         return True
     return new.exists and (new.version != old.version or new.raw != old.raw)
+
+
+def _annotated(obj: dict[str, Any], value: str | None) -> dict[str, Any]:
+    """A copy of `obj` whose `NOMINEE_ANNOTATION` is `value` (None: removed)."""
+    new = deep_copy(obj)
+    metadata = new.setdefault("metadata", {})
+    annotations = metadata.get("annotations")
+    if not isinstance(annotations, dict):
+        annotations = metadata["annotations"] = {}
+    if value is None:
+        annotations.pop(NOMINEE_ANNOTATION, None)  # pyright: ignore[reportUnknownMemberType]
+    else:
+        annotations[NOMINEE_ANNOTATION] = value
+    return new
 
 
 def deep_copy(obj: dict[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,8 @@ How it reads and writes (client-go's rules, with preconditions on both objects):
   (precondition too, or created when it was missing). A failure after the primary was
   written leaves the two naming different holders until the next write: readers then see
   `UNKNOWN_HOLDER`, never a free lock.
+- **nominate** names the successor on the primary (precondition: its version as read), the
+  object whose record stands, then reads the secondary again.
 - **watch** is not offered (`WatchUnavailable`): the record lives in two objects and a
   change to either must restart the expiry wait, so candidates poll every
   ``retry_period * (1 + 1.2 * random())``, as client-go always does. Once the fleet is on the Lease
@@ -35,7 +37,7 @@ import dataclasses
 from typing import TYPE_CHECKING, final
 
 from .._core._exceptions import ConfigError, LockConflict, LockNotFound, WatchUnavailable
-from .._core._lock import MISSING, UNKNOWN_HOLDER, LeaderRecord, Observation
+from .._core._lock import MISSING, UNKNOWN_HOLDER, LeaderRecord, Nomination, Observation
 from ._base import KubeLock
 from ._locks import ConfigMapLock, EndpointsLock, LeaseLock
 
@@ -133,13 +135,21 @@ class MultiLock:
             return MISSING
         version = _pack(primary, secondary)
         if not secondary.exists:
-            return Observation(exists=True, record=primary.record, version=version, raw=primary.raw)
+            return Observation(
+                exists=True,
+                record=primary.record,
+                version=version,
+                raw=primary.raw,
+                nominee=primary.nominee,
+            )
         record = primary.record
         theirs = UNKNOWN_HOLDER if secondary.record is None else secondary.record.holder_identity
         if record is not None and record.holder_identity != theirs:
             record = dataclasses.replace(record, holder_identity=UNKNOWN_HOLDER)
         raw = primary.raw + "," + secondary.raw
-        return Observation(exists=True, record=record, version=version, raw=raw)
+        return Observation(
+            exists=True, record=record, version=version, raw=raw, nominee=primary.nominee
+        )
 
     async def get(self) -> Observation:
         """Read the primary, then the secondary (not when the primary is missing)."""
@@ -150,8 +160,22 @@ class MultiLock:
 
     async def create(self, record: LeaderRecord) -> Observation:
         """Create the primary, then the secondary; `LockConflict` if another got there first."""
+        return await self._create(record, None)
+
+    async def take(
+        self, record: LeaderRecord, based_on: Observation, nominee: Nomination
+    ) -> Observation:
+        """`create` or `update` with `record`, with `nominee` beside it on the primary."""
+        if based_on.exists:
+            return await self._update(record, based_on, nominee)
+        return await self._create(record, nominee)
+
+    async def _create(self, record: LeaderRecord, nominee: Nomination | None) -> Observation:
         try:
-            primary = await self._primary.create(record)
+            if nominee is None:
+                primary = await self._primary.create(record)
+            else:
+                primary = await self._primary.take(record, MISSING, nominee)
         except LockConflict:
             primary = await self._primary.get()
             holder = primary.record.holder_identity if primary.record is not None else None
@@ -162,10 +186,18 @@ class MultiLock:
 
     async def update(self, record: LeaderRecord, based_on: Observation) -> Observation:
         """Write the primary, then the secondary, each only if unchanged since `based_on`."""
+        return await self._update(record, based_on, None)
+
+    async def _update(
+        self, record: LeaderRecord, based_on: Observation, nominee: Nomination | None
+    ) -> Observation:
         if not based_on.exists:
             raise LockNotFound(f"{self.description}: nothing to update (the object is missing)")
         primary_version, secondary_version = _unpack(based_on.version)
-        primary = await self._primary.update(record, _existing(primary_version))
+        if nominee is None:
+            primary = await self._primary.update(record, _existing(primary_version))
+        else:
+            primary = await self._primary.take(record, _existing(primary_version), nominee)
         if secondary_version:
             try:
                 secondary = await self._secondary.update(record, _existing(secondary_version))
@@ -174,6 +206,15 @@ class MultiLock:
         else:
             secondary = await self._secondary.create(record)
         return self._combine(primary, secondary)
+
+    async def nominate(self, nominee: Nomination | None, based_on: Observation) -> Observation:
+        """Name the successor on the primary, only if it is unchanged since `based_on`; the
+        secondary is read again for the observation returned."""
+        if not based_on.exists:
+            raise LockNotFound(f"{self.description}: nothing to update (the object is missing)")
+        primary_version, _ = _unpack(based_on.version)
+        primary = await self._primary.nominate(nominee, _existing(primary_version))
+        return self._combine(primary, await self._secondary.get())
 
     async def watch(self, after: Observation) -> AsyncGenerator[Observation]:
         """Not offered: raises `WatchUnavailable` at once, so that candidates poll."""

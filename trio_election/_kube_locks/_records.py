@@ -25,15 +25,18 @@ import math
 import re
 from typing import Any
 
-from .._core._lock import LeaderRecord
+from .._core._lock import LeaderRecord, Nomination
 
 __all__ = [
     "LEADER_ANNOTATION",
+    "NOMINEE_ANNOTATION",
     "annotation_from_record",
     "canonical_json",
     "format_micro_time",
     "format_time",
     "lease_spec_from_record",
+    "nomination_from_annotation",
+    "nomination_to_annotation",
     "parse_time",
     "record_from_annotation",
     "record_from_lease_spec",
@@ -41,6 +44,12 @@ __all__ = [
 
 LEADER_ANNOTATION = "control-plane.alpha.kubernetes.io/leader"
 """The annotation that holds the record on Endpoints and ConfigMap locks."""
+
+NOMINEE_ANNOTATION = "trio-election.io/next"
+"""The annotation, on every kind of lock object, that names the follower who takes the lock
+at its next release: compact JSON, ``{"identity":"<follower>","term":<transitions>}``.
+client-go neither reads nor removes it (it writes the Lease's spec, or its own annotation,
+on the object it read)."""
 
 _TIME = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d+))?"
@@ -252,3 +261,28 @@ def annotation_from_record(record: LeaderRecord) -> str:
             "leaderTransitions": record.leader_transitions,
         }
     )
+
+
+# ---------------------------------------------------------------- successor
+
+
+def nomination_from_annotation(value: object) -> Nomination | None:
+    """The nomination in `NOMINEE_ANNOTATION`'s value; None when absent or unreadable."""
+    if not isinstance(value, str):
+        return None
+    try:
+        decoded = json.loads(value)
+    except ValueError:
+        return None
+    if not isinstance(decoded, dict):
+        return None
+    fields: dict[str, Any] = decoded  # pyright: ignore[reportUnknownVariableType]
+    identity, term = fields.get("identity"), _whole(fields.get("term"))
+    if not isinstance(identity, str) or term is None or term < 0:
+        return None  # (an empty identity is a term open to nominations)
+    return Nomination(identity, term)
+
+
+def nomination_to_annotation(nominee: Nomination) -> str:
+    """`NOMINEE_ANNOTATION`'s value for `nominee`."""
+    return _go_json({"identity": nominee.identity, "term": nominee.term})
