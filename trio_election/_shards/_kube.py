@@ -8,10 +8,11 @@
   ``leaseDurationSeconds`` and ``renewTime``, rewritten every `retry_period`.
 - The records are listed with a label selector on the group and followed on the
   namespace's shared watch of Leases (the shard Leases' watch; a watch by label of their
-  own where that cannot be shared): ``list`` and ``watch`` on Leases are needed. Without them `open_shards()` raises the apiserver's 403 as
-  `ForbiddenError`, whose message names the verb and the rule to grant, once the refusals
-  have lasted the lock layer's grace window (`FORBIDDEN_GRACE_SECONDS`, 15 s): an apiserver
-  that has just restarted refuses for a moment.
+  own where that cannot be shared): ``list`` and ``watch`` on Leases are needed. Without
+  them `open_shards()` raises the apiserver's 403 as `ForbiddenError`, whose message names
+  the verb and the rule to grant, once the refusals have lasted the lock layer's grace
+  window (`FORBIDDEN_GRACE_SECONDS`, 15 s): an apiserver that has just restarted refuses
+  for a moment.
 """
 
 from __future__ import annotations
