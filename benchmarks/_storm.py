@@ -11,6 +11,7 @@ lock calls (their ``calls`` lines).
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from collections import Counter
@@ -60,11 +61,12 @@ class _Fleet:
             if e.kind == kind
         )
 
-    def states(self) -> dict[str, dict[str, Any]]:
-        return {arg["id"]: arg for _, arg in self._events("calls")}
+    def states(self, until: float = math.inf) -> dict[str, dict[str, Any]]:
+        """Each candidate's last state printed, as of `until` (monotonic seconds)."""
+        return {arg["id"]: arg for t, arg in self._events("calls") if t <= until}
 
-    def calls(self) -> dict[str, Calls]:
-        return {i: _calls(s) for i, s in self.states().items()}
+    def calls(self, until: float = math.inf) -> dict[str, Calls]:
+        return {i: _calls(s) for i, s in self.states(until).items()}
 
     def terms(self) -> list[tuple[float, dict[str, Any]]]:
         return self._events("began")
@@ -79,10 +81,11 @@ class _Fleet:
             for i, s in self.states().items()
         )
 
-    def nominated(self) -> int:
+    def nominated(self, until: float = math.inf) -> int:
+        """Nominations written by the fleet, as of `until`."""
         return sum(
             n
-            for c in self.calls().values()
+            for c in self.calls(until).values()
             for (verb, out), n in c.items()
             if (verb, out) == ("nominate", "ok")
         )
@@ -175,8 +178,9 @@ def _handover(
     cp: ControlPlane, fleet: _Fleet, owner: dict[str, Peer], patience: float
 ) -> tuple[int, int, float] | str:
     """One handover: its writes, refused writes and seconds, or what went wrong."""
-    holder: str = fleet.terms()[-1][1]["id"]
-    nominated_at_term = fleet.nominated()
+    began_at, began = fleet.terms()[-1]
+    holder: str = began["id"]
+    nominated_at_term = fleet.nominated(until=began_at)
     # a successor named in this term, and the leader's renew since, so that no write of
     # the term is still to come
     if not _wait(lambda: fleet.nominated() > nominated_at_term and fleet.settled(holder), patience):
