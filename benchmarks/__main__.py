@@ -29,8 +29,9 @@ from ._load import baseline, run_load
 from ._procs import KINDS, REPO, Timing, clientgo_binary
 from ._scale import run_scale
 from ._shards import own_writes, run_shards
+from ._storm import run_storm
 
-PHASES = ("startup", "handover", "load", "scale", "shards")
+PHASES = ("startup", "handover", "storm", "load", "scale", "shards")
 
 
 def main() -> None:
@@ -54,6 +55,10 @@ def main() -> None:
     parser.add_argument("--shards-n", default="3,10", help="member processes of a shard group")
     parser.add_argument(
         "--shards-windows", default="2x10", help="COUNTxSECONDS of measuring Lease writes"
+    )
+    parser.add_argument("--storm-n", default="10,100", help="followers of the storm phase")
+    parser.add_argument(
+        "--storm-handovers", type=int, default=5, help="graceful handovers at each N"
     )
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--tag", default="latest", help="name of the result files")
@@ -98,6 +103,12 @@ def main() -> None:
                 timing = Timing(lease, renew, retry)
                 samples = _handovers(cp, folder, kinds, timing, options)
                 results["handover"] += [dataclasses.asdict(s) for s in samples]
+        if "storm" in phases:
+            results["storm"] = []
+            for n in (int(x) for x in options.storm_n.split(",")):
+                storm = run_storm(cp, folder, n, options.storm_handovers, timing=Timing())
+                results["storm"].append(dataclasses.asdict(storm))
+                print(_report.storm_line(storm), flush=True)
         if "load" in phases:
             loads: list[dict[str, Any]] = []
             results["load"] = loads

@@ -105,11 +105,19 @@ class Peer(EventProcess):
         args: list[str],
         log: Path,
         env: dict[str, str] | None = None,
+        *,
+        stdin: bool = False,
     ) -> None:
-        """`env`: variables set for it, over `child_env()`."""
+        """`env`: variables set for it, over `child_env()`; `stdin`: `tell()` writes to it."""
         self.kind = kind
         self.identity = identity
-        super().__init__(args, log=log, env={**child_env(), **(env or {})}, name=f"peer-{identity}")
+        super().__init__(
+            args,
+            log=log,
+            env={**child_env(), **(env or {})},
+            name=f"peer-{identity}",
+            stdin=stdin,
+        )
         reaper().watch_group(self.process.pid)
 
     def __repr__(self) -> str:

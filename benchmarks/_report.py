@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
     from ._scale import ScaleResult
     from ._shards import ShardRun
+    from ._storm import StormResult
 
 MIB = 1024 * 1024
 
@@ -263,6 +264,8 @@ def markdown(results: dict[str, Any]) -> str:
         out.append("")
     if "shards" in results:
         out += _shards_table(results), ""
+    if results.get("storm"):
+        out += _storm_table(results), ""
     out += ["### Targets", "", *(f"- {line}" for line in targets(results)), ""]
     return "\n".join(out)
 
@@ -299,6 +302,43 @@ def _shards_table(results: dict[str, Any]) -> str:
             f"{r['members_cpu'] * 100:.0f}, {r['server_cpu'] * 100:.0f}",
             str(r["lost"]),
             str(r["overlaps"]),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def storm_line(run: StormResult) -> str:
+    """One run of the storm phase in one line, for the log."""
+    failed = f", failed: {'; '.join(run.failures)}" if run.failures else ""
+    return (
+        f"storm N={run.followers} ({run.processes} processes): writes {run.writes}, "
+        f"refused {run.refused}, release → new term {_ms(run.seconds)}{failed}"
+    )
+
+
+def _storm_table(results: dict[str, Any]) -> str:
+    runs: list[dict[str, Any]] = results["storm"]
+    timings = sorted({_timing(r) for r in runs})
+    lines = [
+        f"### Writes at a graceful handover (N followers; {', '.join(timings)}; writes on "
+        "the Lease from the apiserver's PATCH count, less the release, the renewals and the "
+        "nominations; time from the old leader's work ended to the new one's began)",
+        "",
+        "| N followers | processes | handovers | writes per handover: median / max "
+        "| refused (409) per handover: median / max | release → new leader: median / p95 (range) "
+        "| failed |",
+        "| --- |" + " --- |" * 6,
+    ]
+    for r in sorted(runs, key=lambda r: r["followers"]):
+        writes, refused = r["writes"], r["refused"]
+        cells = [
+            str(r["followers"]),
+            str(r["processes"]),
+            str(len(writes)),
+            f"{statistics.median(writes):g} / {max(writes)}" if writes else "-",
+            f"{statistics.median(refused):g} / {max(refused)}" if refused else "-",
+            _ms(r["seconds"]),
+            "; ".join(r["failures"]) or "0",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -417,6 +457,25 @@ def targets(results: dict[str, Any]) -> list[str]:
                 f"({bound} s) at {where}: {_secs(r['sigkill'])}",
             )
         say(r["overlaps"] == 0, f"never two holders of a shard at {where}: {r['overlaps']}")
+    for r in sorted(results.get("storm", []), key=lambda r: r["followers"]):
+        n, writes, v = r["followers"], r["writes"], r["seconds"]
+        if not writes or r["failures"]:
+            say(False, f"at most 2 writes per graceful handover at N={n}: failed handovers "
+                f"({'; '.join(r['failures'])})")  # fmt: skip
+        else:
+            say(
+                max(writes) <= 2,
+                f"at most 2 writes per graceful handover at N={n}: median "
+                f"{statistics.median(writes):g}, max {max(writes)} over {len(writes)} "
+                f"(refused: max {max(r['refused'])})",
+            )
+        if v:
+            med, p95 = statistics.median(v) * 1000, pct(v, 0.95) * 1000
+            say(
+                med <= 25 and p95 <= 50,
+                f"handover median ≤ 25 ms, p95 ≤ 50 ms at N={n}: median {med:.0f} ms, "
+                f"p95 {p95:.0f} ms",
+            )
     load = {(r["kind"], r["candidates"]): r for r in results.get("load", [])}
     for kind in ours:
         one, ten = load.get((kind, 1)), load.get((kind, 10))

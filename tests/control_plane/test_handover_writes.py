@@ -14,7 +14,6 @@ took the lock, or tried to: at most 2, with 10 followers as with 100.
 from __future__ import annotations
 
 import itertools
-import re
 import statistics
 from collections import Counter
 from contextlib import AsyncExitStack
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 import trio
+from harness.handover_writes import handover_writes, lease_patches, nominations
 
 import trio_election as te
 from trio_election._kube import KubeClient, KubeConfig
@@ -49,23 +49,6 @@ def user(control_plane: ControlPlane, namespace: str) -> TestUser:
     return control_plane.user("handover", namespace=namespace, verbs={"leases": VERBS})
 
 
-_REQUESTS = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
-
-
-def lease_patches(control_plane: ControlPlane) -> Counter[str]:
-    """PATCH requests on Leases the apiserver has answered so far, by status code (its own
-    writes of Leases are PUTs; ours are merge PATCHes)."""
-    counts: Counter[str] = Counter()
-    for line in control_plane.metrics().splitlines():
-        match = _REQUESTS.match(line)
-        if match is None:
-            continue
-        labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
-        if labels.get("resource") == "leases" and labels.get("verb") == "PATCH":
-            counts[labels.get("code", "")] += round(float(match["value"]))
-    return counts
-
-
 @dataclass
 class Candidate:
     identity: str
@@ -85,16 +68,6 @@ class Candidate:
     def calls(self) -> Counter[tuple[str, str]]:
         assert self.election is not None
         return Counter(self.election.statistics().requests)
-
-
-def updates(calls: Counter[tuple[str, str]], outcome: str | None = None) -> int:
-    return sum(n for (verb, out), n in calls.items() if verb == "update" and outcome in (None, out))
-
-
-def nominations(calls: Counter[tuple[str, str]], outcome: str | None = None) -> int:
-    return sum(
-        n for (verb, out), n in calls.items() if verb == "nominate" and outcome in (None, out)
-    )
 
 
 @dataclass
@@ -119,7 +92,7 @@ async def counted(
     between (read again if one was)."""
     while True:
         calls = {m.identity: m.calls() for m in fleet}
-        patches = await trio.to_thread.run_sync(lease_patches, control_plane)
+        patches = lease_patches(await trio.to_thread.run_sync(control_plane.metrics))
         if calls == {m.identity: m.calls() for m in fleet}:
             return calls, patches
 
@@ -198,16 +171,12 @@ async def handovers(control_plane: ControlPlane, user: TestUser, followers: int)
             old_renews = old.term_ended - calls[old.identity]
             new_renews = now[new.identity] - new.term_began
             named = sum((d for d in delta.values()), Counter[tuple[str, str]]())
-            patches = sum(after.values()) - sum(before.values())
-            writes = patches - updates(old_renews) - 1 - updates(new_renews) - nominations(named)
-            refused = (
-                after["409"]
-                - before["409"]
-                - updates(old_renews, "conflict")
-                - updates(new_renews, "conflict")
-                - nominations(named, "conflict")
+            found = handover_writes(
+                before, after, old_renews=old_renews, new_renews=new_renews, named=named
             )
-            results.append(Handover(writes=writes, refused=refused, seconds=took_at - released_at))
+            results.append(
+                Handover(writes=found.writes, refused=found.refused, seconds=took_at - released_at)
+            )
         nursery.cancel_scope.cancel()
     return results
 
