@@ -201,7 +201,10 @@ async def test_a_shard_group_follows_its_members_on_the_shared_watch(
             await nursery.start(member, name)
 
         def split() -> bool:
-            return all(len(shards[n].owned) == 2 and shards[n].members == frozenset({"a", "b"}) for n in "ab")
+            return all(
+                len(shards[n].owned) == 2 and shards[n].members == frozenset({"a", "b"})
+                for n in "ab"
+            )
 
         await wait_until(split, within=30, every=0.1)
         held = await settled_watches(control_plane) - baseline
