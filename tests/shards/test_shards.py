@@ -27,8 +27,9 @@ SETTLE = LEASE + 2 * RETRY  # membership stable this long: balanced
 
 
 class Group:
-    def __init__(self, shards: int = S) -> None:
+    def __init__(self, shards: int = S, unwind: float = 0.0) -> None:
         self.lock = te.MemoryLockGroup()
+        self.unwind = unwind  # seconds a work takes to unwind once cancelled
         self.shards = shards
         self.history = {i: History() for i in range(shards)}
         self.running: dict[int, str] = {}
@@ -66,6 +67,8 @@ class Group:
                         try:
                             await trio.sleep_forever()
                         finally:
+                            with trio.CancelScope(shield=True):
+                                await trio.sleep(self.unwind)
                             del self.running[shard]
 
                 async with trio.open_nursery() as inner:
@@ -144,6 +147,31 @@ async def test_a_leaving_members_shards_are_taken_once_its_record_is_gone(
         assert group.balanced({"a", "c"}), group.running
         assert len(group.record_at_start) >= 64 // 3
         assert not any(group.record_at_start), group.record_at_start
+        nursery.cancel_scope.cancel()
+    group.check()
+
+
+async def test_a_shard_assigned_back_while_its_work_unwinds_keeps_the_member_in_the_group(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Members come and go faster than a moving shard's work unwinds (a rollout): the
+    shard is assigned away, then back before its work has ended. Its owner stays a member
+    (its record kept) and leads every shard again, instead of taking the shard's end for
+    its own leaving."""
+    group = Group(unwind=0.5)
+    async with trio.open_nursery() as nursery:
+        a = await group.start(nursery, "a")
+        await trio.sleep(1)
+        assert group.balanced({"a"})
+        await group.start(nursery, "b")  # a's work of the shards that move starts unwinding
+        await trio.sleep(0.1)
+        assert a.members == {"a", "b"}
+        assert len(group.running) == S  # still unwinding: the shards not yet handed over
+        group.scopes["b"].cancel()  # b leaves: every shard is assigned to a again
+        await trio.sleep(2 * RETRY)
+        assert "a" in group.lock.members()
+        assert a.members == {"a"}
+        assert group.balanced({"a"}), group.running
         nursery.cancel_scope.cancel()
     group.check()
 

@@ -212,8 +212,9 @@ class Shards:
         while True:
             while not self._mine(shard):
                 await self._changed.wait()
+            moving = [False]
             async with anyio.create_task_group() as tg:
-                tg.start_soon(self._guard, shard, tg.cancel_scope)
+                tg.start_soon(self._guard, shard, tg.cancel_scope, moving)
                 async with election.leading() as leadership:
                     self._set_owned(self._owned | {shard})
                     try:
@@ -228,17 +229,23 @@ class Shards:
                         self._set_owned(self._owned - {shard})
                         # a shard assigned elsewhere is handed over at once; one left by
                         # leaving or by a cancellation from outside as release_on_exit says,
-                        # once the member is out of the group (its record deleted first)
-                        moved = self._membership.joined and self._target[shard] != self._identity
+                        # once the member is out of the group (its record deleted first).
+                        # Moving is what the guard saw: the shard may be assigned back to us
+                        # while its work unwinds, which is no reason to leave.
+                        moved = moving[0] or (
+                            self._membership.joined and self._target[shard] != self._identity
+                        )
                         engine.release_on_exit = self._release_on_exit or moved
                         if self._release_on_exit and not moved and not leadership.lost:
                             await self._membership.leave()
                 tg.cancel_scope.cancel()
 
-    async def _guard(self, shard: int, scope: anyio.CancelScope) -> None:
-        """Cancel `scope` (the campaign or the work of `shard`) once it is not ours."""
+    async def _guard(self, shard: int, scope: anyio.CancelScope, moving: list[bool]) -> None:
+        """Cancel `scope` (the campaign or the work of `shard`) once it is not ours; set
+        ``moving[0]`` when that is because it is assigned elsewhere (not because we leave)."""
         while self._mine(shard):
             await self._changed.wait()
+        moving[0] = self._membership.joined
         scope.cancel()
 
     def _set_owned(self, owned: frozenset[int]) -> None:
