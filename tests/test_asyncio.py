@@ -280,21 +280,24 @@ RUNNERS = ["asyncio.run", "uvloop.run"]
 def run_and_signal(signum: int, runner: str) -> tuple[int, list[str], str]:
     """Run SIGTERM_PROGRAM with `runner`, send `signum` once it leads; its status, stdout
     lines, stderr."""
-    process = subprocess.Popen(
+    # a suite started in the background (`cmd &`) inherits SIGINT ignored, and so would the
+    # program: give it the default disposition a user's terminal gives it
+    with subprocess.Popen(
         [sys.executable, "-c", SIGTERM_PROGRAM.replace("RUN(", f"{runner}(")],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )
-    try:
-        assert process.stdout is not None
-        assert process.stdout.readline().strip() == "leading"
-        process.send_signal(signum)
-        out, err = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    ) as process:
+        try:
+            assert process.stdout is not None
+            assert process.stdout.readline().strip() == "leading"
+            process.send_signal(signum)
+            out, err = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
     return process.returncode, out.splitlines(), err
 
 
